@@ -1,0 +1,113 @@
+// The emulators: one HTTPS origin serving the Entra STS, Microsoft Graph and the control API.
+// `buildEmulator` assembles an instance without listening (tests may inject); `startEmulators` listens.
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { randomUUID } from 'node:crypto'
+import { ensurePki, defaultDataDir } from './pki.ts'
+import { EmulatorClock } from './clock.ts'
+import { KeyStore } from './sts/keys.ts'
+import { CallCounter } from './calls.ts'
+import { FaultInjector, type Fault } from './faults.ts'
+import { Directory, type TenantFixture } from './tenant/model.ts'
+import { demoTenant } from './tenant/demo.ts'
+import type { EmulatorContext, EmulatorSettings } from './context.ts'
+import { controlRoutes } from './control/routes.ts'
+import { stsRoutes } from './sts/routes.ts'
+import { graphRoutes } from './graph/routes.ts'
+
+export interface EmulatorOptions extends EmulatorSettings {
+  /** Tenants to load at start; the first is the primary one. Default: the demo tenant. */
+  tenants?: TenantFixture[]
+  /** Where the CA and server certificate live. Default `.data/emulators`. */
+  dataDir?: string
+  /** Pino log level for the emulators' own log; default silent. */
+  logLevel?: string
+}
+
+export interface Emulator {
+  app: FastifyInstance
+  ctx: EmulatorContext
+  origin: string
+  caPath: string
+  ca: string
+  close: () => Promise<void>
+}
+
+export async function buildEmulator (options: EmulatorOptions = {}): Promise<{ app: FastifyInstance, ctx: EmulatorContext, caPath: string, ca: string }> {
+  const pki = await ensurePki(options.dataDir ?? defaultDataDir)
+  const clock = new EmulatorClock()
+  const tenants = new Map<string, Directory>()
+  for (const fixture of options.tenants ?? [demoTenant()]) {
+    const d = new Directory(fixture, () => clock.now())
+    tenants.set(d.tenantId, d)
+  }
+  const ctx: EmulatorContext = {
+    origin: 'https://127.0.0.1:8443',
+    clock,
+    keys: await KeyStore.create(),
+    tenants,
+    primaryTenantId: [...tenants.keys()][0] ?? '',
+    calls: new CallCounter(),
+    faults: new FaultInjector(),
+    settings: { tokenLifetimeSeconds: options.tokenLifetimeSeconds },
+    rewriters: [],
+    errorShapes: []
+  }
+
+  const app = Fastify({
+    https: { key: pki.key, cert: pki.cert },
+    logger: { level: options.logLevel ?? 'silent' },
+    bodyLimit: 1024 * 1024,
+    rewriteUrl: (req) => ctx.rewriters.reduce((url, rewrite) => rewrite(url), req.url ?? '/'),
+    genReqId: () => randomUUID()
+  })
+
+  // Faults and call counts apply to the emulated services, never to the control API.
+  app.addHook('onRequest', async (request, reply) => {
+    const path = request.url.split('?')[0] ?? '/'
+    if (path.startsWith('/_emulator')) return
+    ctx.calls.count(`${request.method} ${request.routeOptions.url ?? path}`)
+    const fault = ctx.faults.match(request.method, path)
+    if (fault !== undefined) await applyFault(ctx, fault, request, reply, path)
+  })
+
+  await app.register(controlRoutes, { ctx })
+  await app.register(stsRoutes, { ctx })
+  await app.register(graphRoutes, { ctx })
+  return { app, ctx, caPath: pki.caPath, ca: pki.ca }
+}
+
+async function applyFault (ctx: EmulatorContext, fault: Fault, request: FastifyRequest, reply: FastifyReply, path: string): Promise<void> {
+  if (fault.latencyMs !== undefined) await sleep(fault.latencyMs)
+  // Requests that came through $batch (inject) have no socket to drop: they get a 504 instead.
+  const socket = request.raw.socket as typeof request.raw.socket | null
+  if ((fault.reset === true || fault.timeout === true) && socket?.remoteAddress !== undefined && request.headers['x-emulator-batch'] === undefined) {
+    reply.hijack()
+    if (fault.reset === true) {
+      socket.destroy()
+    } else {
+      const timer = setTimeout(() => socket.destroy(), fault.hangMs ?? 60_000)
+      socket.once('close', () => clearTimeout(timer))
+    }
+    return
+  }
+  const status = fault.status ?? (fault.reset === true || fault.timeout === true ? 504 : undefined)
+  if (status === undefined) return
+  const shape = ctx.errorShapes.find(s => s.prefix.test(path))
+  const message = status === 429 ? 'Please retry again later.' : `Injected fault: HTTP ${status}.`
+  const code = status === 429 ? 'TooManyRequests' : status === 503 ? 'serviceNotAvailable' : 'generalException'
+  const { headers, body } = shape?.shape(status, code, message, request.id) ?? { body: { error: { code, message } } }
+  if (fault.retryAfter !== undefined) reply.header('retry-after', String(fault.retryAfter))
+  await reply.code(status).headers(headers ?? {}).send(body)
+}
+
+/** Starts the emulators on `https://host:port` (port 0 picks a free one). */
+export async function startEmulators (options: EmulatorOptions & { port?: number, host?: string } = {}): Promise<Emulator> {
+  const { app, ctx, caPath, ca } = await buildEmulator(options)
+  const host = options.host ?? '127.0.0.1'
+  await app.listen({ port: options.port ?? 8443, host })
+  const address = app.server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : options.port
+  ctx.origin = `https://${host.includes(':') ? `[${host}]` : host}:${String(port)}`
+  return { app, ctx, origin: ctx.origin, caPath, ca, close: async () => await app.close() }
+}

@@ -1,0 +1,58 @@
+// Every error a caller sees is application/problem+json (RFC 9457) with a stable `code`. Errors are
+// declared once here, @fastify/error style; 4xx details say what to fix, 5xx never leak internals.
+import createError from '@fastify/error'
+import type { FastifyError, FastifyInstance } from 'fastify'
+
+export const NotReady = createError('NOT_READY', 'The service is not ready: %s', 503)
+export const NotFound = createError('NOT_FOUND', 'No route %s %s: see /docs for the API.', 404)
+
+export interface Problem {
+  type: string
+  title: string
+  status: number
+  code: string
+  detail: string
+  instance: string
+}
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict',
+  413: 'Payload Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests', 500: 'Internal Server Error',
+  502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout'
+}
+
+export function problemOf (err: FastifyError, instance: string): Problem {
+  const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
+  let code = err.code ?? 'INTERNAL'
+  let detail = err.message
+  if (err.validation !== undefined) {
+    code = 'INVALID_REQUEST'
+    detail = `Invalid request: ${err.message}.`
+  } else if (code.startsWith('FST_')) {
+    // fastify's own 4xx (bad JSON, body too large, wrong media type): keep the message, give a stable code
+    code = status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'INVALID_REQUEST'
+  }
+  if (status >= 500 && !isOurs(err)) {
+    code = 'INTERNAL'
+    detail = 'An unexpected error occurred. It has been logged; retry later or contact the operator.'
+  }
+  return { type: `urn:jit-identity-resolver:problem:${code}`, title: TITLES[status] ?? 'Error', status, code, detail, instance }
+}
+
+/** Errors created here carry a code without the FST_ prefix; those are safe to show even as 5xx. */
+function isOurs (err: FastifyError): boolean {
+  return typeof err.code === 'string' && !err.code.startsWith('FST_') && err.code !== 'INTERNAL' && err.statusCode !== undefined
+}
+
+export function registerProblemHandlers (app: FastifyInstance): void {
+  app.setErrorHandler(async (err: FastifyError, request, reply) => {
+    const problem = problemOf(err, request.url)
+    if (problem.status >= 500) request.log.error({ err }, 'request failed')
+    if (typeof (err as { headers?: unknown }).headers === 'object') void reply.headers((err as unknown as { headers: Record<string, string> }).headers)
+    return await reply.code(problem.status).type('application/problem+json').send(problem)
+  })
+  app.setNotFoundHandler(async (request, reply) => {
+    const problem = problemOf(new NotFound(request.method, request.url.split('?')[0]), request.url)
+    return await reply.code(404).type('application/problem+json').send(problem)
+  })
+}
