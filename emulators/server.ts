@@ -59,7 +59,11 @@ export async function buildEmulator (options: EmulatorOptions = {}): Promise<{ a
     logger: { level: options.logLevel ?? 'silent' },
     bodyLimit: 1024 * 1024,
     rewriteUrl: (req) => ctx.rewriters.reduce((url, rewrite) => rewrite(url), req.url ?? '/'),
-    genReqId: () => randomUUID()
+    genReqId: () => randomUUID(),
+    // Hung connections (the `timeout` fault) must not hold up close().
+    forceCloseConnections: true,
+    // The control API rejects unknown fields (a typo must not pass silently) instead of dropping them.
+    ajv: { customOptions: { removeAdditional: false } }
   })
 
   // Faults and call counts apply to the emulated services, never to the control API.

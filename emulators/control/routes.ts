@@ -7,7 +7,7 @@ import type { EmulatorContext } from '../context.ts'
 import { Directory, DirectoryError, type TenantFixture } from '../tenant/model.ts'
 import { generateTenant, type GeneratorKnobs } from '../tenant/generator.ts'
 import { loopbackOnly } from './loopback.ts'
-import { TenantFixtureSchema, GeneratorKnobsSchema, FaultSpecSchema, UserPatchSchema, UserSchema, GroupSchema, ServicePrincipalSchema } from './schemas.ts'
+import { asTenantFixture, TenantFixtureSchema, GeneratorKnobsSchema, FaultSpecSchema, UserPatchSchema, UserSchema, GroupSchema, ServicePrincipalSchema } from './schemas.ts'
 
 const TenantQuery = Type.Object({ tenantId: Type.Optional(Type.String()) })
 const IdParams = Type.Object({ id: Type.String() })
@@ -50,7 +50,7 @@ export async function controlRoutes (parent: FastifyInstance, { ctx }: { ctx: Em
     r.put('/_emulator/tenant', {
       bodyLimit: 1024 * 1024 * 1024,
       schema: { body: TenantFixtureSchema, querystring: Type.Object({ primary: Type.Optional(Type.Boolean()) }) }
-    }, async (request) => summary(load(request.body, request.query.primary)))
+    }, async (request) => summary(load(asTenantFixture(request.body), request.query.primary)))
     r.post('/_emulator/tenant/generate', {
       schema: { body: GeneratorKnobsSchema, querystring: Type.Object({ primary: Type.Optional(Type.Boolean()) }) }
     }, async (request) => {

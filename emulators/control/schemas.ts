@@ -60,9 +60,8 @@ export const TenantFixtureSchema = Type.Object({
   applications: Type.Array(ApplicationSchema)
 })
 
-// The schema and the model's fixture type must describe the same thing.
-const _fixtureMatches = (f: Static<typeof TenantFixtureSchema>): TenantFixture => f
-void _fixtureMatches
+// The schema and the model's fixture type must describe the same thing (a compile-time check).
+export const asTenantFixture = (f: Static<typeof TenantFixtureSchema>): TenantFixture => f
 
 const Count = (max: number) => Type.Optional(Type.Integer({ minimum: 0, maximum: max }))
 export const GeneratorKnobsSchema = Type.Object({

@@ -1,6 +1,7 @@
 // The emulated Entra directory: users, service principals, groups with nested membership, applications.
 // One Directory is one tenant. It keeps a change log so Graph delta queries can replay mutations, and
 // computes transitive closures on demand (cycle-safe: Entra allows nesting, and cycles must terminate).
+import { createHash } from 'node:crypto'
 
 export type UserType = 'Member' | 'Guest'
 export type GroupMembershipClaims = 'None' | 'SecurityGroup' | 'All'
@@ -101,8 +102,6 @@ export class DirectoryError extends Error {
   }
 }
 
-import { createHash } from 'node:crypto'
-
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 export const isGuid = (s: string): boolean => GUID.test(s)
 
@@ -110,6 +109,14 @@ export const isGuid = (s: string): boolean => GUID.test(s)
 export function derivedGuid (name: string): string {
   const h = createHash('sha1').update(name).digest('hex')
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`
+}
+
+/** Copies only the named, defined properties: ids and other keys never change through a patch. */
+function assignKnown<T extends object> (target: T, patch: object, keys: Array<keyof T & string>): void {
+  for (const k of keys) {
+    const v = (patch as Record<string, unknown>)[k]
+    if (v !== undefined) (target as Record<string, unknown>)[k] = v
+  }
 }
 
 export class Directory {
@@ -140,7 +147,9 @@ export class Directory {
     for (const sp of fixture.servicePrincipals) this.putServicePrincipal(sp)
     for (const a of fixture.applications) {
       const appId = a.appId.toLowerCase()
-      this.applications.set(appId, { ...a, appId })
+      if (!isGuid(appId)) throw new DirectoryError('invalid', `appId '${a.appId}' is not a GUID`)
+      if (this.applications.has(appId)) throw new DirectoryError('conflict', `appId '${a.appId}' is used by two applications`)
+      this.applications.set(appId, structuredClone({ ...a, appId }))
       // Every application has a service principal in its home tenant; make one when the fixture lists none.
       if (!this.spsByAppId.has(appId)) this.putServicePrincipal({ id: derivedGuid(`sp:${appId}`), appId, displayName: a.displayName ?? appId })
     }
@@ -198,7 +207,10 @@ export class Directory {
     return [...(this.parents.get(id.toLowerCase()) ?? [])]
   }
 
-  /** Every group `id` belongs to, directly or through nesting, in breadth-first order, each once. */
+  /**
+   * Every group `id` belongs to, directly or through nesting, in breadth-first order, each once. In a cycle a
+   * group is not listed among its own parents (Graph never returns the object itself).
+   */
   transitiveParents (id: string): string[] {
     return this.walk(id.toLowerCase(), this.parents)
   }
@@ -260,7 +272,7 @@ export class Directory {
       this.usersByUpn.delete(user.userPrincipalName.toLowerCase())
       this.usersByUpn.set(patch.userPrincipalName.toLowerCase(), user)
     }
-    Object.assign(user, Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)))
+    assignKnown(user, patch, ['userPrincipalName', 'displayName', 'mail', 'accountEnabled', 'userType', 'givenName', 'surname', 'jobTitle', 'department', 'password'])
     this.record({ kind: 'user', id: user.id, op: 'updated' })
     return user
   }
@@ -268,7 +280,7 @@ export class Directory {
   updateServicePrincipal (id: string, patch: Partial<Omit<ServicePrincipalFixture, 'id' | 'appId'>>): ServicePrincipal {
     const sp = this.servicePrincipals.get(id.toLowerCase())
     if (sp === undefined) throw new DirectoryError('not-found', `service principal '${id}' does not exist`)
-    Object.assign(sp, Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)))
+    assignKnown(sp, patch, ['displayName', 'accountEnabled', 'servicePrincipalType'])
     this.record({ kind: 'servicePrincipal', id: sp.id, op: 'updated' })
     return sp
   }
@@ -280,6 +292,8 @@ export class Directory {
   }
 
   addGroup (g: Omit<GroupFixture, 'members'> & { members?: string[] }): Group {
+    const unknown = (g.members ?? []).find(m => this.kindOf(m) === undefined)
+    if (unknown !== undefined) throw new DirectoryError('not-found', `object '${unknown}' does not exist`)
     const group = this.putGroup({ ...g, members: [] })
     this.record({ kind: 'group', id: group.id, op: 'updated' })
     for (const m of g.members ?? []) this.addMember(group.id, m)
@@ -323,9 +337,9 @@ export class Directory {
     return this.seq
   }
 
-  /** Changes after `seq`, or undefined when the log no longer reaches back that far. */
+  /** Changes after `seq`, or undefined when the log no longer reaches back that far (or `seq` is from another log). */
   changesSince (seq: number): Change[] | undefined {
-    if (seq + 1 < this.logStart) return undefined
+    if (seq > this.seq || seq + 1 < this.logStart) return undefined
     return this.log.slice(seq + 1 - this.logStart)
   }
 

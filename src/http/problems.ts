@@ -1,5 +1,6 @@
 // Every error a caller sees is application/problem+json (RFC 9457) with a stable `code`. Errors are
 // declared once here, @fastify/error style; 4xx details say what to fix, 5xx never leak internals.
+import { STATUS_CODES } from 'node:http'
 import createError from '@fastify/error'
 import type { FastifyError, FastifyInstance } from 'fastify'
 
@@ -13,12 +14,6 @@ export interface Problem {
   code: string
   detail: string
   instance: string
-}
-
-const TITLES: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict',
-  413: 'Payload Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests', 500: 'Internal Server Error',
-  502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout'
 }
 
 export function problemOf (err: FastifyError, instance: string): Problem {
@@ -36,7 +31,7 @@ export function problemOf (err: FastifyError, instance: string): Problem {
     code = 'INTERNAL'
     detail = 'An unexpected error occurred. It has been logged; retry later or contact the operator.'
   }
-  return { type: `urn:jit-identity-resolver:problem:${code}`, title: TITLES[status] ?? 'Error', status, code, detail, instance }
+  return { type: `urn:jit-identity-resolver:problem:${code}`, title: STATUS_CODES[status] ?? 'Error', status, code, detail, instance }
 }
 
 /** Errors created here carry a code without the FST_ prefix; those are safe to show even as 5xx. */
@@ -48,7 +43,8 @@ export function registerProblemHandlers (app: FastifyInstance): void {
   app.setErrorHandler(async (err: FastifyError, request, reply) => {
     const problem = problemOf(err, request.url)
     if (problem.status >= 500) request.log.error({ err }, 'request failed')
-    if (typeof (err as { headers?: unknown }).headers === 'object') void reply.headers((err as unknown as { headers: Record<string, string> }).headers)
+    const headers = (err as { headers?: Record<string, string> }).headers
+    if (headers !== undefined) reply.headers(headers)
     return await reply.code(problem.status).type('application/problem+json').send(problem)
   })
   app.setNotFoundHandler(async (request, reply) => {

@@ -1,0 +1,58 @@
+// `npm run emulators`: the emulated Entra STS and Microsoft Graph alone, with what a person needs to use
+// them from a shell: the origin, the CA to trust, the tenant, a client id/secret and a curl line.
+import { readFile } from 'node:fs/promises'
+import { startEmulators } from './server.ts'
+import { primaryTenant } from './context.ts'
+import type { TenantFixture } from './tenant/model.ts'
+
+const env = process.env
+const tenants = env.EMULATORS_TENANT_FILE !== undefined
+  ? [JSON.parse(await readFile(env.EMULATORS_TENANT_FILE, 'utf8')) as TenantFixture]
+  : undefined
+const emulators = await startEmulators({
+  port: Number(env.EMULATORS_PORT ?? 8443),
+  host: env.EMULATORS_HOST ?? '127.0.0.1',
+  dataDir: env.EMULATORS_DATA_DIR,
+  logLevel: env.EMULATORS_LOG_LEVEL,
+  tenants
+})
+
+const tenant = primaryTenant(emulators.ctx)
+const app = [...tenant.applications.values()].find(a => a.secret !== undefined && a.roles.includes('User.Read.All'))
+const user = [...tenant.users.values()].find(u => u.password !== undefined && u.accountEnabled)
+const o = emulators.origin
+const lines = [
+  `Emulated Entra ID + Microsoft Graph listening on ${o}`,
+  `  CA certificate : ${emulators.caPath}   (export NODE_EXTRA_CA_CERTS=${emulators.caPath}, or curl --cacert)`,
+  `  Tenant         : ${tenant.tenantId} (${tenant.domain}), ${tenant.users.size} users, ${tenant.groups.size} groups`,
+  `  Discovery      : ${o}/${tenant.tenantId}/v2.0/.well-known/openid-configuration`,
+  `  Graph          : ${o}/v1.0`,
+  `  Control API    : ${o}/_emulator (loopback only; see docs/emulators.md)`
+]
+if (app !== undefined) {
+  lines.push(
+    `  Client id      : ${app.appId}`,
+    `  Client secret  : ${app.secret ?? ''}`,
+    '',
+    'App token for Microsoft Graph:',
+    `  curl --cacert ${emulators.caPath} -d grant_type=client_credentials -d client_id=${app.appId} \\`,
+    `    --data-urlencode client_secret='${app.secret ?? ''}' -d scope=https://graph.microsoft.com/.default \\`,
+    `    ${o}/${tenant.tenantId}/oauth2/v2.0/token`
+  )
+}
+if (app !== undefined && user !== undefined) {
+  lines.push(
+    '',
+    `User token (password grant) for ${user.userPrincipalName}:`,
+    `  curl --cacert ${emulators.caPath} -d grant_type=password -d client_id=${app.appId} --data-urlencode client_secret='${app.secret ?? ''}' \\`,
+    `    --data-urlencode username='${user.userPrincipalName}' --data-urlencode password='${user.password ?? ''}' -d scope=api://${app.appId}/.default \\`,
+    `    ${o}/${tenant.tenantId}/oauth2/v2.0/token`
+  )
+}
+console.log(lines.join('\n'))
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    emulators.close().then(() => process.exit(0), () => process.exit(1))
+  })
+}
