@@ -1,0 +1,61 @@
+// The process entry as an operator runs it: local mode start-up, health, graceful shutdown, bad config.
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+
+const serverPath = new URL('../../src/server.ts', import.meta.url).pathname
+
+function start (env: Record<string, string>): { child: ReturnType<typeof spawn>, output: () => string } {
+  const child = spawn(process.execPath, ['--import', 'tsx', serverPath], {
+    env: { PATH: process.env.PATH ?? '', NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr?.on('data', (d: Buffer) => { out += d.toString() })
+  return { child, output: () => out }
+}
+
+async function waitFor (pattern: RegExp, output: () => string, ms = 20_000): Promise<RegExpMatchArray> {
+  const until = Date.now() + ms
+  while (Date.now() < until) {
+    const m = pattern.exec(output())
+    if (m !== null) return m
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  throw new Error(`timed out waiting for ${String(pattern)}; output so far:\n${output()}`)
+}
+
+t.test('local mode: starts the emulators, says so loudly, serves health, shuts down gracefully', async t => {
+  const { child, output } = start({ PORT: '0', EMULATORS_PORT: '0', LOG_LEVEL: 'info' })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const [, url] = await waitFor(/Server listening at (http:\/\/127\.0\.0\.1:\d+)/, output)
+  t.match(output(), /LOCAL MODE/)
+  t.match(output(), /Demo tenant: 8f2c5a1e-4b7d-4e3a-9c61-2d5e8f0a7b13/)
+  const emulatorOrigin = /Emulated Entra ID and Microsoft Graph: (https:\/\/\S+)/.exec(output())?.[1] ?? ''
+  t.equal((await fetch(`${emulatorOrigin}/common/discovery/keys`)).status, 200, 'the emulators answer over HTTPS')
+
+  const health = await fetch(`${url ?? ''}/healthz`)
+  t.equal(health.status, 200)
+  t.notMatch(output(), /Bearer|client_secret/, 'nothing secret is logged')
+
+  child.kill('SIGTERM')
+  const [code] = await once(child, 'exit') as [number | null]
+  t.equal(code, 0, 'exits cleanly on SIGTERM')
+})
+
+t.test('a bad configuration stops start-up and names every variable', async t => {
+  const { child, output } = start({ PORT: 'eighty', LOG_LEVEL: 'loud' })
+  const [code] = await once(child, 'exit') as [number | null]
+  t.equal(code, 1)
+  t.match(output(), /PORT: .*'eighty'/)
+  t.match(output(), /LOG_LEVEL: /)
+})
+
+t.test('production without the Entra configuration refuses to run local mode', async t => {
+  const { child, output } = start({ NODE_ENV: 'production' })
+  const [code] = await once(child, 'exit') as [number | null]
+  t.equal(code, 1)
+  t.match(output(), /ENTRA_TENANT_ID: required when NODE_ENV=production/)
+  t.notMatch(output(), /LOCAL MODE/)
+})
