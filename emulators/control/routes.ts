@@ -7,7 +7,8 @@ import type { EmulatorContext } from '../context.ts'
 import { Directory, DirectoryError, type TenantFixture } from '../tenant/model.ts'
 import { generateTenant, type GeneratorKnobs } from '../tenant/generator.ts'
 import { loopbackOnly } from './loopback.ts'
-import { asTenantFixture, TenantFixtureSchema, GeneratorKnobsSchema, FaultSpecSchema, UserPatchSchema, UserSchema, GroupSchema, ServicePrincipalSchema } from './schemas.ts'
+import { GeneratorKnobsSchema, FaultSpecSchema, UserPatchSchema, GroupCreateSchema } from './schemas.ts'
+import { TenantFixtureSchema, UserFixtureSchema, ServicePrincipalFixtureSchema } from '../tenant/fixture.ts'
 
 const TenantQuery = Type.Object({ tenantId: Type.Optional(Type.String()) })
 const IdParams = Type.Object({ id: Type.String() })
@@ -50,7 +51,7 @@ export async function controlRoutes (parent: FastifyInstance, { ctx }: { ctx: Em
     r.put('/_emulator/tenant', {
       bodyLimit: 1024 * 1024 * 1024,
       schema: { body: TenantFixtureSchema, querystring: Type.Object({ primary: Type.Optional(Type.Boolean()) }) }
-    }, async (request) => summary(load(asTenantFixture(request.body), request.query.primary)))
+    }, async (request) => summary(load(request.body, request.query.primary)))
     r.post('/_emulator/tenant/generate', {
       schema: { body: GeneratorKnobsSchema, querystring: Type.Object({ primary: Type.Optional(Type.Boolean()) }) }
     }, async (request) => {
@@ -80,11 +81,11 @@ export async function controlRoutes (parent: FastifyInstance, { ctx }: { ctx: Em
       const ids = memberIdsOf(request.body)
       return { groupId: request.body.groupId, removed: ids.filter(m => d.removeMember(request.body.groupId, m)).length }
     })
-    r.post('/_emulator/tenant/users', { schema: { body: UserSchema, querystring: TenantQuery } },
+    r.post('/_emulator/tenant/users', { schema: { body: UserFixtureSchema, querystring: TenantQuery } },
       async (request, reply) => await created(reply, tenantOf(request.query).addUser(request.body)))
-    r.post('/_emulator/tenant/groups', { schema: { body: GroupSchema, querystring: TenantQuery } },
+    r.post('/_emulator/tenant/groups', { schema: { body: GroupCreateSchema, querystring: TenantQuery } },
       async (request, reply) => await created(reply, tenantOf(request.query).addGroup(request.body)))
-    r.post('/_emulator/tenant/servicePrincipals', { schema: { body: ServicePrincipalSchema, querystring: TenantQuery } },
+    r.post('/_emulator/tenant/servicePrincipals', { schema: { body: ServicePrincipalFixtureSchema, querystring: TenantQuery } },
       async (request, reply) => await created(reply, tenantOf(request.query).addServicePrincipal(request.body)))
     r.patch('/_emulator/tenant/users/:id', { schema: { params: IdParams, body: UserPatchSchema, querystring: TenantQuery } },
       async (request) => withoutPassword(tenantOf(request.query).updateUser(request.params.id, request.body)))

@@ -3,70 +3,9 @@
 // computes transitive closures on demand (cycle-safe: Entra allows nesting, and cycles must terminate).
 import { createHash } from 'node:crypto'
 
-export type UserType = 'Member' | 'Guest'
-export type GroupMembershipClaims = 'None' | 'SecurityGroup' | 'All'
+import type { ApplicationFixture, GroupFixture, ServicePrincipalFixture, TenantFixture, UserFixture } from './fixture.ts'
 
-export interface UserFixture {
-  id: string
-  userPrincipalName: string
-  displayName: string
-  mail?: string | null
-  accountEnabled?: boolean
-  userType?: UserType
-  givenName?: string | null
-  surname?: string | null
-  jobTitle?: string | null
-  department?: string | null
-  /** Only for the password grant of demo users. */
-  password?: string
-}
-
-export interface ServicePrincipalFixture {
-  id: string
-  appId: string
-  displayName: string
-  accountEnabled?: boolean
-  servicePrincipalType?: 'Application' | 'ManagedIdentity'
-}
-
-export interface GroupFixture {
-  id: string
-  displayName: string
-  description?: string | null
-  securityEnabled?: boolean
-  mailEnabled?: boolean
-  /** Object ids of users, service principals and groups. */
-  members: string[]
-}
-
-export interface ApplicationFixture {
-  appId: string
-  displayName?: string
-  /** Client secret for client_credentials (and the password grant). */
-  secret?: string
-  /** Application permissions granted to the app; they appear in its app-only tokens' `roles`. */
-  roles: string[]
-  /** PEM certificates accepted for private_key_jwt client assertions. */
-  certificates?: string[]
-  /** As a resource (API): the token version it accepts (Entra's accessTokenAcceptedVersion; null/1 → v1). */
-  accessTokenAcceptedVersion?: 1 | 2
-  /** As a resource: App ID URIs that name it in a scope, e.g. `api://<appId>`. */
-  identifierUris?: string[]
-  /** As a resource: which groups go into the `groups` claim of tokens issued for it. Default SecurityGroup. */
-  groupMembershipClaims?: GroupMembershipClaims
-  /** As a resource: optional access-token claims, e.g. `idtyp`. */
-  optionalClaims?: string[]
-}
-
-export interface TenantFixture {
-  tenantId: string
-  domain: string
-  displayName?: string
-  users: UserFixture[]
-  servicePrincipals: ServicePrincipalFixture[]
-  groups: GroupFixture[]
-  applications: ApplicationFixture[]
-}
+export type { ApplicationFixture, GroupFixture, GroupMembershipClaims, ServicePrincipalFixture, TenantFixture, UserFixture, UserType } from './fixture.ts'
 
 export interface User extends Required<Omit<UserFixture, 'password' | 'mail' | 'givenName' | 'surname' | 'jobTitle' | 'department'>> {
   mail: string | null
