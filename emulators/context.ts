@@ -1,6 +1,7 @@
 // What every part of the emulators shares: the clock, the signing keys, the loaded tenants, the call
 // counters and the fault injector. Built once per emulator instance; routes read it at request time, so
 // loading a new tenant through the control API takes effect on the next request.
+import type { IncomingHttpHeaders } from 'node:http'
 import type { EmulatorClock } from './clock.ts'
 import type { KeyStore } from './sts/keys.ts'
 import type { Directory } from './tenant/model.ts'
@@ -10,7 +11,7 @@ import type { FaultInjector } from './faults.ts'
 /** How one area (Graph, STS, Databricks) shapes an error it did not produce itself (faults, 404s). */
 export interface ErrorShape {
   prefix: RegExp
-  shape: (status: number, code: string, message: string, requestId: string) => { headers?: Record<string, string>, body: unknown }
+  shape: (status: number, code: string, message: string, requestId: string, requestHeaders: IncomingHttpHeaders) => { headers?: Record<string, string>, body: unknown }
 }
 
 export interface EmulatorSettings {

@@ -14,6 +14,7 @@ import type { EmulatorContext, EmulatorSettings } from './context.ts'
 import { controlRoutes } from './control/routes.ts'
 import { stsRoutes } from './sts/routes.ts'
 import { graphRoutes } from './graph/routes.ts'
+import { databricksRoutes } from './databricks/routes.ts'
 
 export interface EmulatorOptions extends EmulatorSettings {
   /** Tenants to load at start; the first is the primary one. Default: the demo tenant. */
@@ -62,6 +63,17 @@ export async function buildEmulator (options: EmulatorOptions = {}): Promise<{ a
     genReqId: () => randomUUID(),
     // Hung connections (the `timeout` fault) must not hold up close().
     forceCloseConnections: true,
+    // Guest UPNs (`…#EXT#@…`) in a path segment can be long.
+    routerOptions: { maxParamLength: 1024 },
+    // Errors fastify raises before routing (bad percent-encoding, …) still get the area's error shape.
+    frameworkErrors: (err, request, res) => {
+      const reply = res as unknown as FastifyReply
+      const path = (request.url ?? '/').split('?')[0] ?? '/'
+      const status = err.statusCode ?? 400
+      const shape = ctx.errorShapes.find(s => s.prefix.test(path))
+      const { headers, body } = shape?.shape(status, 'BadRequest', err.message, request.id, request.headers) ?? { body: { error: { code: 'BadRequest', message: err.message } } }
+      reply.code(status).headers(headers ?? {}).send(body)
+    },
     // The control API rejects unknown fields (a typo must not pass silently) instead of dropping them.
     ajv: { customOptions: { removeAdditional: false } }
   })
@@ -78,6 +90,7 @@ export async function buildEmulator (options: EmulatorOptions = {}): Promise<{ a
   await app.register(controlRoutes, { ctx })
   await app.register(stsRoutes, { ctx })
   await app.register(graphRoutes, { ctx })
+  await app.register(databricksRoutes, { ctx })
   return { app, ctx, caPath: pki.caPath, ca: pki.ca }
 }
 
@@ -100,7 +113,7 @@ async function applyFault (ctx: EmulatorContext, fault: Fault, request: FastifyR
   const shape = ctx.errorShapes.find(s => s.prefix.test(path))
   const message = status === 429 ? 'Please retry again later.' : `Injected fault: HTTP ${status}.`
   const code = status === 429 ? 'TooManyRequests' : status === 503 ? 'serviceNotAvailable' : 'generalException'
-  const { headers, body } = shape?.shape(status, code, message, request.id) ?? { body: { error: { code, message } } }
+  const { headers, body } = shape?.shape(status, code, message, request.id, request.headers) ?? { body: { error: { code, message } } }
   if (fault.retryAfter !== undefined) reply.header('retry-after', String(fault.retryAfter))
   await reply.code(status).headers(headers ?? {}).send(body)
 }

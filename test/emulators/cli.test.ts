@@ -3,15 +3,16 @@ import t from 'tap'
 import { spawn, execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { decodeJwt } from 'jose'
+import { childEnv } from '../helpers/child-env.ts'
 
 const cliPath = new URL('../../emulators/cli.ts', import.meta.url).pathname
 
 t.test('prints the origin, CA, tenant and curl lines that get real tokens', async t => {
   const child = spawn(process.execPath, ['--import', 'tsx', cliPath], {
-    env: { ...process.env, EMULATORS_PORT: '0' },
+    env: childEnv({ EMULATORS_PORT: '0' }),
     stdio: ['ignore', 'pipe', 'pipe']
   })
-  t.teardown(() => { child.kill('SIGKILL') })
+  t.teardown(() => { child.kill('SIGTERM') })
   let out = ''
   child.stdout.on('data', (d: Buffer) => { out += d.toString() })
   child.stderr.on('data', (d: Buffer) => { out += d.toString() })

@@ -2,12 +2,13 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { childEnv } from '../helpers/child-env.ts'
 
 const serverPath = new URL('../../src/server.ts', import.meta.url).pathname
 
 function start (env: Record<string, string>): { child: ReturnType<typeof spawn>, output: () => string } {
   const child = spawn(process.execPath, ['--import', 'tsx', serverPath], {
-    env: { PATH: process.env.PATH ?? '', NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS ?? '', ...env },
+    env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let out = ''

@@ -11,7 +11,7 @@ import { SignJWT, decodeJwt } from 'jose'
 import { startTestEmulator } from '../../helpers/emulator.ts'
 import { selfSigned, thumbprints, type CertifiedKey } from '../../../emulators/x509.ts'
 import type { TenantFixture } from '../../../emulators/tenant/model.ts'
-import { assertAadsts, postToken, stsTenant, T, X, type TokenResponse } from './helpers.ts'
+import { assertAadsts, postToken, stsTenant, T, X, type TokenResponse } from '../../helpers/sts.ts'
 
 const TOKEN_ROUTE = 'POST /:tenant/oauth2/v2.0/token'
 

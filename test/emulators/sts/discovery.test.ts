@@ -5,7 +5,7 @@ import t from 'tap'
 import { createHash } from 'node:crypto'
 import { startTestEmulator } from '../../helpers/emulator.ts'
 import { smallTenant } from '../../helpers/tenant.ts'
-import { accessToken, header, stsTenant, T, validate } from './helpers.ts'
+import { accessToken, header, stsTenant, T, validate } from '../../helpers/sts.ts'
 
 const V2_FIELDS = [
   'token_endpoint', 'token_endpoint_auth_methods_supported', 'jwks_uri', 'response_modes_supported', 'subject_types_supported',

@@ -7,7 +7,7 @@ import t from 'tap'
 import { createRemoteJWKSet, decodeJwt, jwtVerify, UnsecuredJWT, type JWTPayload } from 'jose'
 import { startTestEmulator } from '../../helpers/emulator.ts'
 import { verifyBearer } from '../../../emulators/sts/verify.ts'
-import { accessToken, assertAadsts, header, otherTenant, postToken, stsTenant, T, validate, X } from './helpers.ts'
+import { accessToken, assertAadsts, header, otherTenant, postToken, stsTenant, T, validate, X } from '../../helpers/sts.ts'
 
 interface Minted { access_token: string, claims: JWTPayload & Record<string, unknown> }
 

@@ -3,8 +3,8 @@
 // asks of a resource (discovery by `ver`, issuer template substitution, GUID `tid`, remote JWKS).
 import type { Test } from 'tap'
 import { createRemoteJWKSet, decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyResult } from 'jose'
-import { smallTenant, T } from '../../helpers/tenant.ts'
-import type { TenantFixture } from '../../../emulators/tenant/model.ts'
+import { smallTenant, T } from './tenant.ts'
+import type { TenantFixture } from '../../emulators/tenant/model.ts'
 
 export { T }
 
