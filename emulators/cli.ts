@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises'
 import { startEmulators } from './server.ts'
 import { primaryTenant } from './context.ts'
 import type { TenantFixture } from './tenant/model.ts'
+import { DATABRICKS_ADMIN_PAT, DEFAULT_ACCOUNT_ID, DEFAULT_WORKSPACE_ID } from './databricks/account.ts'
 
 const env = process.env
 const tenants = env.EMULATORS_TENANT_FILE !== undefined
@@ -22,11 +23,13 @@ const app = [...tenant.applications.values()].find(a => a.secret !== undefined &
 const user = [...tenant.users.values()].find(u => u.password !== undefined && u.accountEnabled)
 const o = emulators.origin
 const lines = [
-  `Emulated Entra ID + Microsoft Graph listening on ${o}`,
+  `Emulated Entra ID, Microsoft Graph and Databricks listening on ${o}`,
   `  CA certificate : ${emulators.caPath}   (export NODE_EXTRA_CA_CERTS=${emulators.caPath}, or curl --cacert)`,
   `  Tenant         : ${tenant.tenantId} (${tenant.domain}), ${tenant.users.size} users, ${tenant.groups.size} groups`,
   `  Discovery      : ${o}/${tenant.tenantId}/v2.0/.well-known/openid-configuration`,
   `  Graph          : ${o}/v1.0`,
+  `  Databricks     : account ${DEFAULT_ACCOUNT_ID}, workspace ${DEFAULT_WORKSPACE_ID}, account-admin token ${DATABRICKS_ADMIN_PAT}`,
+  `                   ${o}/api/2.0/accounts/${DEFAULT_ACCOUNT_ID}/scim/v2/Users (see docs/databricks-emulator.md)`,
   `  Control API    : ${o}/_emulator (loopback only; see docs/emulators.md)`
 ]
 if (app !== undefined) {

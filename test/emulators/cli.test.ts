@@ -22,6 +22,10 @@ t.test('prints the origin, CA, tenant and curl lines that get real tokens', asyn
   t.match(out, /listening on https:\/\/127\.0\.0\.1:\d+/)
   t.match(out, /CA certificate : \S+ca\.pem/)
   t.match(out, /Tenant {9}: 8f2c5a1e-4b7d-4e3a-9c61-2d5e8f0a7b13/)
+  const pat = /account-admin token (dapi\w+)/.exec(out)?.[1] ?? ''
+  const scimUrl = /(https:\S+\/scim\/v2\/Users)/.exec(out)?.[1] ?? ''
+  const users = await fetch(scimUrl, { headers: { authorization: `Bearer ${pat}` } })
+  t.equal(users.status, 200, 'the printed Databricks token and URL work')
 
   // Each curl command is the indented block after a heading line ending in ':'.
   const commands = [...out.matchAll(/:\n((?: {2}curl[^\n]*\n(?: {4}[^\n]*\n)*))/g)].map(m => (m[1] ?? '').replace(/\\\n/g, ' '))
