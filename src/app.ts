@@ -1,14 +1,23 @@
 // buildApp(deps): the composition root of the HTTP service. It registers plugins and routes with the
 // dependencies it is given and never listens, so tests and local mode assemble the same app.
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Config } from './config.ts'
+import type { Resolver } from './resolver/resolver.ts'
+import type { Metrics } from './observability/metrics.ts'
 import { registerProblemHandlers } from './http/problems.ts'
 import { healthRoutes, type ReadinessCheck } from './http/health.ts'
+import { registerAuthentication, type Authenticator } from './http/authenticate.ts'
+import { identityRoutes } from './http/identity-routes.ts'
+import { metricsRoutes } from './http/metrics-routes.ts'
 
 export interface AppDeps {
   config: Config
   /** Checks behind /readyz (upstream reachability, caches); none means ready once started. */
   readinessChecks?: ReadinessCheck[]
+  metrics?: Metrics
+  /** The identity API: without these, only health (and metrics) are served. */
+  authenticator?: Authenticator
+  resolver?: Resolver
 }
 
 export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
@@ -18,19 +27,37 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
       // Bearer tokens and secrets never reach a log line.
       redact: { paths: ['req.headers.authorization', 'req.headers.cookie', '*.client_secret', '*.access_token'], censor: '[redacted]' }
     },
-    disableRequestLogging: true,
+    // Our own single line per request (below) replaces fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
     connectionTimeout: 120_000,
     requestTimeout: 60_000,
     keepAliveTimeout: 10_000,
+    // Entra tokens can be large (many claims); anything bigger is not a token.
+    routerOptions: { maxParamLength: 1024 },
+    // Entra tokens with many claims exceed Node's 16 KiB header default; let the verifier answer TOKEN_TOO_LARGE.
+    http: { maxHeaderSize: 64 * 1024 },
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: 'all' } }
   })
 
-  // One log line per request, after the response.
+  // One log line per request, after the response, with the caller's object id (never the token).
   app.addHook('onResponse', async (request, reply) => {
-    request.log.info({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request')
+    const route = request.routeOptions.url ?? 'unmatched'
+    deps.metrics?.observeRequest(route, request.method, reply.statusCode, reply.elapsedTime / 1000)
+    request.log.info({
+      method: request.method,
+      url: request.url,
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime * 10) / 10,
+      ...(request.caller !== undefined ? { oid: request.caller.oid, tid: request.caller.tenantId } : {})
+    }, 'request')
   })
 
   registerProblemHandlers(app)
   await app.register(healthRoutes, { checks: deps.readinessChecks ?? [] })
+  if (deps.metrics !== undefined) await app.register(metricsRoutes, { metrics: deps.metrics })
+  if (deps.authenticator !== undefined && deps.resolver !== undefined) {
+    registerAuthentication(app, deps.authenticator)
+    await app.register(identityRoutes, { resolver: deps.resolver })
+  }
   return app
 }

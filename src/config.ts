@@ -3,6 +3,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 
+const GUID = { pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' }
 const LogLevel = Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)))
 
 export const ConfigSchema = Type.Object({
@@ -11,17 +12,32 @@ export const ConfigSchema = Type.Object({
   LOG_LEVEL: Type.Unsafe<'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'>({ ...LogLevel, default: 'info', description: 'Pino log level.' }),
   NODE_ENV: Type.Optional(Type.String({ description: '`production` refuses to start without the Entra configuration instead of running local mode.' })),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 10_000, description: 'How long in-flight requests may finish after SIGTERM.' }),
-  ENTRA_TENANT_ID: Type.Optional(Type.String({
-    pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
-    description: 'The Entra tenant (GUID). Unset: local mode, against the emulators and their demo tenant.'
-  })),
+  ENTRA_TENANT_ID: Type.Optional(Type.String({ ...GUID, description: 'The Entra tenant (GUID). Unset: local mode, against the emulators and their demo tenant.' })),
+  ENTRA_CLIENT_ID: Type.Optional(Type.String({ ...GUID, description: 'The service\'s app registration (client id): it calls Graph with this identity, and tokens for it are accepted.' })),
+  ENTRA_CLIENT_SECRET: Type.Optional(Type.String({ minLength: 1, description: 'Client secret of that app; or use ENTRA_CLIENT_CERTIFICATE_PATH.' })),
+  ENTRA_CLIENT_CERTIFICATE_PATH: Type.Optional(Type.String({ minLength: 1, description: 'PEM file holding the app\'s certificate and its private key (preferred over a secret).' })),
+  ENTRA_AUDIENCES: Type.Optional(Type.String({ description: 'Comma-separated audiences accepted in tokens. Default: the client id and api://<client id>.' })),
+  ENTRA_ALLOWED_TENANTS: Type.Optional(Type.String({ description: 'Comma-separated tenant ids whose tokens are accepted. Default: ENTRA_TENANT_ID only.' })),
+  ENTRA_AUTHORITY_HOST: Type.String({ pattern: '^https://[^/\\s]+', default: 'https://login.microsoftonline.com', description: 'Entra authority (discovery, keys, token endpoint).' }),
+  GRAPH_BASE_URL: Type.String({ pattern: '^https://[^/\\s]+', default: 'https://graph.microsoft.com/v1.0', description: 'Microsoft Graph base URL.' }),
+  UPSTREAM_CA_FILE: Type.Optional(Type.String({ minLength: 1, description: 'Extra CA certificate (PEM) trusted for outbound HTTPS, e.g. a TLS-inspecting proxy. Local mode sets it to the emulators\' CA.' })),
+  GRAPH_MAX_REQUESTS_PER_SECOND: Type.Number({ exclusiveMinimum: 0, default: 100, description: 'Rate budget for Microsoft Graph (Graph itself allows about 800 light reads a second per app in a large tenant).' }),
+  GRAPH_MAX_CONCURRENCY: Type.Integer({ minimum: 1, default: 16, description: 'Microsoft Graph requests in flight at once.' }),
+  TOKEN_CLOCK_SKEW_SECONDS: Type.Integer({ minimum: 0, maximum: 3600, default: 300, description: 'Tolerance for token exp/nbf, as Microsoft\'s validators.' }),
+  USE_TOKEN_GROUPS_CLAIM: Type.Boolean({ default: false, description: 'Take groups from the token\'s `groups` claim when it is present and not overaged, instead of Graph.' }),
+  CACHE_PRINCIPAL_TTL_SECONDS: Type.Integer({ minimum: 1, default: 300, description: 'How long a principal (enabled, deleted) is served from cache.' }),
+  CACHE_GROUPS_TTL_SECONDS: Type.Integer({ minimum: 1, default: 300, description: 'How long a principal\'s transitive groups are served from cache.' }),
+  CACHE_NOT_FOUND_TTL_SECONDS: Type.Integer({ minimum: 1, default: 30, description: 'How long "no such principal" is remembered.' }),
+  CACHE_MAX_STALE_SECONDS: Type.Integer({ minimum: 0, default: 900, description: 'How long past their TTL cached entries may be served while Entra is throttling or down.' }),
+  CACHE_MAX_PRINCIPALS: Type.Integer({ minimum: 1, default: 100_000, description: 'Bound on cached principals.' }),
+  CACHE_MAX_GROUP_REFS: Type.Integer({ minimum: 1, default: 5_000_000, description: 'Bound on cached group references (summed over all principals).' }),
   EMULATORS_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8443, description: 'Local mode: port of the emulators\' HTTPS origin.' })
 })
 
 export type Config = Static<typeof ConfigSchema>
 
 /** Variables that production deployments must set (local mode fills them with the emulators). */
-const REQUIRED_IN_PRODUCTION = ['ENTRA_TENANT_ID'] as const
+const REQUIRED_IN_PRODUCTION = ['ENTRA_TENANT_ID', 'ENTRA_CLIENT_ID'] as const
 
 export class ConfigError extends Error {
   constructor (readonly problems: string[]) {
@@ -40,9 +56,16 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   if (env.NODE_ENV === 'production') {
     for (const k of REQUIRED_IN_PRODUCTION) if (raw[k] === undefined) problems.push(`${k}: required when NODE_ENV=production`)
   }
+  if (raw.ENTRA_TENANT_ID !== undefined && raw.ENTRA_CLIENT_ID === undefined) problems.push('ENTRA_CLIENT_ID: required with ENTRA_TENANT_ID')
+  if (raw.ENTRA_CLIENT_ID !== undefined && raw.ENTRA_CLIENT_SECRET === undefined && raw.ENTRA_CLIENT_CERTIFICATE_PATH === undefined) {
+    problems.push('ENTRA_CLIENT_SECRET: set it or ENTRA_CLIENT_CERTIFICATE_PATH, the credential the service uses to call Microsoft Graph')
+  }
   if (problems.length > 0) throw new ConfigError([...new Set(problems)])
   return value as Config
 }
 
 /** Local mode: no Entra tenant configured, so the service runs against the emulators. */
 export const isLocalMode = (config: Config): boolean => config.ENTRA_TENANT_ID === undefined
+
+/** Comma-separated list → trimmed, non-empty entries. */
+export const listOf = (value: string | undefined): string[] => (value ?? '').split(',').map(s => s.trim()).filter(s => s !== '')

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ConfigError, isLocalMode, loadConfig } from '../../src/config.ts'
+import { ConfigError, isLocalMode, listOf, loadConfig } from '../../src/config.ts'
 
 t.test('defaults give a runnable local-mode configuration', async t => {
   const config = loadConfig({})
@@ -10,8 +10,16 @@ t.test('defaults give a runnable local-mode configuration', async t => {
 })
 
 t.test('numbers are read from strings and unrelated variables are ignored', async t => {
-  const config = loadConfig({ PORT: '8080', PATH: '/usr/bin', ENTRA_TENANT_ID: '8f2c5a1e-4b7d-4e3a-9c61-2d5e8f0a7b13' })
+  const config = loadConfig({
+    PORT: '8080',
+    PATH: '/usr/bin',
+    ENTRA_TENANT_ID: '8f2c5a1e-4b7d-4e3a-9c61-2d5e8f0a7b13',
+    ENTRA_CLIENT_ID: 'bf029f52-4104-455f-8f04-7bbe45984b5b',
+    ENTRA_CLIENT_SECRET: 's3cret',
+    USE_TOKEN_GROUPS_CLAIM: 'true'
+  })
   t.equal(config.PORT, 8080)
+  t.equal(config.USE_TOKEN_GROUPS_CLAIM, true)
   t.notOk(isLocalMode(config))
   t.notOk('PATH' in config)
 })
@@ -20,11 +28,28 @@ t.test('every bad variable is named in one error', async t => {
   const err = t.throws(() => loadConfig({ PORT: 'eighty', LOG_LEVEL: 'loud', ENTRA_TENANT_ID: 'contoso' })) as ConfigError
   t.type(err, ConfigError)
   const named = err.problems.map(p => p.split(':')[0])
-  t.same(new Set(named), new Set(['PORT', 'LOG_LEVEL', 'ENTRA_TENANT_ID']))
+  t.same(new Set(named), new Set(['PORT', 'LOG_LEVEL', 'ENTRA_TENANT_ID', 'ENTRA_CLIENT_ID']))
   t.match(err.message, /PORT: .*got 'eighty'/)
 })
 
 t.test('production refuses to start without the Entra configuration', async t => {
   const err = t.throws(() => loadConfig({ NODE_ENV: 'production' })) as ConfigError
-  t.match(err.problems, [/ENTRA_TENANT_ID: required when NODE_ENV=production/])
+  t.match(err.problems, [/ENTRA_TENANT_ID: required when NODE_ENV=production/, /ENTRA_CLIENT_ID: required when NODE_ENV=production/])
+})
+
+t.test('a tenant needs a client id, and the client id a credential', async t => {
+  const tenant = '8f2c5a1e-4b7d-4e3a-9c61-2d5e8f0a7b13'
+  t.same((t.throws(() => loadConfig({ ENTRA_TENANT_ID: tenant })) as ConfigError).problems, ['ENTRA_CLIENT_ID: required with ENTRA_TENANT_ID'])
+  t.match((t.throws(() => loadConfig({ ENTRA_TENANT_ID: tenant, ENTRA_CLIENT_ID: tenant })) as ConfigError).problems, [/ENTRA_CLIENT_SECRET: set it or ENTRA_CLIENT_CERTIFICATE_PATH/])
+  t.ok(loadConfig({ ENTRA_TENANT_ID: tenant, ENTRA_CLIENT_ID: tenant, ENTRA_CLIENT_CERTIFICATE_PATH: '/etc/app.pem' }))
+})
+
+t.test('upstream URLs must be https', async t => {
+  const err = t.throws(() => loadConfig({ GRAPH_BASE_URL: 'http://graph.example', ENTRA_AUTHORITY_HOST: 'login' })) as ConfigError
+  t.same(err.problems.map(p => p.split(':')[0]).sort(), ['ENTRA_AUTHORITY_HOST', 'GRAPH_BASE_URL'])
+})
+
+t.test('lists are comma-separated and trimmed', async t => {
+  t.same(listOf(' a, b ,,c '), ['a', 'b', 'c'])
+  t.same(listOf(undefined), [])
 })

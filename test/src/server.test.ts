@@ -3,6 +3,7 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { childEnv } from '../helpers/child-env.ts'
+import { DEMO_ALICE_UPN, DEMO_CLI_APP_ID, DEMO_PASSWORD, DEMO_RESOLVER_APP_ID, DEMO_TENANT_ID } from '../../emulators/tenant/demo.ts'
 
 const serverPath = new URL('../../src/server.ts', import.meta.url).pathname
 
@@ -38,6 +39,22 @@ t.test('local mode: starts the emulators, says so loudly, serves health, shuts d
 
   const health = await fetch(`${url ?? ''}/healthz`)
   t.equal(health.status, 200)
+  t.equal((await fetch(`${url ?? ''}/readyz`)).status, 200, 'ready: the signing keys load from the emulators')
+
+  // The walk-through a person would do: a user token from the password grant, then a login.
+  const form = new URLSearchParams({
+    grant_type: 'password',
+    client_id: DEMO_CLI_APP_ID,
+    username: DEMO_ALICE_UPN,
+    password: DEMO_PASSWORD,
+    scope: `api://${DEMO_RESOLVER_APP_ID}/.default`
+  })
+  const token = await (await fetch(`${emulatorOrigin}/${DEMO_TENANT_ID}/oauth2/v2.0/token`, { method: 'POST', body: form })).json() as { access_token: string }
+  const login = await fetch(`${url ?? ''}/v1/login`, { method: 'POST', headers: { authorization: `Bearer ${token.access_token}` } })
+  t.equal(login.status, 200)
+  t.match(await login.json(), { principal: { userPrincipalName: DEMO_ALICE_UPN }, groupsSource: 'graph' })
+  await waitFor(/"oid":"[0-9a-f-]{36}"/, output)
+  t.notMatch(output(), new RegExp(token.access_token.slice(-20)), 'the token never reaches the log')
   t.notMatch(output(), /Bearer|client_secret/, 'nothing secret is logged')
 
   child.kill('SIGTERM')

@@ -1,0 +1,43 @@
+// Shared TypeBox schemas of the HTTP API: the single source of validation, types and the OpenAPI document.
+import { Type, type Static } from '@sinclair/typebox'
+
+export const Problem = Type.Object({
+  type: Type.String(),
+  title: Type.String(),
+  status: Type.Integer(),
+  code: Type.String({ description: 'Stable machine-readable error code, e.g. TOKEN_EXPIRED.' }),
+  detail: Type.String({ description: 'What went wrong and what to do about it.' }),
+  instance: Type.String()
+}, { $id: 'Problem', description: 'RFC 9457 problem details.' })
+
+export const Principal = Type.Object({
+  id: Type.String({ description: 'Entra object id.' }),
+  tenantId: Type.String(),
+  kind: Type.Union([Type.Literal('user'), Type.Literal('servicePrincipal'), Type.Literal('group')]),
+  displayName: Type.String(),
+  userPrincipalName: Type.Optional(Type.String()),
+  mail: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  userType: Type.Optional(Type.Union([Type.Literal('Member'), Type.Literal('Guest')])),
+  appId: Type.Optional(Type.String()),
+  accountEnabled: Type.Boolean()
+})
+
+export const Group = Type.Object({
+  id: Type.String(),
+  displayName: Type.String({ description: 'Empty when the groups came from the token\'s claim (ids only).' })
+})
+
+export const Resolution = Type.Object({
+  principal: Principal,
+  groups: Type.Array(Group, { description: 'Every group the principal belongs to, directly or through nesting.' }),
+  groupCount: Type.Integer(),
+  groupsSource: Type.Union([Type.Literal('graph'), Type.Literal('token')], { description: 'Microsoft Graph (cached), or the token\'s complete groups claim.' })
+})
+export type ResolutionBody = Static<typeof Resolution>
+
+/** Every error answer of an authenticated route. */
+export const errorResponses = {
+  401: Problem,
+  403: Problem,
+  503: Problem
+} as const

@@ -1,0 +1,111 @@
+// One cache per kind of fact, over lru-cache's fetch(): concurrent misses coalesce into one load; an
+// expired entry is refreshed, and served stale only while the refresh fails or is slow, and only within a
+// maximum staleness (so a user disabled in Entra is refused as soon as its entry expires, yet an Entra
+// outage does not lock out everyone cached); memory is bounded by size; time comes from the injected clock.
+import { LRUCache } from 'lru-cache'
+import type { Clock } from '../clock.ts'
+
+/** What a lookup was served from: a fresh entry, a stale one (refresh failed or lagging), a wait on another caller's load, or a load. */
+export type CacheResult = 'hit' | 'stale' | 'coalesced' | 'miss'
+
+export interface CacheObserver {
+  onLookup: (cache: string, result: CacheResult) => void
+}
+
+export interface FreshCacheOptions<V extends object> {
+  name: string
+  clock: Clock
+  ttlMs: number
+  /** How long past its TTL an entry may still be served while its refresh fails or is slow. */
+  maxStaleMs: number
+  /** How long a lookup of an expired entry waits for its refresh before serving the stale value. Default 2 s. */
+  refreshWaitMs?: number
+  /** Bound on the summed `sizeOf` of all entries. */
+  maxSize: number
+  sizeOf?: (value: V) => number
+  /** A shorter TTL for some values (the "not found" sentinel). */
+  ttlOf?: (value: V) => number
+  load: (key: string) => Promise<V>
+  observer?: CacheObserver
+}
+
+interface Entry<V> {
+  value: V
+  expiresAt: number
+}
+
+export class FreshCache<V extends object> {
+  private readonly lru: LRUCache<string, Entry<V>>
+  private readonly options: FreshCacheOptions<V>
+
+  constructor (options: FreshCacheOptions<V>) {
+    this.options = options
+    const { clock, ttlMs, ttlOf, sizeOf, load } = options
+    this.lru = new LRUCache<string, Entry<V>>({
+      maxSize: options.maxSize,
+      sizeCalculation: entry => Math.max(1, sizeOf?.(entry.value) ?? 1),
+      ttl: ttlMs,
+      ttlResolution: 0,
+      // A failed refresh leaves the stale entry in place; get() decides whether it may still be served.
+      noDeleteOnFetchRejection: true,
+      perf: { now: () => clock.now() },
+      fetchMethod: async (key, _stale, { options: fetchOptions }) => {
+        const value = await load(key)
+        fetchOptions.ttl = ttlOf?.(value) ?? ttlMs
+        return { value, expiresAt: clock.now() + fetchOptions.ttl }
+      }
+    })
+  }
+
+  async get (key: string): Promise<V> {
+    const status: LRUCache.Status<string, Entry<V>> = {}
+    if (this.lru.has(key)) return this.served(await this.lru.fetch(key, { status }), 'hit', key)
+    // Expired (or absent): load, coalesced with any load already running for this key.
+    const stale = this.lru.peek(key, { allowStale: true })
+    const loading = this.lru.fetch(key, { allowStale: false, status })
+    const usable = stale !== undefined && this.options.clock.now() <= stale.expiresAt + this.options.maxStaleMs
+    if (!usable) return this.served(await loading, status.fetch === 'inflight' ? 'coalesced' : 'miss', key)
+    // A usable stale entry: wait a little for the refresh, and serve the stale value if it fails or lags.
+    loading.catch(() => {}) // a failure is answered with the stale value; nothing else awaits it
+    let timer: NodeJS.Timeout | undefined
+    const lagging = new Promise<'lagging'>(resolve => { timer = setTimeout(() => resolve('lagging'), this.options.refreshWaitMs ?? 2000) })
+    try {
+      const refreshed = await Promise.race([loading, lagging])
+      if (refreshed !== 'lagging' && refreshed !== undefined) return this.served(refreshed, 'miss', key)
+    } catch {
+      // the upstream failed: the stale value stands in
+    } finally {
+      clearTimeout(timer)
+    }
+    return this.served(stale, 'stale', key)
+  }
+
+  private served (entry: Entry<V> | undefined, result: CacheResult, key: string): V {
+    this.options.observer?.onLookup(this.options.name, result)
+    if (entry === undefined) throw new Error(`cache ${this.options.name}: no value for ${key}`)
+    return entry.value
+  }
+
+  /** Stores a value loaded elsewhere (a batch load of many keys). */
+  set (key: string, value: V): void {
+    const ttl = this.options.ttlOf?.(value) ?? this.options.ttlMs
+    this.lru.set(key, { value, expiresAt: this.options.clock.now() + ttl }, { ttl })
+  }
+
+  /** True when a fresh entry is cached (no load would happen). */
+  hasFresh (key: string): boolean {
+    return this.lru.has(key)
+  }
+
+  delete (key: string): void {
+    this.lru.delete(key)
+  }
+
+  clear (): void {
+    this.lru.clear()
+  }
+
+  get size (): number {
+    return this.lru.size
+  }
+}

@@ -1,0 +1,157 @@
+// The resolver: from a verified caller (or an id) to a principal and its complete, current group set,
+// through the caches. Pure orchestration: the Directory port does the I/O.
+import type { Clock } from '../clock.ts'
+import type { Caller } from '../auth/caller.ts'
+import { DirectoryUnavailableError, type Directory, type DirectoryPrincipal, type GroupRef, type PrincipalQuery } from '../directory/port.ts'
+import { FreshCache, type CacheObserver } from './fresh-cache.ts'
+import { DirectoryAmbiguousError, DirectoryConfigurationError, DirectoryRequestError } from '../directory/errors.ts'
+import { DirectoryMisconfigured, DirectoryRejected, PrincipalAmbiguous, PrincipalDisabled, PrincipalNotFound, PrincipalNotFoundAtLogin, upstreamUnavailable } from './errors.ts'
+
+export interface ResolverOptions {
+  directory: Directory
+  clock: Clock
+  /** Freshness: how long a principal and its groups are served without asking Entra again. */
+  principalTtlMs: number
+  groupsTtlMs: number
+  /** How long "no such principal" is remembered. */
+  notFoundTtlMs: number
+  /** How long past their TTL entries may still be served while Entra is slow or down. */
+  maxStaleMs: number
+  /** Bounds memory: total cached principals, and total cached group references. */
+  maxPrincipals: number
+  maxGroupRefs: number
+  /** Use the token's `groups` claim when present and complete instead of asking Graph. */
+  useGroupsClaim: boolean
+  observer?: CacheObserver
+}
+
+export interface Resolution {
+  principal: DirectoryPrincipal
+  groups: GroupRef[]
+  /** Where the groups came from: Microsoft Graph (through the cache) or the token's own claim. */
+  groupsSource: 'graph' | 'token'
+}
+
+/** Cached in place of a principal Entra does not have (lru-cache values cannot be null). */
+const NOT_FOUND = Object.freeze({ notFound: true as const })
+type Cached = DirectoryPrincipal | typeof NOT_FOUND
+
+const isNotFound = (v: Cached): v is typeof NOT_FOUND => v === NOT_FOUND
+
+export class Resolver {
+  private readonly principals: FreshCache<Cached>
+  private readonly groups: FreshCache<GroupRef[]>
+  private readonly parents: FreshCache<string[]>
+  private readonly directory: Directory
+
+  constructor (private readonly options: ResolverOptions) {
+    this.directory = options.directory
+    const common = { clock: options.clock, maxStaleMs: options.maxStaleMs, observer: options.observer }
+    this.principals = new FreshCache<Cached>({
+      ...common,
+      name: 'principals',
+      ttlMs: options.principalTtlMs,
+      ttlOf: v => isNotFound(v) ? options.notFoundTtlMs : options.principalTtlMs,
+      maxSize: options.maxPrincipals,
+      load: async (key) => {
+        const { tenantId, query } = parsePrincipalKey(key)
+        return await this.directory.findPrincipal(tenantId, query) ?? NOT_FOUND
+      }
+    })
+    this.groups = new FreshCache<GroupRef[]>({
+      ...common,
+      name: 'groups',
+      ttlMs: options.groupsTtlMs,
+      maxSize: options.maxGroupRefs,
+      sizeOf: groups => groups.length + 1,
+      load: async (key) => {
+        const [tenantId, kind, id] = key.split('|') as [string, DirectoryPrincipal['kind'], string]
+        return await this.directory.transitiveGroups(tenantId, { kind, id })
+      }
+    })
+    // Group → direct parents is shared by every member of the group (Zanzibar's Leopard idea).
+    this.parents = new FreshCache<string[]>({
+      ...common,
+      name: 'parents',
+      ttlMs: options.groupsTtlMs,
+      maxSize: options.maxGroupRefs,
+      sizeOf: parents => parents.length + 1,
+      load: async (key) => {
+        const [tenantId, groupId] = key.split('|') as [string, string]
+        return (await this.directory.directParents(tenantId, [groupId])).get(groupId) ?? []
+      }
+    })
+  }
+
+  /** The signed-in caller, who must exist and be enabled, with its transitive groups. */
+  async resolveCaller (caller: Caller): Promise<Resolution> {
+    const principal = await this.lookup(caller.tenantId, { id: caller.oid })
+    if (principal === undefined) throw new PrincipalNotFoundAtLogin(caller.oid, caller.tenantId)
+    if (!principal.accountEnabled) throw new PrincipalDisabled(principal.id)
+    if (this.options.useGroupsClaim && caller.groupsClaim !== undefined) {
+      return { principal, groups: caller.groupsClaim.map(id => ({ id, displayName: '', securityEnabled: true })), groupsSource: 'token' }
+    }
+    return { principal, groups: await this.groupsOf(principal), groupsSource: 'graph' }
+  }
+
+  /** Any principal by id, UPN, mail or appId, with its groups (groups have none). Disabled ones too. */
+  async resolve (tenantId: string, query: PrincipalQuery): Promise<Resolution> {
+    const principal = await this.lookup(tenantId, query)
+    if (principal === undefined) throw new PrincipalNotFound(Object.values(query)[0] as string, tenantId)
+    return { principal, groups: principal.kind === 'group' ? [] : await this.groupsOf(principal), groupsSource: 'graph' }
+  }
+
+  /** Direct parents of each group, loading every uncached one in a single directory call. */
+  async directParents (tenantId: string, groupIds: string[]): Promise<Map<string, string[]>> {
+    const key = (id: string): string => `${tenantId.toLowerCase()}|${id.toLowerCase()}`
+    const missing = groupIds.filter(id => !this.parents.hasFresh(key(id)))
+    if (missing.length > 1) {
+      const loaded = await this.guard(this.directory.directParents(tenantId, missing))
+      for (const id of missing) this.parents.set(key(id), loaded.get(id) ?? [])
+    }
+    const result = new Map<string, string[]>()
+    for (const id of groupIds) result.set(id, await this.guard(this.parents.get(key(id))))
+    return result
+  }
+
+  /** Forget what is cached about a principal (an invalidation from Entra or an operator). */
+  invalidate (tenantId: string, principal: Pick<DirectoryPrincipal, 'kind' | 'id'>): void {
+    this.principals.delete(principalKey(tenantId, { id: principal.id }))
+    this.groups.delete(`${tenantId.toLowerCase()}|${principal.kind}|${principal.id.toLowerCase()}`)
+  }
+
+  private async lookup (tenantId: string, query: PrincipalQuery): Promise<DirectoryPrincipal | undefined> {
+    const cached = await this.guard(this.principals.get(principalKey(tenantId, query)))
+    if (isNotFound(cached)) return undefined
+    // Warm the id-keyed entry too, so the same principal found by UPN is cached once for the next login.
+    if (!('id' in query)) this.principals.set(principalKey(tenantId, { id: cached.id }), cached)
+    return cached
+  }
+
+  private async groupsOf (principal: DirectoryPrincipal): Promise<GroupRef[]> {
+    return await this.guard(this.groups.get(`${principal.tenantId.toLowerCase()}|${principal.kind}|${principal.id.toLowerCase()}`))
+  }
+
+  /** Upstream outages become a 503 with Retry-After when nothing usable is cached. */
+  private async guard<T> (p: Promise<T>): Promise<T> {
+    try {
+      return await p
+    } catch (err) {
+      if (err instanceof DirectoryUnavailableError) throw upstreamUnavailable('Microsoft Graph', err.retryAfterSeconds, err.throttled)
+      if (err instanceof DirectoryConfigurationError) throw new DirectoryMisconfigured(err.message)
+      if (err instanceof DirectoryAmbiguousError) throw new PrincipalAmbiguous(err.message)
+      if (err instanceof DirectoryRequestError) throw new DirectoryRejected(err.message)
+      throw err
+    }
+  }
+}
+
+function principalKey (tenantId: string, query: PrincipalQuery): string {
+  const [kind, value] = Object.entries(query)[0] as [string, string]
+  return `${tenantId.toLowerCase()}|${kind}|${value.toLowerCase()}`
+}
+
+function parsePrincipalKey (key: string): { tenantId: string, query: PrincipalQuery } {
+  const [tenantId, kind, ...rest] = key.split('|') as [string, string, ...string[]]
+  return { tenantId, query: { [kind]: rest.join('|') } as unknown as PrincipalQuery }
+}

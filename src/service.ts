@@ -1,0 +1,116 @@
+// Builds the whole service from its configuration: upstream clients, token verifier, Graph directory,
+// resolver, metrics, and the app. server.ts and the tests assemble the service the same way.
+import { readFile } from 'node:fs/promises'
+import type { FastifyInstance } from 'fastify'
+import { listOf, type Config } from './config.ts'
+import { systemClock, type Clock } from './clock.ts'
+import { buildApp } from './app.ts'
+import { Metrics } from './observability/metrics.ts'
+import { UpstreamClient } from './upstream/client.ts'
+import { createTokenVerifier } from './auth/verifier.ts'
+import { GraphDirectory } from './directory/graph.ts'
+import { Resolver } from './resolver/resolver.ts'
+
+export interface Service {
+  app: FastifyInstance
+  resolver: Resolver
+  metrics: Metrics
+  close: () => Promise<void>
+}
+
+export interface ServiceOptions {
+  clock?: Clock
+  /** Extra CA (PEM) for outbound HTTPS, e.g. the emulators' CA in local mode (else UPSTREAM_CA_FILE). */
+  ca?: string
+  /** Prometheus process metrics (off in tests that build many services). */
+  processMetrics?: boolean
+}
+
+export async function buildService (config: Config, options: ServiceOptions = {}): Promise<Service> {
+  const tenantId = config.ENTRA_TENANT_ID
+  const clientId = config.ENTRA_CLIENT_ID
+  if (tenantId === undefined || clientId === undefined) throw new Error('ENTRA_TENANT_ID and ENTRA_CLIENT_ID are required to build the service')
+  const clock = options.clock ?? systemClock
+  const ca = options.ca ?? (config.UPSTREAM_CA_FILE !== undefined ? await readFile(config.UPSTREAM_CA_FILE, 'utf8') : undefined)
+  const metrics = new Metrics({ processMetrics: options.processMetrics })
+  const observer = metrics.upstreamObserver
+
+  const entra = new UpstreamClient({ name: 'entra', ca, observer, concurrency: 8 })
+  const graph = new UpstreamClient({
+    name: 'graph',
+    ca,
+    observer,
+    concurrency: config.GRAPH_MAX_CONCURRENCY,
+    ratePerSecond: config.GRAPH_MAX_REQUESTS_PER_SECOND,
+    burst: Math.max(1, Math.ceil(config.GRAPH_MAX_REQUESTS_PER_SECOND))
+  })
+
+  const verifier = await createTokenVerifier({
+    authorityHost: config.ENTRA_AUTHORITY_HOST,
+    tenantId,
+    allowedTenants: listOf(config.ENTRA_ALLOWED_TENANTS).length > 0 ? listOf(config.ENTRA_ALLOWED_TENANTS) : [tenantId],
+    audiences: listOf(config.ENTRA_AUDIENCES).length > 0 ? listOf(config.ENTRA_AUDIENCES) : [clientId, `api://${clientId}`],
+    clockSkewSeconds: config.TOKEN_CLOCK_SKEW_SECONDS,
+    clock,
+    fetchJson: async (url) => {
+      const response = await entra.requestJson({ method: 'GET', url })
+      if (response.status < 200 || response.status >= 300) throw new Error(`GET ${url}: HTTP ${response.status}`)
+      return response.json
+    },
+    cacheObserver: metrics.cacheObserver
+  })
+
+  const directory = new GraphDirectory({
+    clientId,
+    ...(config.ENTRA_CLIENT_CERTIFICATE_PATH !== undefined
+      ? { clientCertificate: await readCertificate(config.ENTRA_CLIENT_CERTIFICATE_PATH) }
+      : { clientSecret: config.ENTRA_CLIENT_SECRET }),
+    graphBaseUrl: config.GRAPH_BASE_URL,
+    authorityHost: config.ENTRA_AUTHORITY_HOST,
+    graph,
+    sts: entra
+  })
+
+  const resolver = new Resolver({
+    directory,
+    clock,
+    principalTtlMs: config.CACHE_PRINCIPAL_TTL_SECONDS * 1000,
+    groupsTtlMs: config.CACHE_GROUPS_TTL_SECONDS * 1000,
+    notFoundTtlMs: config.CACHE_NOT_FOUND_TTL_SECONDS * 1000,
+    maxStaleMs: config.CACHE_MAX_STALE_SECONDS * 1000,
+    maxPrincipals: config.CACHE_MAX_PRINCIPALS,
+    maxGroupRefs: config.CACHE_MAX_GROUP_REFS,
+    useGroupsClaim: config.USE_TOKEN_GROUPS_CLAIM,
+    observer: metrics.cacheObserver
+  })
+
+  const app = await buildApp({
+    config,
+    metrics,
+    authenticator: verifier,
+    resolver,
+    // Ready once the signing keys are loaded: without them no request can be served.
+    readinessChecks: [{ name: 'entra-signing-keys', check: async () => { await verifier.warm() } }]
+  })
+
+  return {
+    app,
+    resolver,
+    metrics,
+    close: async () => {
+      await app.close()
+      await verifier.close()
+      await directory.close()
+      await Promise.all([entra.close(), graph.close()])
+    }
+  }
+}
+
+/** A PEM file with the app's certificate and its private key, in either order. */
+async function readCertificate (path: string): Promise<{ certificatePem: string, privateKeyPem: string }> {
+  const pem = await readFile(path, 'utf8')
+  const cert = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0]
+  const key = /-----BEGIN (?:RSA )?PRIVATE KEY-----[\s\S]+?-----END (?:RSA )?PRIVATE KEY-----/.exec(pem)?.[0]
+  if (cert === undefined || key === undefined) throw new Error(`${path} must hold a PEM certificate and its private key`)
+  return { certificatePem: cert, privateKeyPem: key }
+}

@@ -1,0 +1,93 @@
+import t from 'tap'
+import { FreshCache, type CacheResult } from '../../../src/resolver/fresh-cache.ts'
+
+interface Box { n: number }
+
+function setup (opts: { ttlMs?: number, maxStaleMs?: number, maxSize?: number, refreshWaitMs?: number } = {}) {
+  let now = 1_000_000
+  const clock = { now: () => now }
+  const results: CacheResult[] = []
+  const state = { loads: 0, fail: false, delayMs: 0 }
+  const cache = new FreshCache<Box>({
+    name: 'test',
+    clock,
+    ttlMs: opts.ttlMs ?? 1000,
+    maxStaleMs: opts.maxStaleMs ?? 5000,
+    maxSize: opts.maxSize ?? 1000,
+    refreshWaitMs: opts.refreshWaitMs,
+    sizeOf: v => v.n,
+    ttlOf: v => v.n === 0 ? 100 : (opts.ttlMs ?? 1000),
+    load: async (key) => {
+      state.loads += 1
+      if (state.delayMs > 0) await new Promise(resolve => setTimeout(resolve, state.delayMs))
+      if (state.fail) throw new Error('upstream down')
+      return { n: key === 'empty' ? 0 : state.loads }
+    },
+    observer: { onLookup: (_name, result) => results.push(result) }
+  })
+  return { cache, state, results, advance: (ms: number) => { now += ms } }
+}
+
+t.test('concurrent misses coalesce into one load', async t => {
+  const { cache, state, results } = setup()
+  state.delayMs = 20
+  const values = await Promise.all(Array.from({ length: 1000 }, async () => await cache.get('k')))
+  t.equal(state.loads, 1)
+  t.ok(values.every(v => v.n === 1))
+  t.equal(results.filter(r => r === 'miss').length, 1)
+  t.equal(results.filter(r => r === 'coalesced').length, 999)
+  await cache.get('k')
+  t.equal(results.at(-1), 'hit')
+})
+
+t.test('an expired entry is refreshed before it is served, when the upstream answers', async t => {
+  const { cache, state, results, advance } = setup()
+  t.equal((await cache.get('k')).n, 1)
+  advance(1500)
+  t.equal((await cache.get('k')).n, 2, 'the fresh value, not the expired one')
+  t.equal(state.loads, 2)
+  t.equal(results.at(-1), 'miss')
+})
+
+t.test('a lagging refresh: the stale value is served, and the refresh lands later', async t => {
+  const { cache, state, results, advance } = setup({ refreshWaitMs: 20 })
+  await cache.get('k')
+  state.delayMs = 100
+  advance(1500)
+  t.equal((await cache.get('k')).n, 1, 'stale, after waiting only refreshWaitMs')
+  t.equal(results.at(-1), 'stale')
+  await new Promise(resolve => setTimeout(resolve, 150))
+  t.equal((await cache.get('k')).n, 2, 'the refresh went on in the background')
+  t.equal(state.loads, 2, 'one refresh, not one per request')
+})
+
+t.test('an upstream failure keeps serving the stale entry, but only within the bound', async t => {
+  const { cache, state, results, advance } = setup({ ttlMs: 1000, maxStaleMs: 5000 })
+  await cache.get('k')
+  state.fail = true
+  advance(3000)
+  t.equal((await cache.get('k')).n, 1, 'stale within the bound')
+  t.equal(results.at(-1), 'stale')
+  t.equal((await cache.get('k')).n, 1, 'again, after another failed refresh')
+  advance(5000)
+  await t.rejects(cache.get('k'), /upstream down/, 'too stale: the failure shows')
+  state.fail = false
+  t.equal((await cache.get('k')).n, state.loads, 'and it recovers by itself')
+})
+
+t.test('short TTL for some values (the not-found sentinel), and size-bounded memory', async t => {
+  const { cache, state, advance } = setup({ maxSize: 10 })
+  await cache.get('empty')
+  advance(150)
+  t.notOk(cache.hasFresh('empty'), 'the short TTL expired')
+  for (const k of ['a', 'b', 'c', 'd', 'e', 'f']) await cache.get(k)
+  t.ok(cache.size < 7, 'entries were evicted to respect maxSize')
+  const before = state.loads
+  cache.set('x', { n: 1 })
+  t.equal((await cache.get('x')).n, 1)
+  t.equal(state.loads, before, 'set() stores without loading')
+  cache.delete('x')
+  t.notOk(cache.hasFresh('x'))
+  cache.clear()
+  t.equal(cache.size, 0)
+})
