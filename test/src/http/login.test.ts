@@ -36,7 +36,7 @@ function tenant (): TenantFixture {
   }
 }
 
-const emulator = await startTestEmulator(t, { tenants: [tenant()] })
+const emulator = await startTestEmulator(t, { tenants: [tenant(), smallTenant({ tenantId: T.otherTenantId, domain: 'fabrikam-test.onmicrosoft.com' })] })
 const { ctx } = emulator
 const login = async (app: Awaited<ReturnType<typeof startService>>['app'], token: string) =>
   await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })
@@ -176,7 +176,9 @@ t.test('bad tokens are 401 with a precise code, and cause no Graph call', async 
     'wrong-issuer': 'TOKEN_ISSUER_INVALID',
     'tid-mismatch': 'TOKEN_TENANT_MISMATCH',
     'alg-none': 'TOKEN_ALGORITHM_NOT_ALLOWED',
-    'hs256-public-key': 'TOKEN_ALGORITHM_NOT_ALLOWED'
+    'hs256-public-key': 'TOKEN_ALGORITHM_NOT_ALLOWED',
+    'unknown-kid': 'TOKEN_UNKNOWN_KEY',
+    'tid-not-guid': 'TOKEN_TENANT_INVALID'
   }
   for (const [variant, code] of Object.entries(expected)) {
     const res = await login(app, await tokenFor(emulator, T.alice, { break: variant }))
@@ -189,8 +191,11 @@ t.test('bad tokens are 401 with a precise code, and cause no Graph call', async 
   t.equal(missing.json().code, 'TOKEN_MISSING')
   const huge = await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${'a'.repeat(40_000)}` } })
   t.equal(huge.json().code, 'TOKEN_TOO_LARGE')
-  const routes = Object.keys(ctx.calls.snapshot().routes)
-  t.same(routes.filter(r => r.includes('/v1.0/')), [], 'no Graph call for any bad token')
+  const other = await login(app, await tokenFor(emulator, T.alice, { tenantId: T.otherTenantId }))
+  t.equal(other.json().code, 'TOKEN_TENANT_NOT_ALLOWED', 'a token from another tenant')
+  const calls = ctx.calls.snapshot().routes
+  t.same(Object.keys(calls).filter(r => r.includes('/v1.0/')), [], 'no Graph call for any bad token')
+  t.ok((calls['GET /:tenant/discovery/v2.0/keys'] ?? 0) <= 1, 'at most the one rate-limited key refresh')
 })
 
 t.test('GET /v1/principals/{id} needs Identity.Admin and finds anyone in the directory', async t => {
