@@ -40,7 +40,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   })
 
   // One log line per request, after the response, with the caller's object id (never the token).
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched'
     deps.metrics?.observeRequest(route, request.method, reply.statusCode, reply.elapsedTime / 1000)
     request.log.info({
@@ -50,6 +50,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
       ms: Math.round(reply.elapsedTime * 10) / 10,
       ...(request.caller !== undefined ? { oid: request.caller.oid, tid: request.caller.tenantId } : {})
     }, 'request')
+    done()
   })
 
   registerProblemHandlers(app)

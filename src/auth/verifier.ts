@@ -171,10 +171,14 @@ export class TokenVerifier {
     if (authorization === undefined) throw withChallenge(new TokenMissing())
     // Before any parsing: a huge header costs nothing but this comparison.
     if (authorization.length > this.maxTokenBytes + BEARER.length) throw withChallenge(new TokenTooLarge(authorization.length - BEARER.length, this.maxTokenBytes))
-    const [scheme, ...rest] = authorization.trim().split(/ +/)
-    if (scheme?.toLowerCase() !== 'bearer' || rest.length === 0) throw withChallenge(new TokenMissing())
-    if (rest.length > 1) throw withChallenge(new TokenMalformed('the Authorization header has more than one value after Bearer'))
-    return await this.verify(rest[0] as string)
+    // indexOf/slice rather than a regex split: this runs on every request, over a header of kilobytes.
+    const header = authorization.trim()
+    const space = header.indexOf(' ')
+    if (space === -1 || header.slice(0, space).toLowerCase() !== 'bearer') throw withChallenge(new TokenMissing())
+    const token = header.slice(space + 1).trimStart()
+    if (token === '') throw withChallenge(new TokenMissing())
+    if (token.includes(' ')) throw withChallenge(new TokenMalformed('the Authorization header has more than one value after Bearer'))
+    return await this.verify(token)
   }
 
   /** The caller a bare access token stands for (same checks as `authenticate`). */

@@ -1,6 +1,12 @@
 // Shared TypeBox schemas of the HTTP API: the single source of validation, types and the OpenAPI document.
 import { Type, type Static } from '@sinclair/typebox'
 
+// Response schemas compile to fast-json-stringify serializers. A union (anyOf) makes it validate every
+// branch on each response, so enums and nullable strings are plain JSON-schema keywords instead.
+const StringEnum = <T extends string[]>(values: [...T], options: object = {}) =>
+  Type.Unsafe<T[number]>({ type: 'string', enum: values, ...options })
+const NullableString = (options: object = {}) => Type.Unsafe<string | null>({ type: ['string', 'null'], ...options })
+
 export const Problem = Type.Object({
   type: Type.String(),
   title: Type.String(),
@@ -13,11 +19,11 @@ export const Problem = Type.Object({
 export const Principal = Type.Object({
   id: Type.String({ description: 'Entra object id.' }),
   tenantId: Type.String(),
-  kind: Type.Union([Type.Literal('user'), Type.Literal('servicePrincipal'), Type.Literal('group')]),
+  kind: StringEnum(['user', 'servicePrincipal', 'group']),
   displayName: Type.String(),
   userPrincipalName: Type.Optional(Type.String()),
-  mail: Type.Optional(Type.Union([Type.String(), Type.Null()])),
-  userType: Type.Optional(Type.Union([Type.Literal('Member'), Type.Literal('Guest')])),
+  mail: Type.Optional(NullableString()),
+  userType: Type.Optional(StringEnum(['Member', 'Guest'])),
   appId: Type.Optional(Type.String()),
   accountEnabled: Type.Boolean()
 })
@@ -31,7 +37,7 @@ export const Resolution = Type.Object({
   principal: Principal,
   groups: Type.Array(Group, { description: 'Every group the principal belongs to, directly or through nesting.' }),
   groupCount: Type.Integer(),
-  groupsSource: Type.Union([Type.Literal('graph'), Type.Literal('token')], { description: 'Microsoft Graph (cached), or the token\'s complete groups claim.' })
+  groupsSource: StringEnum(['graph', 'token'], { description: 'Microsoft Graph (cached), or the token\'s complete groups claim.' })
 })
 export type ResolutionBody = Static<typeof Resolution>
 

@@ -46,8 +46,9 @@ export class FreshCache<V extends object> {
       sizeCalculation: entry => Math.max(1, sizeOf?.(entry.value) ?? 1),
       ttl: ttlMs,
       ttlResolution: 0,
-      // A failed refresh leaves the stale entry in place; get() decides whether it may still be served.
+      // Expired entries stay until replaced: get() decides whether they may still be served.
       noDeleteOnFetchRejection: true,
+      noDeleteOnStaleGet: true,
       perf: { now: () => clock.now() },
       fetchMethod: async (key, _stale, { options: fetchOptions }) => {
         const value = await load(key)
@@ -57,9 +58,16 @@ export class FreshCache<V extends object> {
     })
   }
 
+  /** The warm path: a fresh value with one synchronous lookup (no promise), or undefined. */
+  getFresh (key: string): V | undefined {
+    const fresh = this.lru.get(key, { allowStale: false })
+    return fresh === undefined ? undefined : this.served(fresh, 'hit', key)
+  }
+
   async get (key: string): Promise<V> {
+    const fresh = this.getFresh(key)
+    if (fresh !== undefined) return fresh
     const status: LRUCache.Status<string, Entry<V>> = {}
-    if (this.lru.has(key)) return this.served(await this.lru.fetch(key, { status }), 'hit', key)
     // Expired (or absent): load, coalesced with any load already running for this key.
     const stale = this.lru.peek(key, { allowStale: true })
     const loading = this.lru.fetch(key, { allowStale: false, status })

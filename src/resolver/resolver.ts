@@ -85,13 +85,14 @@ export class Resolver {
 
   /** The signed-in caller, who must exist and be enabled, with its transitive groups. */
   async resolveCaller (caller: Caller): Promise<Resolution> {
-    const principal = await this.lookup(caller.tenantId, { id: caller.oid })
-    if (principal === undefined) throw new PrincipalNotFoundAtLogin(caller.oid, caller.tenantId)
+    const principal = this.principals.getFresh(principalKey(caller.tenantId, { id: caller.oid })) ?? await this.lookup(caller.tenantId, { id: caller.oid })
+    if (principal === undefined || isNotFound(principal)) throw new PrincipalNotFoundAtLogin(caller.oid, caller.tenantId)
     if (!principal.accountEnabled) throw new PrincipalDisabled(principal.id)
     if (this.options.useGroupsClaim && caller.groupsClaim !== undefined) {
       return { principal, groups: caller.groupsClaim.map(id => ({ id, displayName: '', securityEnabled: true })), groupsSource: 'token' }
     }
-    return { principal, groups: await this.groupsOf(principal), groupsSource: 'graph' }
+    const groups = this.groups.getFresh(groupsKey(principal)) ?? await this.groupsOf(principal)
+    return { principal, groups, groupsSource: 'graph' }
   }
 
   /** Any principal by id, UPN, mail or appId, with its groups (groups have none). Disabled ones too. */
@@ -117,7 +118,7 @@ export class Resolver {
   /** Forget what is cached about a principal (an invalidation from Entra or an operator). */
   invalidate (tenantId: string, principal: Pick<DirectoryPrincipal, 'kind' | 'id'>): void {
     this.principals.delete(principalKey(tenantId, { id: principal.id }))
-    this.groups.delete(`${tenantId.toLowerCase()}|${principal.kind}|${principal.id.toLowerCase()}`)
+    this.groups.delete(groupsKey({ ...principal, tenantId }))
   }
 
   private async lookup (tenantId: string, query: PrincipalQuery): Promise<DirectoryPrincipal | undefined> {
@@ -129,7 +130,7 @@ export class Resolver {
   }
 
   private async groupsOf (principal: DirectoryPrincipal): Promise<GroupRef[]> {
-    return await this.guard(this.groups.get(`${principal.tenantId.toLowerCase()}|${principal.kind}|${principal.id.toLowerCase()}`))
+    return await this.guard(this.groups.get(groupsKey(principal)))
   }
 
   /** Upstream outages become a 503 with Retry-After when nothing usable is cached. */
@@ -149,6 +150,10 @@ export class Resolver {
 function principalKey (tenantId: string, query: PrincipalQuery): string {
   const [kind, value] = Object.entries(query)[0] as [string, string]
   return `${tenantId.toLowerCase()}|${kind}|${value.toLowerCase()}`
+}
+
+function groupsKey (principal: Pick<DirectoryPrincipal, 'tenantId' | 'kind' | 'id'>): string {
+  return `${principal.tenantId.toLowerCase()}|${principal.kind}|${principal.id.toLowerCase()}`
 }
 
 function parsePrincipalKey (key: string): { tenantId: string, query: PrincipalQuery } {
