@@ -3,14 +3,13 @@
 //   npx tsx bench/generator.ts                       # 100,000 users, 43,000 groups, depth 10
 //   npx tsx bench/generator.ts '{"users":5000}'      # other knobs (merged over the defaults below)
 //
-// Writes bench/results/generator.json and prints a table. `measureGenerator` is exported for bench/run.ts.
+// Writes bench/results/generator.json and prints a table.
 
-import { mkdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { pathToFileURL } from 'node:url'
 import { generateTenant, type GeneratorKnobs } from '../emulators/tenant/generator.ts'
 import { Directory } from '../emulators/tenant/model.ts'
+import { writeResult } from './lib/results.ts'
 
 export const BIG_TENANT_KNOBS: GeneratorKnobs = Object.freeze({
   seed: 42,
@@ -194,8 +193,8 @@ export function maxNestingDepth (dir: Directory): number {
   return max
 }
 
-export function printTable (r: GeneratorBenchResult): void {
-  const rows: Array<[string, string]> = [
+export function tableRows (r: GeneratorBenchResult): Array<[string, string]> {
+  return [
     ['generate', `${r.timingsMs.generate} ms`],
     ['JSON.stringify', `${r.timingsMs.serialize} ms (${round(r.counts.fixtureJsonBytes / MB)} MB)`],
     ['new Directory', `${r.timingsMs.load} ms`],
@@ -209,17 +208,10 @@ export function printTable (r: GeneratorBenchResult): void {
     ['membership edges', `${r.counts.membershipEdges} (users ${r.counts.userMemberships}, groups ${r.counts.groupInGroupMemberships}, SPs ${r.counts.servicePrincipalMemberships})`],
     ['heavy user groups', `${r.counts.heavyUserDirectGroups} direct, ${r.counts.heavyUserTransitiveGroups} transitive`]
   ]
-  const width = Math.max(...rows.map(([k]) => k.length))
-  for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`)
 }
-
-export const RESULTS_FILE = join(dirname(fileURLToPath(import.meta.url)), 'results', 'generator.json')
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const overrides = process.argv[2] !== undefined ? JSON.parse(process.argv[2]) as GeneratorKnobs : {}
-  const result = measureGenerator(overrides)
-  mkdirSync(dirname(RESULTS_FILE), { recursive: true })
-  writeFileSync(RESULTS_FILE, JSON.stringify(result, null, 2) + '\n')
-  printTable(result)
-  console.log(`\nwritten to ${RESULTS_FILE}`)
+  const { name: _name, ...result } = measureGenerator(overrides)
+  writeResult('generator', result, tableRows({ name: 'generator', ...result }))
 }

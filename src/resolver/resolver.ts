@@ -1,5 +1,6 @@
 // The resolver: from a verified caller (or an id) to a principal and its complete, current group set,
 // through the caches. Pure orchestration: the Directory port does the I/O.
+import { LRUCache } from 'lru-cache'
 import type { Clock } from '../clock.ts'
 import type { Caller } from '../auth/caller.ts'
 import { DirectoryUnavailableError, type Directory, type DirectoryPrincipal, type GroupRef, type PrincipalQuery } from '../directory/port.ts'
@@ -43,9 +44,11 @@ export class Resolver {
   private readonly groups: FreshCache<GroupRef[]>
   private readonly parents: FreshCache<string[]>
   private readonly directory: Directory
+  private readonly groupRefs: LRUCache<string, GroupRef>
 
   constructor (private readonly options: ResolverOptions) {
     this.directory = options.directory
+    this.groupRefs = new LRUCache({ max: Math.max(1000, Math.ceil(options.maxGroupRefs / 5)) })
     const common = { clock: options.clock, maxStaleMs: options.maxStaleMs, observer: options.observer }
     this.principals = new FreshCache<Cached>({
       ...common,
@@ -66,7 +69,7 @@ export class Resolver {
       sizeOf: groups => groups.length + 1,
       load: async (key) => {
         const [tenantId, kind, id] = key.split('|') as [string, DirectoryPrincipal['kind'], string]
-        return await this.directory.transitiveGroups(tenantId, { kind, id })
+        return (await this.directory.transitiveGroups(tenantId, { kind, id })).map(g => this.intern(tenantId, g))
       }
     })
     // Group → direct parents is shared by every member of the group (Zanzibar's Leopard idea).
@@ -81,6 +84,18 @@ export class Resolver {
         return (await this.directory.directParents(tenantId, [groupId])).get(groupId) ?? []
       }
     })
+  }
+
+  /**
+   * One object per group, shared by every cached principal that belongs to it: thousands of members of
+   * the same groups then cost one reference each, not one copy each. A renamed group gets a new object.
+   */
+  private intern (tenantId: string, group: GroupRef): GroupRef {
+    const key = `${tenantId}|${group.id}`
+    const known = this.groupRefs.get(key)
+    if (known !== undefined && known.displayName === group.displayName && known.securityEnabled === group.securityEnabled) return known
+    this.groupRefs.set(key, group)
+    return group
   }
 
   /** The signed-in caller, who must exist and be enabled, with its transitive groups. */
