@@ -1,12 +1,14 @@
-// `npm run bench`: every benchmark, each in its own process so peak-memory figures do not mix, all
-// trusting the emulators' CA; then bench/README.md's table is rewritten from bench/results/*.json.
+// `npm run bench`: every benchmark (or those named: `npm run bench -- cold-login.ts`), each in its own
+// process so peak-memory figures do not mix, all trusting the emulators' CA; then bench/README.md's
+// table is rewritten from bench/results/*.json.
 import { spawnSync } from 'node:child_process'
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ensurePki } from '../emulators/pki.ts'
 import { RESULTS_DIR } from './lib/results.ts'
 
-const benches = ['generator.ts', 'cold-login.ts', 'login-throughput.ts', 'cache-memory.ts']
+const all = ['generator.ts', 'cold-login.ts', 'login-throughput.ts', 'cache-memory.ts']
+const benches = process.argv.length > 2 ? process.argv.slice(2) : all
 const { caPath } = await ensurePki()
 
 let failed = 0
