@@ -181,15 +181,9 @@ function parseKeySet (body: unknown): Map<string, SigningKey> {
   return keys
 }
 
-export interface SigningKeysOptions {
+export interface SigningKeysOptions extends Omit<KeySourceOptions, 'discoveryUrl' | 'homeTenantId'> {
   authorityHost: string
   tenantId: string
-  fetchJson: FetchJson
-  clock: Clock
-  refreshIntervalMs: number
-  maxAgeMs: number
-  retryAfterFailureMs: number
-  logger?: KeyLogger
 }
 
 /** The v2 and v1 key sources of the home tenant at the configured authority. */
