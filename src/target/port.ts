@@ -1,0 +1,39 @@
+// The Target port: where identities are materialized (a Databricks account, through SCIM or the
+// identity API of automatic identity management). The resolver hands it what Entra says; the adapter
+// makes the account agree, idempotently.
+import type { DirectoryPrincipal, GroupRef } from '../directory/port.ts'
+
+export interface MaterializeRequest {
+  tenantId: string
+  /** The user or service principal, as Entra has it now (accountEnabled decides `active`). */
+  principal: DirectoryPrincipal
+  /** Every group it belongs to, directly or through nesting. */
+  groups: GroupRef[]
+  /** Ids (within `groups`) of the groups the principal is a direct member of. */
+  directGroupIds: string[]
+  /** For each group in `groups`: the ids of its direct parents (within `groups`), to mirror nesting. */
+  parents: Map<string, string[]>
+}
+
+export interface Materialized {
+  /** The principal's id in the account. */
+  principalId: string
+  /** Entra group id → account group id, for every group of the request. */
+  groupIds: Map<string, string>
+  active: boolean
+}
+
+export interface Target {
+  /** Makes the account hold the principal, its groups and their nesting as Entra has them. */
+  materialize: (request: MaterializeRequest) => Promise<Materialized>
+}
+
+/** Thrown when the target cannot answer now (throttled, down): callers answer 503 with Retry-After. */
+export class TargetUnavailableError extends Error {
+  readonly throttled: boolean
+
+  constructor (message: string, readonly retryAfterSeconds?: number, options?: ErrorOptions & { throttled?: boolean }) {
+    super(message, options)
+    this.throttled = options?.throttled ?? false
+  }
+}

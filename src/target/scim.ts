@@ -1,0 +1,460 @@
+// DatabricksScimTarget: the Target port over the account SCIM API, for any Databricks account (AWS, GCP,
+// Azure without automatic identity management). It makes the account hold the principal, every group of
+// its Entra closure, and the nesting, so that Databricks' own nested evaluation answers as Entra does:
+//
+// - The principal (user: userName = UPN, externalId = object id, displayName, emails, active; service
+//   principal: applicationId = appId, externalId, displayName, active) is found by one filtered list
+//   (`externalId eq "…" or userName eq "…"`, the externalId match preferred), created on a miss; a 409 on
+//   create (a concurrent login, another replica) means: read again and continue. displayName, externalId
+//   and `active` (= accountEnabled) are corrected with one PATCH of `replace` operations.
+// - Groups (displayName, externalId = Entra group id) are found 50 at a time by one list whose filter asks
+//   for each group's externalId and display name, so the same call tells which names are taken: an Entra
+//   group whose name is held by another group (an internal one, or another Entra group with the same name)
+//   is created as `Name (xxxxxxxx)` (the first 8 characters of its object id; the full id if even that is
+//   taken), deterministically and linked by externalId. A Databricks group without externalId is never
+//   adopted, renamed or changed.
+// - Nesting: the principal is a direct member of exactly its direct Entra groups, each group of the
+//   closure of exactly its direct Entra parents. Memberships Entra no longer has are removed, but only from
+//   Entra-sourced groups (with an externalId): memberships in Databricks-internal groups stay, and only the
+//   principal and the closure's groups are ever removed from a group (never members this call does not
+//   manage). Writes are batched: one PATCH per parent group (`add members` with an array, `remove` with
+//   `members[value eq "id"]` filters), the PATCHes of different groups in parallel within the client's
+//   budget.
+// - Convergent: every write is idempotent and the adapter remembers a materialization only after all of
+//   it succeeded, so a crash or a failure after any step is repaired by the next call, which reads
+//   Databricks' state again. One materialization per principal runs at a time (single-flight per tenant
+//   and principal; identical concurrent requests share one run).
+// - Caches: the last materialization of each principal (a fingerprint of the request: principal fields,
+//   groups, direct groups, nesting edges), so a warm call with an unchanged request makes no call at all
+//   and a changed one writes only the difference; Entra group id → Databricks id with the group's known
+//   parents (shared by every principal of the group, so a cold principal whose groups are known reads
+//   nothing but itself); Databricks group id → externalId (is a parent Entra-sourced?). All bounded LRUs.
+// - SCIM filter values are quoted with `"` and `\` escaped, so a display name such as `x" or userName sw "`
+//   is compared as the literal it is and can never widen the filter.
+import { createHash } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
+import type { GroupRef } from '../directory/port.ts'
+import type { MaterializeRequest, Materialized, Target } from './port.ts'
+import type { DatabricksClient } from './databricks-client.ts'
+import { DatabricksBadRequestError, DatabricksConflictError, DatabricksNotFoundError } from './errors.ts'
+
+export const SCIM_SCHEMA = {
+  user: 'urn:ietf:params:scim:schemas:core:2.0:User',
+  group: 'urn:ietf:params:scim:schemas:core:2.0:Group',
+  servicePrincipal: 'urn:ietf:params:scim:schemas:core:2.0:ServicePrincipal',
+  patchOp: 'urn:ietf:params:scim:api:messages:2.0:PatchOp'
+} as const
+
+/** Groups per lookup: 50 × (externalId eq … or displayName eq …) = 199 filter nodes, under Databricks' 200. */
+const GROUPS_PER_LOOKUP = 50
+/** Ids per `id eq … or …` lookup (199 nodes). */
+const IDS_PER_LOOKUP = 100
+/** Members per `add` operation and operations per PATCH (what the known sync tools use). */
+const MEMBERS_PER_OP = 50
+const OPS_PER_PATCH = 50
+
+export interface DatabricksScimTargetOptions {
+  client: DatabricksClient
+  /** Principals whose last materialization is remembered (default 100,000). */
+  maxPrincipals?: number
+  /** How long a remembered materialization spares every call; after it, a full reconcile (default 1 h). */
+  materializedTtlMs?: number
+  /** Entra group id → Databricks id (with the group's known parents) entries kept (default 100,000). */
+  maxGroups?: number
+  /** How long a group's known parents are trusted instead of read (default 10 min). */
+  groupTtlMs?: number
+}
+
+interface ScimRef { value: string, type?: string, display?: string }
+
+interface ScimObject {
+  id: string
+  externalId?: string
+  displayName?: string
+  userName?: string
+  applicationId?: string
+  active?: boolean
+  groups?: ScimRef[]
+}
+
+interface ListResponse { totalResults?: number, Resources?: ScimObject[] }
+
+type PrincipalKind = 'user' | 'servicePrincipal'
+
+interface PrincipalFields {
+  kind: PrincipalKind
+  displayName: string
+  active: boolean
+}
+
+/** What the adapter remembers of a principal's last complete materialization. */
+interface Remembered {
+  fingerprint: string
+  result: Materialized
+  fields: PrincipalFields
+  /** Databricks child id → the Databricks ids of the Entra-sourced parents it was made a member of. */
+  edges: Map<string, Set<string>>
+}
+
+interface KnownGroup {
+  id: string
+  /** The group's Databricks parents as last read or written. */
+  parents: Set<string>
+}
+
+const RESOURCE: Record<PrincipalKind | 'group', string> = { user: 'Users', servicePrincipal: 'ServicePrincipals', group: 'Groups' }
+
+/** A SCIM filter string literal: `"` and `\` escaped, so the value can never end the literal. */
+export function scimString (value: string): string {
+  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`
+}
+
+/** The name a group gets when its Entra display name is taken: candidates in order. */
+export function groupNameCandidates (group: Pick<GroupRef, 'id' | 'displayName'>): string[] {
+  const base = group.displayName.trim() === '' ? group.id : group.displayName
+  return [base, `${base} (${group.id.slice(0, 8)})`, `${base} (${group.id})`]
+}
+
+function directParents (o: ScimObject): Set<string> {
+  return new Set((o.groups ?? []).filter(g => g.type === undefined || g.type === 'direct').map(g => g.value))
+}
+
+function chunk<T> (items: T[], size: number): T[][] {
+  const out: T[][] = []
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
+  return out
+}
+
+function fingerprintOf (request: MaterializeRequest): string {
+  const p = request.principal
+  const ids = new Set(request.groups.map(g => g.id))
+  const groups = [...request.groups].sort((a, b) => a.id.localeCompare(b.id)).map(g => [g.id, g.displayName])
+  const direct = [...new Set(request.directGroupIds)].filter(id => ids.has(id)).sort()
+  const edges = [...ids].sort().map(id => [id, [...new Set(request.parents.get(id) ?? [])].filter(x => ids.has(x)).sort()])
+  const doc = JSON.stringify([p.kind, p.id, p.userPrincipalName ?? null, p.appId ?? null, p.mail ?? null, p.displayName, p.accountEnabled, groups, direct, edges])
+  return createHash('sha256').update(doc).digest('base64url')
+}
+
+function cloneResult (r: Materialized): Materialized {
+  return { principalId: r.principalId, groupIds: new Map(r.groupIds), active: r.active }
+}
+
+export class DatabricksScimTarget implements Target {
+  private readonly client: DatabricksClient
+  private readonly remembered: LRUCache<string, Remembered>
+  private readonly groups: LRUCache<string, KnownGroup>
+  private readonly sourced: LRUCache<string, { externalId: string | null }>
+  private readonly lanes = new Map<string, { fingerprint: string, promise: Promise<Materialized> }>()
+
+  constructor (options: DatabricksScimTargetOptions) {
+    this.client = options.client
+    this.remembered = new LRUCache({ max: options.maxPrincipals ?? 100_000, ttl: options.materializedTtlMs ?? 3_600_000 })
+    this.groups = new LRUCache({ max: options.maxGroups ?? 100_000, ttl: options.groupTtlMs ?? 600_000 })
+    this.sourced = new LRUCache({ max: options.maxGroups ?? 100_000, ttl: options.groupTtlMs ?? 600_000 })
+  }
+
+  async materialize (request: MaterializeRequest): Promise<Materialized> {
+    const p = request.principal
+    if (p.kind !== 'user' && p.kind !== 'servicePrincipal') throw new TypeError(`Only users and service principals are materialized, not a ${p.kind}.`)
+    if (p.kind === 'user' && (p.userPrincipalName === undefined || p.userPrincipalName === '')) throw new TypeError(`User ${p.id} has no userPrincipalName.`)
+    if (p.kind === 'servicePrincipal' && (p.appId === undefined || p.appId === '')) throw new TypeError(`Service principal ${p.id} has no appId.`)
+    const key = `${request.tenantId.toLowerCase()}|${p.id.toLowerCase()}`
+    const fingerprint = fingerprintOf(request)
+    const running = this.lanes.get(key)
+    // The same request in flight: share its outcome.
+    if (running?.fingerprint === fingerprint) return cloneResult(await running.promise)
+    // Another request for this principal in flight: run after it (one materialization at a time).
+    const before = running === undefined ? Promise.resolve() : running.promise.then(() => {}, () => {})
+    const promise = before.then(async () => await this.run(key, fingerprint, request))
+    this.lanes.set(key, { fingerprint, promise })
+    try {
+      return cloneResult(await promise)
+    } finally {
+      if (this.lanes.get(key)?.promise === promise) this.lanes.delete(key)
+    }
+  }
+
+  /** Forgets everything the adapter remembers (the next calls read Databricks again). */
+  clear (): void {
+    this.remembered.clear()
+    this.groups.clear()
+    this.sourced.clear()
+  }
+
+  private async run (key: string, fingerprint: string, request: MaterializeRequest): Promise<Materialized> {
+    const previous = this.remembered.get(key)
+    if (previous?.fingerprint === fingerprint) return previous.result
+    // Until this run has succeeded the next one reconciles from Databricks' own state.
+    this.remembered.delete(key)
+    let done: Omit<Remembered, 'fingerprint'>
+    try {
+      done = await this.reconcile(request, previous)
+    } catch (err) {
+      if (!isStaleId(err)) throw err
+      // An id the adapter remembered is gone (deleted in Databricks meanwhile): read everything again, once.
+      for (const g of request.groups) this.groups.delete(g.id)
+      done = await this.reconcile(request, undefined)
+    }
+    this.remembered.set(key, { ...done, fingerprint })
+    return done.result
+  }
+
+  private async reconcile (request: MaterializeRequest, previous: Remembered | undefined): Promise<Omit<Remembered, 'fingerprint'>> {
+    const p = request.principal
+    const kind = p.kind as PrincipalKind
+    const fields: PrincipalFields = { kind, displayName: p.displayName, active: p.accountEnabled }
+    const byId = new Map(request.groups.map(g => [g.id, g]))
+
+    // Entra's answer: child (Entra id) → its direct parents within the closure.
+    const desired = new Map<string, Set<string>>()
+    desired.set(p.id, new Set(request.directGroupIds.filter(id => byId.has(id))))
+    for (const g of byId.values()) desired.set(g.id, new Set((request.parents.get(g.id) ?? []).filter(x => byId.has(x) && x !== g.id)))
+
+    // Databricks' state: child (Databricks id) → its parents (Databricks ids), read or remembered.
+    const current = new Map<string, Set<string>>()
+
+    // 1. The principal.
+    let principalId: string
+    if (previous !== undefined) {
+      principalId = previous.result.principalId
+      current.set(principalId, new Set(previous.edges.get(principalId) ?? []))
+      const ops: unknown[] = []
+      if (previous.fields.displayName !== fields.displayName) ops.push({ op: 'replace', path: 'displayName', value: fields.displayName })
+      if (previous.fields.active !== fields.active) ops.push({ op: 'replace', path: 'active', value: fields.active })
+      if (ops.length > 0) await this.patch(RESOURCE[kind], principalId, ops)
+    } else {
+      const found = await this.ensurePrincipal(request)
+      principalId = found.id
+      current.set(principalId, directParents(found))
+      const ops: unknown[] = []
+      if (found.externalId !== p.id) ops.push({ op: 'replace', path: 'externalId', value: p.id })
+      if ((found.displayName ?? '') !== fields.displayName) ops.push({ op: 'replace', path: 'displayName', value: fields.displayName })
+      if (found.active !== fields.active) ops.push({ op: 'replace', path: 'active', value: fields.active })
+      if (ops.length > 0) await this.patch(RESOURCE[kind], principalId, ops)
+    }
+
+    // 2. The groups: remembered, known from another principal's run, or looked up (and created).
+    const groupIds = new Map<string, string>()
+    const unknown: GroupRef[] = []
+    for (const g of byId.values()) {
+      const known = this.groups.get(g.id)
+      const rememberedId = previous?.result.groupIds.get(g.id)
+      if (known !== undefined && (rememberedId === undefined || rememberedId === known.id)) {
+        groupIds.set(g.id, known.id)
+        current.set(known.id, new Set(known.parents))
+      } else if (rememberedId !== undefined && previous !== undefined) {
+        groupIds.set(g.id, rememberedId)
+        current.set(rememberedId, new Set(previous.edges.get(rememberedId) ?? []))
+      } else {
+        unknown.push(g)
+      }
+    }
+    for (const [entraId, o] of await this.ensureGroups(unknown)) {
+      groupIds.set(entraId, o.id)
+      const parents = directParents(o)
+      current.set(o.id, parents)
+      this.groups.set(entraId, { id: o.id, parents: new Set(parents) })
+    }
+    const dbOf = (entraId: string): string => entraId === p.id ? principalId : groupIds.get(entraId) as string
+    const closure = new Set(groupIds.values())
+
+    // 3. The difference, per parent group.
+    const adds = new Map<string, string[]>()
+    const removals: Array<{ parent: string, child: string }> = []
+    const want = new Map<string, Set<string>>()
+    for (const [child, parents] of desired) {
+      const childId = dbOf(child)
+      const wanted = new Set([...parents].map(dbOf))
+      want.set(childId, wanted)
+      const has = current.get(childId) ?? new Set<string>()
+      for (const parent of wanted) if (!has.has(parent)) adds.set(parent, [...(adds.get(parent) ?? []), childId])
+      for (const parent of has) if (!wanted.has(parent)) removals.push({ parent, child: childId })
+    }
+    // Only from Entra-sourced groups: the closure's, or others with an externalId.
+    const outside = [...new Set(removals.map(r => r.parent))].filter(id => !closure.has(id))
+    const externalIds = await this.externalIdsOf(outside)
+    const removes = new Map<string, string[]>()
+    for (const { parent, child } of removals) {
+      if (!closure.has(parent) && (externalIds.get(parent) ?? null) === null) continue
+      removes.set(parent, [...(removes.get(parent) ?? []), child])
+    }
+
+    // 4. One PATCH per group that changes; every group's PATCH runs even when another fails.
+    const parents = [...new Set([...adds.keys(), ...removes.keys()])].sort()
+    const results = await Promise.allSettled(parents.map(async parent => {
+      const add = adds.get(parent) ?? []
+      const remove = removes.get(parent) ?? []
+      await this.patchMembers(parent, add, remove)
+      for (const child of add) current.get(child)?.add(parent)
+      for (const child of remove) current.get(child)?.delete(parent)
+      this.updateKnownGroups(groupIds, current, [...add, ...remove])
+    }))
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
+
+    // What this principal's next run may take for granted: the memberships it has just made true.
+    const edges = new Map<string, Set<string>>()
+    for (const [child, wanted] of want) edges.set(child, new Set(wanted))
+    return { result: { principalId, groupIds, active: fields.active }, fields, edges }
+  }
+
+  private updateKnownGroups (groupIds: Map<string, string>, current: Map<string, Set<string>>, children: string[]): void {
+    const changed = new Set(children)
+    for (const [entraId, id] of groupIds) {
+      if (!changed.has(id)) continue
+      this.groups.set(entraId, { id, parents: new Set(current.get(id) ?? []) })
+    }
+  }
+
+  // ---- principals ---------------------------------------------------------------------------------------
+
+  private async ensurePrincipal (request: MaterializeRequest): Promise<ScimObject> {
+    const p = request.principal
+    const kind = p.kind as PrincipalKind
+    const existing = await this.findPrincipal(request)
+    if (existing !== undefined) return existing
+    const body = kind === 'user'
+      ? {
+          schemas: [SCIM_SCHEMA.user],
+          userName: p.userPrincipalName,
+          displayName: p.displayName,
+          externalId: p.id,
+          active: p.accountEnabled,
+          emails: [{ value: p.mail !== undefined && p.mail !== null && p.mail !== '' ? p.mail : p.userPrincipalName, type: 'work', primary: true }]
+        }
+      : { schemas: [SCIM_SCHEMA.servicePrincipal], applicationId: p.appId, displayName: p.displayName, externalId: p.id, active: p.accountEnabled }
+    try {
+      const res = await this.client.account<ScimObject>('POST', `/scim/v2/${RESOURCE[kind]}`, { body })
+      return res.json as ScimObject
+    } catch (err) {
+      if (!(err instanceof DatabricksConflictError)) throw err
+      // Created meanwhile (a concurrent login, another replica): adopt it.
+      const again = await this.findPrincipal(request)
+      if (again === undefined) throw err
+      return again
+    }
+  }
+
+  /** The account's principal for this Entra one: by externalId, else by userName / applicationId. */
+  private async findPrincipal (request: MaterializeRequest): Promise<ScimObject | undefined> {
+    const p = request.principal
+    const kind = p.kind as PrincipalKind
+    const second = kind === 'user' ? `userName eq ${scimString(p.userPrincipalName as string)}` : `applicationId eq ${scimString(p.appId as string)}`
+    const attributes = kind === 'user' ? 'id,userName,externalId,displayName,active,groups' : 'id,applicationId,externalId,displayName,active,groups'
+    const found = await this.list(RESOURCE[kind], `externalId eq ${scimString(p.id)} or ${second}`, attributes)
+    return found.find(o => o.externalId === p.id) ?? found.find(o => kind === 'user'
+      ? (o.userName ?? '').toLowerCase() === (p.userPrincipalName as string).toLowerCase()
+      : (o.applicationId ?? '').toLowerCase() === (p.appId as string).toLowerCase())
+  }
+
+  // ---- groups -------------------------------------------------------------------------------------------
+
+  /** Entra group id → the account's group, created where missing. */
+  private async ensureGroups (groups: GroupRef[]): Promise<Map<string, ScimObject>> {
+    const out = new Map<string, ScimObject>()
+    const taken = new Set<string>()
+    const missing: GroupRef[] = []
+    await Promise.all(chunk(groups, GROUPS_PER_LOOKUP).map(async part => {
+      const filter = part.map(g => `externalId eq ${scimString(g.id)} or displayName eq ${scimString(groupNameCandidates(g)[0] as string)}`).join(' or ')
+      const found = await this.list('Groups', filter, 'id,displayName,externalId,groups')
+      for (const o of found) {
+        this.sourced.set(o.id, { externalId: o.externalId ?? null })
+        if (o.displayName !== undefined) taken.add(o.displayName.toLowerCase())
+      }
+      for (const g of part) {
+        const o = found.find(x => x.externalId === g.id)
+        if (o !== undefined) out.set(g.id, o)
+        else missing.push(g)
+      }
+    }))
+    // Groups that share a name are created one after another (sorted by id), so which one gets the plain
+    // name does not depend on timing; different names in parallel.
+    const byName = new Map<string, GroupRef[]>()
+    for (const g of missing.sort((a, b) => a.id.localeCompare(b.id))) {
+      const name = (groupNameCandidates(g)[0] as string).toLowerCase()
+      byName.set(name, [...(byName.get(name) ?? []), g])
+    }
+    await Promise.all([...byName.values()].map(async same => {
+      for (const g of same) out.set(g.id, await this.createGroup(g, taken))
+    }))
+    return out
+  }
+
+  private async createGroup (group: GroupRef, taken: Set<string>): Promise<ScimObject> {
+    let conflict: unknown
+    for (const name of groupNameCandidates(group)) {
+      if (taken.has(name.toLowerCase())) continue
+      try {
+        const res = await this.client.account<ScimObject>('POST', '/scim/v2/Groups', { body: { schemas: [SCIM_SCHEMA.group], displayName: name, externalId: group.id } })
+        const created = res.json as ScimObject
+        taken.add(name.toLowerCase())
+        this.sourced.set(created.id, { externalId: group.id })
+        return { ...created, groups: [] }
+      } catch (err) {
+        if (!(err instanceof DatabricksConflictError)) throw err
+        conflict = err
+        taken.add(name.toLowerCase())
+        // Created meanwhile under this name by a concurrent run? Then adopt it; else try the next name.
+        const again = await this.list('Groups', `externalId eq ${scimString(group.id)}`, 'id,displayName,externalId,groups')
+        const mine = again.find(o => o.externalId === group.id)
+        if (mine !== undefined) return mine
+      }
+    }
+    throw conflict ?? new DatabricksConflictError(`Every name for Entra group ${group.id} is taken in the account.`, { status: 409, errorCode: 'RESOURCE_CONFLICT', method: 'POST', route: '/scim/v2/Groups' })
+  }
+
+  /** Databricks group id → its externalId (null: a Databricks-internal group), for ids outside the request. */
+  private async externalIdsOf (ids: string[]): Promise<Map<string, string | null>> {
+    const out = new Map<string, string | null>()
+    const unknown: string[] = []
+    for (const id of ids) {
+      const known = this.sourced.get(id)
+      if (known !== undefined) out.set(id, known.externalId)
+      else unknown.push(id)
+    }
+    await Promise.all(chunk(unknown, IDS_PER_LOOKUP).map(async part => {
+      const found = await this.list('Groups', part.map(id => `id eq ${scimString(id)}`).join(' or '), 'id,externalId')
+      for (const o of found) {
+        out.set(o.id, o.externalId ?? null)
+        this.sourced.set(o.id, { externalId: o.externalId ?? null })
+      }
+    }))
+    return out
+  }
+
+  // ---- SCIM calls ---------------------------------------------------------------------------------------
+
+  /** Every resource the filter matches (all pages). */
+  private async list (resource: string, filter: string, attributes: string): Promise<ScimObject[]> {
+    const out: ScimObject[] = []
+    const seen = new Set<string>()
+    for (let startIndex = 1; ;) {
+      const res = await this.client.account<ListResponse>('GET', `/scim/v2/${resource}`, { query: { filter, attributes, startIndex, count: 1000 } })
+      const page = res.json?.Resources ?? []
+      for (const o of page) {
+        if (!seen.has(o.id)) out.push(o)
+        seen.add(o.id)
+      }
+      startIndex += page.length
+      if (page.length === 0 || startIndex > (res.json?.totalResults ?? 0)) return out
+    }
+  }
+
+  private async patch (resource: string, id: string, operations: unknown[]): Promise<void> {
+    await this.client.account('PATCH', `/scim/v2/${resource}/${encodeURIComponent(id)}`, { body: { schemas: [SCIM_SCHEMA.patchOp], Operations: operations } })
+  }
+
+  /** One PATCH for a group's new and gone members (more only past 50 operations). */
+  private async patchMembers (groupId: string, add: string[], remove: string[]): Promise<void> {
+    const ops: unknown[] = [
+      ...chunk(add, MEMBERS_PER_OP).map(part => ({ op: 'add', path: 'members', value: part.map(value => ({ value })) })),
+      ...remove.map(id => ({ op: 'remove', path: `members[value eq ${scimString(id)}]` }))
+    ]
+    for (const part of chunk(ops, OPS_PER_PATCH)) await this.patch('Groups', groupId, part)
+  }
+}
+
+/** A 404 on an id, or "Member X does not exist": an id the adapter remembered is gone. */
+function isStaleId (err: unknown): boolean {
+  return err instanceof DatabricksNotFoundError || (err instanceof DatabricksBadRequestError && /does not exist/i.test(err.message))
+}

@@ -1,0 +1,235 @@
+// DatabricksScimTarget against the Databricks emulator over HTTPS, AIM off (SCIM mode): creation of the
+// principal, its groups and the nesting; the warm path; membership changes; active; service principals;
+// internal groups and members left alone; duplicate names; guests; filter injection.
+import t from 'tap'
+import { databricksNesting, entraNesting, entraRequest, scimEnv, smallTenant, T, withUser } from '../../helpers/target.ts'
+import { scimString } from '../../../src/target/scim.ts'
+import { SCIM, createGroup, createUser, patchBody } from '../../helpers/databricks.ts'
+
+const dup1 = 'd1000000-0000-4000-8000-000000000001'
+const dup2 = 'd2000000-0000-4000-8000-000000000002'
+
+t.test('a first materialization creates the user, its groups and the nesting; the second makes no call', async t => {
+  const env = await scimEnv(t)
+  const request = env.request(T.alice)
+  const result = await env.target.materialize(request)
+
+  const state = await env.state()
+  t.equal(state.users.length, 1, 'one user')
+  const alice = state.users[0]
+  t.match(alice, { userName: 'alice@contoso-test.onmicrosoft.com', externalId: T.alice, displayName: 'Alice Adams', active: true })
+  t.equal(result.principalId, alice?.id)
+  t.equal(result.active, true)
+  t.same(new Set(state.groups.map(g => g.externalId)), new Set(request.groups.map(g => g.id)), 'every group of the closure, linked by externalId')
+  for (const g of request.groups) {
+    const made = state.groups.find(x => x.externalId === g.id)
+    t.equal(made?.displayName, g.displayName, `${g.displayName} keeps its name`)
+    t.equal(result.groupIds.get(g.id), made?.id, `${g.displayName}: id returned`)
+  }
+  t.same(databricksNesting(state, request), entraNesting(request), 'memberships equal Entra\'s')
+  const user = await env.db.api('GET', `${SCIM}/Users/${result.principalId}`)
+  t.same(user.body.emails, [{ value: 'alice@contoso.com', type: 'work', primary: true }], 'emails from mail')
+  t.same(new Set(user.body.groups.filter((g: { type: string }) => g.type === 'indirect').map((g: { display: string }) => g.display)), new Set(['Engineering', 'All Staff']), 'Databricks evaluates the nesting as Entra does')
+
+  env.resetCalls()
+  const again = await env.target.materialize(env.request(T.alice))
+  t.equal(env.dbCalls().total, 0, 'a warm materialization with an unchanged request makes zero Databricks calls')
+  t.same(again, result)
+})
+
+t.test('a membership change writes only the difference', async t => {
+  const env = await scimEnv(t)
+  await env.target.materialize(env.request(T.bob)) // Engineering, Finance, All Staff exist now
+  await env.target.materialize(env.request(T.alice))
+
+  // In Entra: alice leaves Data Platform, joins Finance.
+  const fixture = {
+    ...env.fixture,
+    groups: env.fixture.groups.map(g => g.id === T.dataPlatform
+      ? { ...g, members: (g.members ?? []).filter(m => m !== T.alice) }
+      : g.id === T.finance ? { ...g, members: [...(g.members ?? []), T.alice] } : g)
+  }
+  const request = entraRequest(fixture, T.alice)
+  env.resetCalls()
+  const result = await env.target.materialize(request)
+  const calls = env.dbCalls()
+  t.equal(calls.routes['PATCH /api/2.0/accounts/:accountId/scim/v2/Groups/:id'], 2, 'two PATCHes: Finance gains alice, Data Platform loses her')
+  t.notOk(calls.routes['POST /api/2.0/accounts/:accountId/scim/v2/Groups'], 'no group created')
+  t.notOk(calls.routes['PATCH /api/2.0/accounts/:accountId/scim/v2/Users/:id'], 'the user is not rewritten')
+  t.ok(calls.total <= 3, `at most one read besides (${JSON.stringify(calls.routes)})`)
+
+  const state = await env.state()
+  t.same(databricksNesting(state, request), entraNesting(request), 'memberships equal Entra\'s')
+  const dataPlatform = state.groups.find(g => g.externalId === T.dataPlatform)
+  t.same(dataPlatform?.members ?? [], [], 'alice left Data Platform')
+  t.same(dataPlatform?.groups.map(g => g.externalId), [T.engineering], 'Data Platform stays in Engineering (not hers to change)')
+  t.equal(result.groupIds.has(T.dataPlatform), false, 'no longer one of her groups')
+  // The second run, unchanged, is free again.
+  env.resetCalls()
+  await env.target.materialize(entraRequest(fixture, T.alice))
+  t.equal(env.dbCalls().total, 0)
+})
+
+t.test('a disabled user becomes active: false, and active again when re-enabled', async t => {
+  const env = await scimEnv(t)
+  const disabled = env.request(T.disabled)
+  t.equal(disabled.principal.accountEnabled, false)
+  const first = await env.target.materialize(disabled)
+  t.equal(first.active, false)
+  const user = async (): Promise<{ active?: boolean }> => (await env.state()).users.find(u => u.externalId === T.disabled) ?? {}
+  t.equal((await user()).active, false, 'created inactive')
+
+  env.resetCalls()
+  const enabled = await env.target.materialize({ ...disabled, principal: { ...disabled.principal, accountEnabled: true } })
+  t.equal(enabled.active, true)
+  t.equal((await user()).active, true, 're-enabled in Entra: active again')
+  t.same(env.dbCalls().routes, { 'PATCH /api/2.0/accounts/:accountId/scim/v2/Users/:id': 1 }, 'one PATCH (replace active)')
+
+  await env.target.materialize(disabled)
+  t.equal((await user()).active, false, 'disabled again')
+  // Another replica that never saw this user reads the state and corrects it too.
+  await env.db.api('PATCH', `${SCIM}/Users/${first.principalId}`, patchBody({ op: 'replace', path: 'active', value: true }))
+  await env.replica().materialize(disabled)
+  t.equal((await user()).active, false, 'a cold replica also sets active from accountEnabled')
+})
+
+t.test('a service principal: applicationId, externalId, and its groups', async t => {
+  const env = await scimEnv(t)
+  const request = env.request(T.etlSp)
+  const result = await env.target.materialize(request)
+  const state = await env.state()
+  t.equal(state.users.length, 0)
+  t.equal(state.servicePrincipals.length, 1)
+  t.match(state.servicePrincipals[0], { id: result.principalId, applicationId: T.etlAppId, externalId: T.etlSp, displayName: 'Nightly ETL', active: true })
+  t.same(databricksNesting(state, request), entraNesting(request), 'memberships equal Entra\'s')
+
+  // A service principal created by hand earlier (no externalId) is adopted by its application id.
+  const env2 = await scimEnv(t)
+  const made = await env2.db.api('POST', `${SCIM}/ServicePrincipals`, { applicationId: T.etlAppId, displayName: 'etl (manual)' })
+  const adopted = await env2.target.materialize(env2.request(T.etlSp))
+  t.equal(adopted.principalId, made.body.id, 'adopted, not duplicated')
+  const sp = (await env2.state()).servicePrincipals
+  t.equal(sp.length, 1)
+  t.match(sp[0], { externalId: T.etlSp, displayName: 'Nightly ETL' }, 'linked to Entra and renamed as Entra has it')
+})
+
+t.test('Databricks-internal groups and non-Entra members are left alone', async t => {
+  const env = await scimEnv(t)
+  // Before the resolver: a hand-made alice (no externalId), an internal group she is in, and an internal
+  // group that happens to be called like an Entra group.
+  const aliceId = await createUser(env.db.api, 'Alice@Contoso-Test.onmicrosoft.com', { displayName: 'alice (manual)' })
+  const internal = await createGroup(env.db.api, 'databricks-admins', { members: [{ value: aliceId }] })
+  const sameName = await createGroup(env.db.api, 'Data Platform')
+  const request = env.request(T.alice)
+  const result = await env.target.materialize(request)
+  t.equal(result.principalId, aliceId, 'the existing user is adopted by userName (case-insensitively)')
+
+  // A contractor added by hand to an Entra-sourced group.
+  const contractor = await createUser(env.db.api, 'contractor@example.com')
+  await env.db.api('PATCH', `${SCIM}/Groups/${result.groupIds.get(T.engineering) as string}`, patchBody({ op: 'add', path: 'members', value: [{ value: contractor }] }))
+
+  // Entra: alice leaves Data Platform for Engineering directly.
+  const fixture = {
+    ...env.fixture,
+    groups: env.fixture.groups.map(g => g.id === T.dataPlatform
+      ? { ...g, members: (g.members ?? []).filter(m => m !== T.alice) }
+      : g.id === T.engineering ? { ...g, members: [...(g.members ?? []), T.alice] } : g)
+  }
+  const changed = entraRequest(fixture, T.alice)
+  await env.target.materialize(changed)
+  // And a cold replica reconciling from Databricks' state.
+  await env.replica().materialize(changed)
+
+  const state = await env.state()
+  const byId = new Map(state.groups.map(g => [g.id, g]))
+  t.same(byId.get(internal)?.members?.map(m => m.id), [aliceId], 'alice stays in the internal group')
+  t.equal(byId.get(internal)?.externalId, null, 'the internal group is not linked')
+  t.equal(byId.get(sameName)?.externalId, null, 'the internal "Data Platform" is not adopted')
+  t.same(byId.get(sameName)?.members ?? [], [], 'and gets no members')
+  t.equal(byId.get(result.groupIds.get(T.dataPlatform) as string)?.displayName, `Data Platform (${T.dataPlatform.slice(0, 8)})`, 'the Entra group gets a distinct name')
+  t.ok(byId.get(result.groupIds.get(T.engineering) as string)?.members?.some(m => m.id === contractor), 'the contractor stays in Engineering')
+  const nesting = databricksNesting(state, changed)
+  t.same(nesting[T.alice], [T.distribution, T.engineering, 'internal:databricks-admins'].sort(), 'alice: her direct Entra groups plus the internal one')
+})
+
+t.test('two Entra groups with one display name are told apart deterministically', async t => {
+  const base = smallTenant()
+  const fixture = {
+    ...base,
+    groups: [...base.groups, { id: dup2, displayName: 'Analysts', members: [T.alice] }, { id: dup1, displayName: 'Analysts', members: [T.alice] }]
+  }
+  const env = await scimEnv(t, { tenant: fixture })
+  const request = env.request(T.alice)
+  const result = await env.target.materialize(request)
+  const state = await env.state()
+  const name = (id: string): string | undefined => state.groups.find(g => g.id === result.groupIds.get(id))?.displayName
+  t.equal(name(dup1), 'Analysts', 'the first by object id keeps the name')
+  t.equal(name(dup2), `Analysts (${dup2.slice(0, 8)})`, 'the second gets a prefix of its object id')
+  t.same(databricksNesting(state, request), entraNesting(request), 'both linked by externalId, alice in both')
+
+  // Stable: a cold replica finds both by externalId; nothing is created or renamed.
+  env.resetCalls()
+  const again = await env.replica().materialize(request)
+  t.same(again.groupIds, result.groupIds)
+  t.notOk(env.dbCalls().routes['POST /api/2.0/accounts/:accountId/scim/v2/Groups'], 'no group created')
+  t.equal((await env.state()).groups.length, state.groups.length)
+})
+
+t.test('a guest (#EXT# UPN)', async t => {
+  const env = await scimEnv(t)
+  const request = env.request(T.guest)
+  const result = await env.target.materialize(request)
+  const state = await env.state()
+  t.match(state.users[0], { id: result.principalId, userName: 'gina_fabrikam.com#EXT#@contoso-test.onmicrosoft.com', externalId: T.guest })
+  const user = await env.db.api('GET', `${SCIM}/Users/${result.principalId}`)
+  t.same(user.body.emails, [{ value: 'gina@fabrikam.com', type: 'work', primary: true }])
+  t.same(databricksNesting(state, request), entraNesting(request))
+  env.resetCalls()
+  await env.replica().materialize(request)
+  t.same(Object.keys(env.dbCalls().routes).filter(r => !r.startsWith('GET')), [], 'found again by a cold replica: no write')
+})
+
+t.test('a display name crafted as a filter injection matches nothing but itself', async t => {
+  const evil = 'e1000000-0000-4000-8000-000000000001'
+  const evil2 = 'e2000000-0000-4000-8000-000000000002'
+  const unicode = 'e3000000-0000-4000-8000-000000000003'
+  const base = smallTenant()
+  const fixture = withUser({
+    ...base,
+    groups: [
+      ...base.groups,
+      { id: evil, displayName: 'x" or displayName sw "', members: [] },
+      { id: evil2, displayName: 'y\\" or externalId sw \\"', members: [] },
+      { id: unicode, displayName: 'Équipe données 数据 "α"', members: [] }
+    ]
+  }, { id: 'a0000000-0000-4000-8000-0000000000ee', userPrincipalName: 'eve@contoso-test.onmicrosoft.com', displayName: 'Eve' }, [evil, evil2, unicode])
+  const env = await scimEnv(t, { tenant: fixture })
+  // Objects an injected filter would match: internal groups, another user.
+  const internal = await createGroup(env.db.api, 'x-internal')
+  await createGroup(env.db.api, 'y-internal')
+  const other = await createUser(env.db.api, 'x@contoso.com')
+  const request = env.request('a0000000-0000-4000-8000-0000000000ee')
+  const result = await env.target.materialize(request)
+  const state = await env.state()
+  const made = (id: string): { displayName?: string, externalId?: string | null } => state.groups.find(g => g.id === result.groupIds.get(id)) ?? {}
+  t.match(made(evil), { displayName: 'x" or displayName sw "', externalId: evil }, 'created under its own name: the filter matched no other group')
+  t.equal(made(evil2).displayName, 'y\\" or externalId sw \\"', 'backslashes too')
+  t.equal(made(unicode).displayName, 'Équipe données 数据 "α"', 'non-ASCII and quotes')
+  t.not(result.groupIds.get(evil), internal, 'no other group adopted')
+  t.equal(state.groups.find(g => g.id === internal)?.externalId, null, 'the internal group is untouched')
+  t.equal(state.users.find(u => u.id === other)?.externalId, null, 'the other user is untouched')
+  t.equal(state.users.length, 2)
+  t.same(databricksNesting(state, request), entraNesting(request))
+  // A cold replica finds the same groups again (by externalId) and creates nothing.
+  env.resetCalls()
+  const again = await env.replica().materialize(request)
+  t.same(again.groupIds, result.groupIds)
+  t.notOk(env.dbCalls().routes['POST /api/2.0/accounts/:accountId/scim/v2/Groups'])
+
+  // The escaped literal, as the adapter sends it, matches exactly the one group.
+  for (const name of ['x" or displayName sw "', 'Équipe données 数据 "α"']) {
+    const res = await env.db.api('GET', `${SCIM}/Groups?filter=${encodeURIComponent(`displayName eq ${scimString(name)}`)}`)
+    t.same(res.body.Resources?.map((g: { displayName: string }) => g.displayName), [name], `filter for ${name}`)
+  }
+  t.equal(scimString('a\\" or "'), '"a\\\\\\" or \\""', 'backslashes and quotes escaped')
+})
