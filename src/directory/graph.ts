@@ -174,9 +174,18 @@ export class GraphDirectory implements Directory {
   }
 
   async transitiveGroups (tenantId: string, principal: Pick<DirectoryPrincipal, 'id' | 'kind'>): Promise<GroupRef[]> {
+    return await this.groupsOf(tenantId, principal, 'transitiveMemberOf')
+  }
+
+  async directGroups (tenantId: string, principal: Pick<DirectoryPrincipal, 'id' | 'kind'>): Promise<GroupRef[]> {
+    return await this.groupsOf(tenantId, principal, 'memberOf')
+  }
+
+  /** Every page of the principal's (transitive or direct) groups, each group once. */
+  private async groupsOf (tenantId: string, principal: Pick<DirectoryPrincipal, 'id' | 'kind'>, relation: 'memberOf' | 'transitiveMemberOf'): Promise<GroupRef[]> {
     if (!GUID.test(principal.id)) return []
     const groups = new Map<string, GroupRef>()
-    let url: string | undefined = `${this.base}/${SET[principal.kind]}/${principal.id}/transitiveMemberOf/${GROUPS_CAST}?$select=id,displayName,securityEnabled&$top=999`
+    let url: string | undefined = `${this.base}/${SET[principal.kind]}/${principal.id}/${relation}/${GROUPS_CAST}?$select=id,displayName,securityEnabled&$top=999`
     for (let page = 0; url !== undefined; page++) {
       if (page >= MAX_PAGES) throw new DirectoryRequestError(`More than ${MAX_PAGES} pages of groups for ${principal.id}.`, { tenantId })
       const res = await this.get(tenantId, url)

@@ -37,6 +37,8 @@ export interface Directory {
   findPrincipal: (tenantId: string, query: PrincipalQuery) => Promise<DirectoryPrincipal | null>
   /** Every group the principal belongs to, directly or through nesting (all pages). */
   transitiveGroups: (tenantId: string, principal: Pick<DirectoryPrincipal, 'id' | 'kind'>) => Promise<GroupRef[]>
+  /** The groups the principal is a direct member of (to mirror membership elsewhere). */
+  directGroups: (tenantId: string, principal: Pick<DirectoryPrincipal, 'id' | 'kind'>) => Promise<GroupRef[]>
   /** The direct parent groups of each group id (to mirror nesting elsewhere). */
   directParents: (tenantId: string, groupIds: string[]) => Promise<Map<string, string[]>>
 }

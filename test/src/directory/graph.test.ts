@@ -92,6 +92,14 @@ t.test('transitive groups through a ten-level chain', async t => {
   t.same(groups.find(g => g.id === R.chain[0]), { id: R.chain[0], displayName: 'Chain level 1', securityEnabled: true })
 })
 
+t.test('direct groups: only the groups the principal is itself a member of', async t => {
+  const deep = await dir.directGroups(tid, { id: R.chainUser, kind: 'user' })
+  t.same(deep.map(g => g.id), [R.chain[9]], 'the innermost level only')
+  const sp = await dir.directGroups(tid, { id: T.etlSp, kind: 'servicePrincipal' })
+  t.same(sp.map(g => g.id), [T.dataPlatform])
+  t.same(await dir.directGroups(tid, { id: 'not-a-guid', kind: 'user' }), [])
+})
+
 t.test('transitive groups through a cycle: each group once, no loop', async t => {
   const groups = await dir.transitiveGroups(tid, { id: R.cycleUser, kind: 'user' })
   t.same(groups.map(g => g.id).sort(), [...R.cycle].sort())
