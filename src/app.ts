@@ -3,6 +3,7 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Config } from './config.ts'
 import type { Resolver } from './resolver/resolver.ts'
+import type { Materializer } from './resolver/materializer.ts'
 import type { Metrics } from './observability/metrics.ts'
 import { registerProblemHandlers } from './http/problems.ts'
 import { healthRoutes, type ReadinessCheck } from './http/health.ts'
@@ -18,6 +19,8 @@ export interface AppDeps {
   /** The identity API: without these, only health (and metrics) are served. */
   authenticator?: Authenticator
   resolver?: Resolver
+  /** With a Databricks account configured: logins also materialize the caller there. */
+  materializer?: Materializer
 }
 
 export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
@@ -58,7 +61,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   if (deps.metrics !== undefined) await app.register(metricsRoutes, { metrics: deps.metrics })
   if (deps.authenticator !== undefined && deps.resolver !== undefined) {
     registerAuthentication(app, deps.authenticator)
-    await app.register(identityRoutes, { resolver: deps.resolver })
+    await app.register(identityRoutes, { resolver: deps.resolver, materializer: deps.materializer })
   }
   return app
 }

@@ -23,6 +23,10 @@ export const ConfigSchema = Type.Object({
   UPSTREAM_CA_FILE: Type.Optional(Type.String({ minLength: 1, description: 'Extra CA certificate (PEM) trusted for outbound HTTPS, e.g. a TLS-inspecting proxy. Local mode sets it to the emulators\' CA.' })),
   GRAPH_MAX_REQUESTS_PER_SECOND: Type.Number({ exclusiveMinimum: 0, default: 100, description: 'Rate budget for Microsoft Graph (Graph itself allows about 800 light reads a second per app in a large tenant).' }),
   GRAPH_MAX_CONCURRENCY: Type.Integer({ minimum: 1, default: 16, description: 'Microsoft Graph requests in flight at once.' }),
+  DATABRICKS_HOST: Type.Optional(Type.String({ pattern: '^https://[^/\\s]+/?$', description: 'Databricks accounts host (https://accounts.azuredatabricks.net, or the AWS/GCP one). Unset: nothing is materialized.' })),
+  DATABRICKS_ACCOUNT_ID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]{1,64}$', description: 'The Databricks account id.' })),
+  DATABRICKS_MODE: Type.Union([Type.Literal('scim')], { default: 'scim', description: '`scim`: account SCIM, on any account (AWS, GCP, Azure).' }),
+  DATABRICKS_TOKEN: Type.Optional(Type.String({ minLength: 1, description: 'A Databricks token of an account admin; unset: an Entra app token of ENTRA_CLIENT_ID for Azure Databricks.' })),
   TOKEN_CLOCK_SKEW_SECONDS: Type.Integer({ minimum: 0, maximum: 3600, default: 300, description: 'Tolerance for token exp/nbf, as Microsoft\'s validators.' }),
   USE_TOKEN_GROUPS_CLAIM: Type.Boolean({ default: false, description: 'Take groups from the token\'s `groups` claim when it is present and not overaged, instead of Graph.' }),
   CACHE_PRINCIPAL_TTL_SECONDS: Type.Integer({ minimum: 1, default: 300, description: 'How long a principal (enabled, deleted) is served from cache.' }),
@@ -57,6 +61,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     for (const k of REQUIRED_IN_PRODUCTION) if (raw[k] === undefined) problems.push(`${k}: required when NODE_ENV=production`)
   }
   if (raw.ENTRA_TENANT_ID !== undefined && raw.ENTRA_CLIENT_ID === undefined) problems.push('ENTRA_CLIENT_ID: required with ENTRA_TENANT_ID')
+  if (raw.DATABRICKS_HOST !== undefined && raw.DATABRICKS_ACCOUNT_ID === undefined) problems.push('DATABRICKS_ACCOUNT_ID: required with DATABRICKS_HOST')
   if (raw.ENTRA_CLIENT_ID !== undefined && raw.ENTRA_CLIENT_SECRET === undefined && raw.ENTRA_CLIENT_CERTIFICATE_PATH === undefined) {
     problems.push('ENTRA_CLIENT_SECRET: set it or ENTRA_CLIENT_CERTIFICATE_PATH, the credential the service uses to call Microsoft Graph')
   }

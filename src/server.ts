@@ -20,6 +20,7 @@ async function main (): Promise<void> {
     // Imported lazily: production never loads the emulators.
     const { startEmulators } = await import('../emulators/server.ts')
     const demo = await import('../emulators/tenant/demo.ts')
+    const { DEFAULT_ACCOUNT_ID } = await import('../emulators/databricks/account.ts')
     const emulators = await startEmulators({ port: config.EMULATORS_PORT })
     closers.push(emulators.close)
     ca = emulators.ca
@@ -29,12 +30,15 @@ async function main (): Promise<void> {
       ENTRA_CLIENT_ID: demo.DEMO_RESOLVER_APP_ID,
       ENTRA_CLIENT_SECRET: demo.DEMO_RESOLVER_SECRET,
       ENTRA_AUTHORITY_HOST: emulators.origin,
-      GRAPH_BASE_URL: `${emulators.origin}/v1.0`
+      GRAPH_BASE_URL: `${emulators.origin}/v1.0`,
+      DATABRICKS_HOST: emulators.origin,
+      DATABRICKS_ACCOUNT_ID: DEFAULT_ACCOUNT_ID
     }
     console.warn([
       '',
       '*** LOCAL MODE: no ENTRA_TENANT_ID is set, so the service runs against the built-in emulators. ***',
-      `    Emulated Entra ID and Microsoft Graph: ${emulators.origin} (CA certificate: ${emulators.caPath})`,
+      `    Emulated Entra ID, Microsoft Graph and Databricks: ${emulators.origin} (CA certificate: ${emulators.caPath})`,
+      `    Databricks account: ${DEFAULT_ACCOUNT_ID}; logins are materialized there`,
       `    Demo tenant: ${demo.DEMO_TENANT_ID}; the service is the app ${demo.DEMO_RESOLVER_APP_ID}`,
       '    Set ENTRA_TENANT_ID (and NODE_ENV=production) to run against a real tenant.',
       ''

@@ -10,6 +10,9 @@ import { UpstreamClient } from './upstream/client.ts'
 import { createTokenVerifier } from './auth/verifier.ts'
 import { GraphDirectory } from './directory/graph.ts'
 import { Resolver } from './resolver/resolver.ts'
+import { Materializer } from './resolver/materializer.ts'
+import { DatabricksClient } from './target/databricks-client.ts'
+import { DatabricksScimTarget } from './target/scim.ts'
 
 export interface Service {
   app: FastifyInstance
@@ -60,11 +63,12 @@ export async function buildService (config: Config, options: ServiceOptions = {}
     cacheObserver: metrics.cacheObserver
   })
 
+  const credential = config.ENTRA_CLIENT_CERTIFICATE_PATH !== undefined
+    ? { clientCertificate: await readCertificate(config.ENTRA_CLIENT_CERTIFICATE_PATH) }
+    : { clientSecret: config.ENTRA_CLIENT_SECRET }
   const directory = new GraphDirectory({
     clientId,
-    ...(config.ENTRA_CLIENT_CERTIFICATE_PATH !== undefined
-      ? { clientCertificate: await readCertificate(config.ENTRA_CLIENT_CERTIFICATE_PATH) }
-      : { clientSecret: config.ENTRA_CLIENT_SECRET }),
+    ...credential,
     graphBaseUrl: config.GRAPH_BASE_URL,
     authorityHost: config.ENTRA_AUTHORITY_HOST,
     graph,
@@ -84,11 +88,26 @@ export async function buildService (config: Config, options: ServiceOptions = {}
     observer: metrics.cacheObserver
   })
 
+  // Databricks, when configured: every login also materializes the caller in the account.
+  const databricks = config.DATABRICKS_HOST !== undefined && config.DATABRICKS_ACCOUNT_ID !== undefined
+    ? new DatabricksClient({
+      host: config.DATABRICKS_HOST,
+      accountId: config.DATABRICKS_ACCOUNT_ID,
+      ...(config.DATABRICKS_TOKEN !== undefined
+        ? { token: config.DATABRICKS_TOKEN }
+        : { entra: { tenantId, clientId, authorityHost: config.ENTRA_AUTHORITY_HOST, sts: entra, ...credential } }),
+      ca,
+      observer
+    })
+    : undefined
+  const materializer = databricks !== undefined ? new Materializer(resolver, new DatabricksScimTarget({ client: databricks })) : undefined
+
   const app = await buildApp({
     config,
     metrics,
     authenticator: verifier,
     resolver,
+    materializer,
     // Ready once the signing keys are loaded: without them no request can be served.
     readinessChecks: [{ name: 'entra-signing-keys', check: async () => { await verifier.warm() } }]
   })
@@ -101,6 +120,7 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       await app.close()
       await verifier.close()
       await directory.close()
+      await databricks?.close()
       await Promise.all([entra.close(), graph.close()])
     }
   }

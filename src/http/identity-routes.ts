@@ -4,28 +4,35 @@ import { Type } from '@sinclair/typebox'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Resolver } from '../resolver/resolver.ts'
 import type { PrincipalQuery } from '../directory/port.ts'
-import { Resolution, errorResponses, Problem } from './schemas.ts'
-import { resolutionBody } from './resolution.ts'
+import { LoginResult, Resolution, errorResponses, Problem } from './schemas.ts'
+import { databricksBody, resolutionBody } from './resolution.ts'
+import type { Materializer } from '../resolver/materializer.ts'
+import { PrincipalDisabled } from '../resolver/errors.ts'
 import { requireRole } from './authenticate.ts'
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
-export async function identityRoutes (parent: FastifyInstance, { resolver }: { resolver: Resolver }): Promise<void> {
+export async function identityRoutes (parent: FastifyInstance, { resolver, materializer }: { resolver: Resolver, materializer?: Materializer }): Promise<void> {
   const app = parent.withTypeProvider<TypeBoxTypeProvider>()
 
   app.post('/v1/login', {
     schema: {
       tags: ['identity'],
       summary: 'Resolve the signed-in caller: its principal and every group it belongs to.',
-      description: 'Called by a login hook with the user\'s or service principal\'s Entra access token.',
+      description: 'Called by a login hook with the user\'s or service principal\'s Entra access token. With a Databricks account configured, the caller, its groups and their nesting are also materialized there.',
       security: [{ bearer: [] }],
-      response: { 200: Resolution, ...errorResponses }
+      response: { 200: LoginResult, ...errorResponses }
     },
     preHandler: app.authenticate
   }, async (request) => {
     const caller = request.caller
     if (caller === undefined) throw new Error('authenticate did not set the caller')
-    return resolutionBody(await resolver.resolveCaller(caller))
+    if (materializer === undefined) return resolutionBody(await resolver.resolveCaller(caller))
+    // A disabled principal is still materialized, so Databricks deactivates it too, and then refused.
+    const resolution = await resolver.resolveCaller(caller, { includeDisabled: true })
+    const materialized = await materializer.materialize(resolution)
+    if (!resolution.principal.accountEnabled) throw new PrincipalDisabled(resolution.principal.id)
+    return { ...resolutionBody(resolution), databricks: databricksBody(resolution, materialized) }
   })
 
   app.get('/v1/principals/:id', {

@@ -1,6 +1,7 @@
-// The JSON body shared by /v1/login and /v1/principals: a principal and its transitive groups.
+// The JSON bodies of /v1/login and /v1/principals: a principal, its transitive groups, and where it is in Databricks.
 import type { Resolution } from '../resolver/resolver.ts'
-import type { ResolutionBody } from './schemas.ts'
+import type { Materialized } from '../target/port.ts'
+import type { DatabricksIdentityBody, ResolutionBody } from './schemas.ts'
 
 export function resolutionBody ({ principal, groups, groupsSource }: Resolution): ResolutionBody {
   return {
@@ -18,5 +19,16 @@ export function resolutionBody ({ principal, groups, groupsSource }: Resolution)
     groups: groups.map(g => ({ id: g.id, displayName: g.displayName })),
     groupCount: groups.length,
     groupsSource
+  }
+}
+
+export function databricksBody ({ groups }: Resolution, materialized: Materialized): DatabricksIdentityBody {
+  return {
+    principalId: materialized.principalId,
+    active: materialized.active,
+    groups: groups.flatMap(g => {
+      const databricksId = materialized.groupIds.get(g.id)
+      return databricksId === undefined ? [] : [{ id: g.id, databricksId }]
+    })
   }
 }

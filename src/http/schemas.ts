@@ -41,6 +41,15 @@ export const Resolution = Type.Object({
 })
 export type ResolutionBody = Static<typeof Resolution>
 
+export const DatabricksIdentity = Type.Object({
+  principalId: Type.String({ description: 'The principal\'s id in the Databricks account.' }),
+  active: Type.Boolean({ description: 'false while the principal is disabled in Entra.' }),
+  groups: Type.Array(Type.Object({ id: Type.String({ description: 'Entra group id.' }), databricksId: Type.String() }))
+}, { description: 'Where the caller now is in the Databricks account (when one is configured).' })
+export type DatabricksIdentityBody = Static<typeof DatabricksIdentity>
+
+export const LoginResult = Type.Composite([Resolution, Type.Object({ databricks: Type.Optional(DatabricksIdentity) })])
+
 /** Every error answer of an authenticated route. */
 export const errorResponses = {
   401: Problem,

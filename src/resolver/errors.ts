@@ -19,3 +19,5 @@ export function upstreamUnavailable (upstream: string, retryAfterSeconds: number
 export const DirectoryMisconfigured = createError('DIRECTORY_MISCONFIGURED', 'The service cannot read the directory: %s', 502)
 export const PrincipalAmbiguous = createError('PRINCIPAL_AMBIGUOUS', '%s', 409)
 export const DirectoryRejected = createError('DIRECTORY_BAD_REQUEST', 'Microsoft Graph refused the request: %s', 502)
+export const TargetMisconfigured = createError('TARGET_MISCONFIGURED', 'The service cannot write to the Databricks account: %s', 502)
+export const TargetRejected = createError('TARGET_BAD_REQUEST', 'Databricks refused the request: %s', 502)

@@ -43,6 +43,7 @@ export class Resolver {
   private readonly principals: FreshCache<Cached>
   private readonly groups: FreshCache<GroupRef[]>
   private readonly parents: FreshCache<string[]>
+  private readonly directGroupsCache: FreshCache<GroupRef[]>
   private readonly directory: Directory
   private readonly groupRefs: LRUCache<string, GroupRef>
 
@@ -72,6 +73,17 @@ export class Resolver {
         return (await this.directory.transitiveGroups(tenantId, { kind, id })).map(g => this.intern(tenantId, g))
       }
     })
+    this.directGroupsCache = new FreshCache<GroupRef[]>({
+      ...common,
+      name: 'directGroups',
+      ttlMs: options.groupsTtlMs,
+      maxSize: options.maxGroupRefs,
+      sizeOf: groups => groups.length + 1,
+      load: async (key) => {
+        const [tenantId, kind, id] = key.split('|') as [string, DirectoryPrincipal['kind'], string]
+        return (await this.directory.directGroups(tenantId, { kind, id })).map(g => this.intern(tenantId, g))
+      }
+    })
     // Group → direct parents is shared by every member of the group (Zanzibar's Leopard idea).
     this.parents = new FreshCache<string[]>({
       ...common,
@@ -98,11 +110,11 @@ export class Resolver {
     return group
   }
 
-  /** The signed-in caller, who must exist and be enabled, with its transitive groups. */
-  async resolveCaller (caller: Caller): Promise<Resolution> {
+  /** The signed-in caller, who must exist and be enabled (unless asked otherwise), with its transitive groups. */
+  async resolveCaller (caller: Caller, options: { includeDisabled?: boolean } = {}): Promise<Resolution> {
     const principal = this.principals.getFresh(principalKey(caller.tenantId, { id: caller.oid })) ?? await this.lookup(caller.tenantId, { id: caller.oid })
     if (principal === undefined || isNotFound(principal)) throw new PrincipalNotFoundAtLogin(caller.oid, caller.tenantId)
-    if (!principal.accountEnabled) throw new PrincipalDisabled(principal.id)
+    if (!principal.accountEnabled && options.includeDisabled !== true) throw new PrincipalDisabled(principal.id)
     if (this.options.useGroupsClaim && caller.groupsClaim !== undefined) {
       return { principal, groups: caller.groupsClaim.map(id => ({ id, displayName: '', securityEnabled: true })), groupsSource: 'token' }
     }
@@ -115,6 +127,11 @@ export class Resolver {
     const principal = await this.lookup(tenantId, query)
     if (principal === undefined) throw new PrincipalNotFound(Object.values(query)[0] as string, tenantId)
     return { principal, groups: principal.kind === 'group' ? [] : await this.groupsOf(principal), groupsSource: 'graph' }
+  }
+
+  /** The groups the principal is itself a member of (what a target mirrors as memberships). */
+  async directGroups (principal: DirectoryPrincipal): Promise<GroupRef[]> {
+    return await this.guard(this.directGroupsCache.get(groupsKey(principal)))
   }
 
   /** Direct parents of each group, loading every uncached one in a single directory call. */
@@ -134,6 +151,7 @@ export class Resolver {
   invalidate (tenantId: string, principal: Pick<DirectoryPrincipal, 'kind' | 'id'>): void {
     this.principals.delete(principalKey(tenantId, { id: principal.id }))
     this.groups.delete(groupsKey({ ...principal, tenantId }))
+    this.directGroupsCache.delete(groupsKey({ ...principal, tenantId }))
   }
 
   private async lookup (tenantId: string, query: PrincipalQuery): Promise<DirectoryPrincipal | undefined> {

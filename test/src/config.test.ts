@@ -53,3 +53,9 @@ t.test('lists are comma-separated and trimmed', async t => {
   t.same(listOf(' a, b ,,c '), ['a', 'b', 'c'])
   t.same(listOf(undefined), [])
 })
+
+t.test('a Databricks host needs its account id, and must be https', async t => {
+  t.match((t.throws(() => loadConfig({ DATABRICKS_HOST: 'https://accounts.azuredatabricks.net' })) as ConfigError).problems, [/DATABRICKS_ACCOUNT_ID: required with DATABRICKS_HOST/])
+  t.match((t.throws(() => loadConfig({ DATABRICKS_HOST: 'http://accounts.example', DATABRICKS_ACCOUNT_ID: 'abc' })) as ConfigError).problems, [/DATABRICKS_HOST/])
+  t.equal(loadConfig({ DATABRICKS_HOST: 'https://accounts.azuredatabricks.net', DATABRICKS_ACCOUNT_ID: 'abc-123' }).DATABRICKS_MODE, 'scim')
+})

@@ -34,7 +34,7 @@ t.test('local mode: starts the emulators, says so loudly, serves health, shuts d
   const [, url] = await waitFor(/Server listening at (http:\/\/127\.0\.0\.1:\d+)/, output)
   t.match(output(), /LOCAL MODE/)
   t.match(output(), /Demo tenant: 8f2c5a1e-4b7d-4e3a-9c61-2d5e8f0a7b13/)
-  const emulatorOrigin = /Emulated Entra ID and Microsoft Graph: (https:\/\/\S+)/.exec(output())?.[1] ?? ''
+  const emulatorOrigin = /Emulated Entra ID, Microsoft Graph and Databricks: (https:\/\/\S+)/.exec(output())?.[1] ?? ''
   t.equal((await fetch(`${emulatorOrigin}/common/discovery/keys`)).status, 200, 'the emulators answer over HTTPS')
 
   const health = await fetch(`${url ?? ''}/healthz`)
@@ -52,7 +52,7 @@ t.test('local mode: starts the emulators, says so loudly, serves health, shuts d
   const token = await (await fetch(`${emulatorOrigin}/${DEMO_TENANT_ID}/oauth2/v2.0/token`, { method: 'POST', body: form })).json() as { access_token: string }
   const login = await fetch(`${url ?? ''}/v1/login`, { method: 'POST', headers: { authorization: `Bearer ${token.access_token}` } })
   t.equal(login.status, 200)
-  t.match(await login.json(), { principal: { userPrincipalName: DEMO_ALICE_UPN }, groupsSource: 'graph' })
+  t.match(await login.json(), { principal: { userPrincipalName: DEMO_ALICE_UPN }, groupsSource: 'graph', databricks: { principalId: String, active: true } })
   await waitFor(/"oid":"[0-9a-f-]{36}"/, output)
   t.notMatch(output(), new RegExp(token.access_token.slice(-20)), 'the token never reaches the log')
   t.notMatch(output(), /Bearer|client_secret/, 'nothing secret is logged')

@@ -1,0 +1,274 @@
+// DatabricksAimTarget: the Target port for accounts with automatic identity management (AIM). Entra stays
+// the source of record: the account learns users, service principals, groups and every membership and
+// nesting from Entra itself, so this adapter only makes sure each identity exists in the account and
+// learns its Databricks id. It never writes a membership.
+//
+// - The principal is resolved with `POST /api/2.0/identity/accounts/{id}/users|service-principals/
+//   resolve-by-external-id` `{ "external_id": <Entra object id> }` (reference §1.2): the account returns
+//   the principal, creating it (INACTIVE until its first login) when missing. Each group of the request is
+//   resolved the same way (`groups/resolve-by-external-id`), at most `groupConcurrency` at a time for the
+//   whole adapter, one resolve per group at a time even across principals (single-flight per group).
+// - Both path spellings: the current kebab-case one by default, the first SDKs' camelCase one
+//   (`resolveByExternalId`, `servicePrincipals`) by option; a kebab-case path the account answers with
+//   `404 ENDPOINT_NOT_FOUND` makes the adapter switch to camelCase once, for good.
+// - Both response generations: `user_id` / `group_id` / `service_principal_id` (strings) or the older
+//   `internal_id` (a number, later a string).
+// - `active` is what the account reports (`account_user_status` / `account_sp_status` = ACTIVE). Under
+//   AIM that is INACTIVE both for a deactivated principal and for one that has never used the account.
+//   Only when the account reports no status is Entra's `accountEnabled` used.
+// - Caches (bounded LRUs): principal → { Databricks id, active } for `principalTtlMs` (the status can
+//   change at the first login, so it is re-read now and then); Entra group id → Databricks id for
+//   `groupTtlMs`, shared by every principal; a group the identity provider does not know is remembered as
+//   such for `missingTtlMs` and left out of `groupIds`. A warm call with an unchanged request makes no call.
+// - Single-flight per principal: identical concurrent requests share one run; a different request for the
+//   same principal runs after the one in flight.
+// - Errors: "AIM is not enabled" → AimDisabledError (a TargetConfigurationError telling the operator to use
+//   DATABRICKS_MODE=scim or to enable AIM); throttling and outages → TargetUnavailableError (the client);
+//   a principal the identity provider does not know → the client's DatabricksNotFoundError.
+import { LRUCache } from 'lru-cache'
+import pLimit, { type LimitFunction } from 'p-limit'
+import type { Clock } from '../clock.ts'
+import type { GroupRef } from '../directory/port.ts'
+import type { MaterializeRequest, Materialized, Target } from './port.ts'
+import type { DatabricksClient } from './databricks-client.ts'
+import { DatabricksError, DatabricksNotFoundError, TargetConfigurationError } from './errors.ts'
+
+export type AimPathStyle = 'kebab' | 'camel'
+export type AimKind = 'user' | 'servicePrincipal' | 'group'
+
+export interface DatabricksAimTargetOptions {
+  client: DatabricksClient
+  /** Path spelling of the identity API: `kebab` (current, default) or `camel` (SDKs before v0.122.0). */
+  pathStyle?: AimPathStyle
+  /** Group resolves in flight at once, for the whole adapter (default 8). */
+  groupConcurrency?: number
+  /** Principals remembered (default 100,000). */
+  maxPrincipals?: number
+  /** How long a principal's id and status spare a resolve (default 10 min). */
+  principalTtlMs?: number
+  /** Entra group id → Databricks id entries kept (default 100,000). */
+  maxGroups?: number
+  /** How long a group's id is trusted (default 1 h). */
+  groupTtlMs?: number
+  /** How long "the identity provider has no such group" is remembered (default 60 s). */
+  missingTtlMs?: number
+  /** The clock the cache TTLs read (default the system clock). */
+  clock?: Clock
+}
+
+/** The account does not have automatic identity management: this adapter cannot work there. */
+export class AimDisabledError extends TargetConfigurationError {
+  readonly reason = 'AIM_DISABLED'
+
+  constructor (accountId: string, cause: DatabricksError | TargetConfigurationError) {
+    super(
+      `Automatic identity management is not enabled for Databricks account ${accountId} (${cause.message}). ` +
+      'Set DATABRICKS_MODE=scim to provision through account SCIM, or have an account admin enable automatic identity management.',
+      cause.details,
+      { cause }
+    )
+  }
+}
+
+const SEGMENT: Record<AimPathStyle, Record<AimKind, string>> = {
+  kebab: { user: 'users', servicePrincipal: 'service-principals', group: 'groups' },
+  camel: { user: 'users', servicePrincipal: 'servicePrincipals', group: 'groups' }
+}
+const ACTION: Record<AimPathStyle, string> = { kebab: 'resolve-by-external-id', camel: 'resolveByExternalId' }
+/** The response's wrapper key and id field, per kind. */
+const WRAPPER: Record<AimKind, string> = { user: 'user', servicePrincipal: 'service_principal', group: 'group' }
+const ID_FIELD: Record<AimKind, string> = { user: 'user_id', servicePrincipal: 'service_principal_id', group: 'group_id' }
+const STATUS_FIELD: Partial<Record<AimKind, string>> = { user: 'account_user_status', servicePrincipal: 'account_sp_status' }
+
+/** The identity API path of a resolve, in either spelling. */
+export function resolvePath (kind: AimKind, style: AimPathStyle = 'kebab'): string {
+  return `/${SEGMENT[style][kind]}/${ACTION[style]}`
+}
+
+export interface ResolvedIdentity {
+  /** The Databricks id, as a string. */
+  id: string
+  /** `ACTIVE` / `INACTIVE` as the account reports it (users and service principals), when it does. */
+  status?: 'ACTIVE' | 'INACTIVE'
+  externalId?: string
+}
+
+/**
+ * Reads a resolve response of either field generation: `{ user: { user_id } }` (current) or
+ * `{ user: { internal_id } }` (first SDKs; a number, later a string). Throws on a body without an id.
+ */
+export function parseResolved (kind: AimKind, body: unknown): ResolvedIdentity {
+  const wrapped = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[WRAPPER[kind]] : undefined
+  const o = typeof wrapped === 'object' && wrapped !== null ? wrapped as Record<string, unknown> : undefined
+  const id = o === undefined ? undefined : idString(o[ID_FIELD[kind]]) ?? idString(o.internal_id)
+  if (o === undefined || id === undefined) {
+    throw new TypeError(`Databricks answered a ${kind} resolve without ${WRAPPER[kind]}.${ID_FIELD[kind]} or internal_id.`)
+  }
+  const statusField = STATUS_FIELD[kind]
+  const raw = statusField === undefined ? undefined : o[statusField]
+  const status = raw === 'ACTIVE' || raw === 'INACTIVE' ? raw : undefined
+  return { id, ...(status !== undefined ? { status } : {}), ...(typeof o.external_id === 'string' ? { externalId: o.external_id } : {}) }
+}
+
+function idString (v: unknown): string | undefined {
+  if (typeof v === 'string' && v !== '') return v
+  // int64 as a JSON number: exact only below 2^53 (the string fields of later generations have no limit).
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return String(v)
+  return undefined
+}
+
+/** Is this refusal Databricks saying the account is not onboarded onto AIM? */
+function isAimDisabled (err: unknown): err is DatabricksError | TargetConfigurationError {
+  if (!(err instanceof DatabricksError) && !(err instanceof TargetConfigurationError)) return false
+  const status = err.details.status
+  if (status !== undefined && status !== 400 && status !== 403) return false
+  if (err.details.errorCode === 'FEATURE_DISABLED') return true
+  return /automatic identity management|not onboarded/i.test(err.message)
+}
+
+function isEndpointMissing (err: unknown): boolean {
+  return err instanceof DatabricksNotFoundError && (err.errorCode === 'ENDPOINT_NOT_FOUND' || /No API found/i.test(err.message))
+}
+
+interface KnownPrincipal { id: string, active: boolean, accountEnabled: boolean }
+/** A group's Databricks id, or null: the identity provider does not have it. */
+interface KnownGroup { id: string | null }
+
+function fingerprintOf (request: MaterializeRequest): string {
+  const p = request.principal
+  const groups = [...new Set(request.groups.map(g => g.id.toLowerCase()))].sort()
+  return JSON.stringify([p.kind, p.id.toLowerCase(), p.accountEnabled, groups])
+}
+
+function clone (r: Materialized): Materialized {
+  return { principalId: r.principalId, groupIds: new Map(r.groupIds), active: r.active }
+}
+
+export class DatabricksAimTarget implements Target {
+  private readonly client: DatabricksClient
+  private style: AimPathStyle
+  private readonly principals: LRUCache<string, KnownPrincipal>
+  private readonly groups: LRUCache<string, KnownGroup>
+  private readonly missingTtlMs: number
+  private readonly limit: LimitFunction
+  private readonly lanes = new Map<string, { fingerprint: string, promise: Promise<Materialized> }>()
+  private readonly groupFlights = new Map<string, Promise<string | null>>()
+
+  constructor (options: DatabricksAimTargetOptions) {
+    this.client = options.client
+    this.style = options.pathStyle ?? 'kebab'
+    const clock = options.clock
+    const perf = clock === undefined ? {} : { perf: { now: () => clock.now() }, ttlResolution: 0 }
+    this.principals = new LRUCache({ max: options.maxPrincipals ?? 100_000, ttl: options.principalTtlMs ?? 600_000, ...perf })
+    this.groups = new LRUCache({ max: options.maxGroups ?? 100_000, ttl: options.groupTtlMs ?? 3_600_000, ...perf })
+    this.missingTtlMs = options.missingTtlMs ?? 60_000
+    this.limit = pLimit(options.groupConcurrency ?? 8)
+  }
+
+  /** The path spelling in use (it turns `camel` if the account does not know the kebab-case paths). */
+  get pathStyle (): AimPathStyle { return this.style }
+
+  async materialize (request: MaterializeRequest): Promise<Materialized> {
+    const p = request.principal
+    if (p.kind !== 'user' && p.kind !== 'servicePrincipal') throw new TypeError(`Only users and service principals are materialized, not a ${p.kind}.`)
+    const key = `${request.tenantId.toLowerCase()}|${p.id.toLowerCase()}`
+    const fingerprint = fingerprintOf(request)
+    const running = this.lanes.get(key)
+    if (running?.fingerprint === fingerprint) return clone(await running.promise)
+    const before = running === undefined ? Promise.resolve() : running.promise.then(() => {}, () => {})
+    const promise = before.then(async () => await this.run(key, request))
+    this.lanes.set(key, { fingerprint, promise })
+    try {
+      return clone(await promise)
+    } finally {
+      if (this.lanes.get(key)?.promise === promise) this.lanes.delete(key)
+    }
+  }
+
+  /** Forgets one principal (its next call resolves it again). */
+  forget (tenantId: string, principalId: string): void {
+    this.principals.delete(`${tenantId.toLowerCase()}|${principalId.toLowerCase()}`)
+  }
+
+  /** Forgets everything. */
+  clear (): void {
+    this.principals.clear()
+    this.groups.clear()
+  }
+
+  private async run (key: string, request: MaterializeRequest): Promise<Materialized> {
+    const [principal, groupIds] = await Promise.all([
+      this.principal(key, request),
+      this.resolveGroups(request.tenantId, request.groups)
+    ])
+    return { principalId: principal.id, groupIds, active: principal.active }
+  }
+
+  private async principal (key: string, request: MaterializeRequest): Promise<KnownPrincipal> {
+    const p = request.principal
+    const known = this.principals.get(key)
+    // Entra enabling or disabling it is a reason to ask the account again at once.
+    if (known !== undefined && known.accountEnabled === p.accountEnabled) return known
+    const kind = p.kind as 'user' | 'servicePrincipal'
+    const resolved = await this.resolve(kind, p.id)
+    const found: KnownPrincipal = { id: resolved.id, active: resolved.status === undefined ? p.accountEnabled : resolved.status === 'ACTIVE', accountEnabled: p.accountEnabled }
+    this.principals.set(key, found)
+    return found
+  }
+
+  private async resolveGroups (tenantId: string, groups: GroupRef[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>()
+    await Promise.all([...new Map(groups.map(g => [g.id, g])).values()].map(async g => {
+      const id = await this.group(tenantId, g.id)
+      if (id !== null) out.set(g.id, id)
+    }))
+    // In the request's order, whatever order the resolves finished in.
+    return new Map(groups.filter(g => out.has(g.id)).map(g => [g.id, out.get(g.id) as string]))
+  }
+
+  private async group (tenantId: string, groupId: string): Promise<string | null> {
+    const key = `${tenantId.toLowerCase()}|${groupId.toLowerCase()}`
+    const known = this.groups.get(key)
+    if (known !== undefined) return known.id
+    const flying = this.groupFlights.get(key)
+    if (flying !== undefined) return await flying
+    const flight = this.limit(async () => {
+      try {
+        const resolved = await this.resolve('group', groupId)
+        this.groups.set(key, { id: resolved.id })
+        return resolved.id
+      } catch (err) {
+        // Gone from Entra since the request was made (or never a group): left out, remembered briefly.
+        if (err instanceof DatabricksNotFoundError) {
+          this.groups.set(key, { id: null }, { ttl: this.missingTtlMs })
+          return null
+        }
+        throw err
+      }
+    })
+    this.groupFlights.set(key, flight)
+    try {
+      return await flight
+    } finally {
+      this.groupFlights.delete(key)
+    }
+  }
+
+  private async resolve (kind: AimKind, externalId: string): Promise<ResolvedIdentity> {
+    for (;;) {
+      const style = this.style
+      try {
+        const res = await this.client.identity('POST', resolvePath(kind, style), { body: { external_id: externalId } })
+        return parseResolved(kind, res.json)
+      } catch (err) {
+        if (isAimDisabled(err)) throw new AimDisabledError(this.client.accountId, err)
+        // An account that serves only the first SDKs' camelCase paths: switch once, for every later call.
+        if (style === 'kebab' && isEndpointMissing(err)) {
+          if (this.style === 'kebab') this.style = 'camel'
+          continue
+        }
+        throw err
+      }
+    }
+  }
+}

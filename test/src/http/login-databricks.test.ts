@@ -1,0 +1,116 @@
+// POST /v1/login with a Databricks account configured (SCIM mode): the caller, its groups and Entra's
+// nesting are materialized in the emulated account, and warm logins cost no upstream call at all.
+import t from 'tap'
+import { DATABRICKS_ADMIN_PAT, DEFAULT_ACCOUNT_ID } from '../../../emulators/databricks/account.ts'
+import { startTestEmulator } from '../../helpers/emulator.ts'
+import { smallTenant, T } from '../../helpers/tenant.ts'
+import { startService, tokenFor } from '../../helpers/service.ts'
+
+interface StatePrincipal { id: string, externalId: string | null, active?: boolean, userName?: string, groups: Array<{ externalId: string | null }> }
+interface State { users: StatePrincipal[], servicePrincipals: StatePrincipal[], groups: StatePrincipal[] }
+
+const emulator = await startTestEmulator(t, { tenants: [smallTenant()] })
+const { ctx, origin } = emulator
+const control = async (method: string, path: string, body?: unknown): Promise<Response> =>
+  await fetch(`${origin}/_emulator/databricks${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) })
+// SCIM mode: with AIM on, the emulated account would report Entra's memberships by itself.
+await control('PUT', '/settings', { aimEnabled: false })
+const state = async (): Promise<State> => await (await control('GET', '/state')).json() as State
+const parentsIn = (s: State, externalId: string): string[] =>
+  [...s.users, ...s.servicePrincipals, ...s.groups].find(p => p.externalId === externalId)?.groups.map(g => g.externalId ?? 'internal').sort() ?? ['<missing>']
+const upstreamCalls = (): number => Object.entries(ctx.calls.snapshot().routes).filter(([r]) => / \/(v1\.0|api)\//.test(r)).reduce((n, [, c]) => n + c, 0)
+
+const databricks = { DATABRICKS_HOST: origin, DATABRICKS_ACCOUNT_ID: DEFAULT_ACCOUNT_ID, DATABRICKS_TOKEN: DATABRICKS_ADMIN_PAT }
+
+t.test('first login creates the user, its groups and the nesting; the second makes no upstream call', async t => {
+  const { app } = await startService(t, emulator, databricks)
+  const token = await tokenFor(emulator, T.alice)
+  const login = async () => await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })
+  const first = await login()
+  t.equal(first.statusCode, 200)
+  const body = first.json()
+  t.match(body.databricks, { principalId: String, active: true })
+  t.equal(body.databricks.groups.length, 4, 'every transitive group has a Databricks id')
+
+  const s = await state()
+  t.equal(s.users.filter(u => u.externalId === T.alice).length, 1)
+  t.same(parentsIn(s, T.alice), [T.dataPlatform, T.distribution].sort(), 'direct memberships as in Entra')
+  t.same(parentsIn(s, T.dataPlatform), [T.engineering], 'nesting mirrored')
+  t.same(parentsIn(s, T.engineering), [T.allStaff])
+
+  ctx.calls.reset()
+  t.equal((await login()).statusCode, 200)
+  t.equal(upstreamCalls(), 0, 'a warm login calls neither Graph nor Databricks')
+})
+
+t.test('a membership change in Entra shows at the next login after the TTL, writing only the difference', async t => {
+  const { app } = await startService(t, emulator, databricks)
+  const token = await tokenFor(emulator, T.bob)
+  const login = async () => await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })
+  t.equal((await login()).statusCode, 200)
+  t.same(parentsIn(await state(), T.bob), [T.engineering, T.finance].sort())
+
+  const directory = ctx.tenants.get(T.tenantId)
+  directory?.removeMember(T.finance, T.bob)
+  directory?.addMember(T.dataPlatform, T.bob)
+  t.teardown(() => { directory?.addMember(T.finance, T.bob); directory?.removeMember(T.dataPlatform, T.bob) })
+  ctx.clock.advance(301_000)
+  ctx.calls.reset()
+  t.equal((await login()).statusCode, 200)
+  t.same(parentsIn(await state(), T.bob), [T.dataPlatform, T.engineering].sort(), 'added and removed')
+  const writes = Object.entries(ctx.calls.snapshot().routes).filter(([r]) => /^(POST|PUT|PATCH|DELETE) \/api\//.test(r)).reduce((n, [, c]) => n + c, 0)
+  t.ok(writes <= 2, `only the two changed groups are written (${writes})`)
+})
+
+t.test('500 concurrent cold logins of one user leave exactly one user in Databricks', async t => {
+  const { app } = await startService(t, emulator, databricks)
+  const token = await tokenFor(emulator, T.guest)
+  const answers = await Promise.all(Array.from({ length: 500 }, async () => await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })))
+  t.ok(answers.every(a => a.statusCode === 200))
+  t.equal((await state()).users.filter(u => u.externalId === T.guest).length, 1)
+})
+
+t.test('a service principal logs in and is materialized with its groups', async t => {
+  const { app } = await startService(t, emulator, databricks)
+  const res = await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${await tokenFor(emulator, T.etlSp)}` } })
+  t.equal(res.statusCode, 200)
+  t.same(parentsIn(await state(), T.etlSp), [T.dataPlatform])
+})
+
+t.test('a user disabled in Entra is deactivated in Databricks and refused', async t => {
+  const { app } = await startService(t, emulator, databricks)
+  const directory = ctx.tenants.get(T.tenantId)
+  const newcomer = { id: 'a1000000-0000-4000-8000-0000000000d1', userPrincipalName: 'leaver@contoso-test.onmicrosoft.com', displayName: 'Soon Gone' }
+  directory?.addUser(newcomer)
+  directory?.addMember(T.finance, newcomer.id)
+  const token = await tokenFor(emulator, newcomer.id)
+  const login = async () => await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })
+  t.equal((await login()).statusCode, 200)
+  directory?.updateUser(newcomer.id, { accountEnabled: false })
+  ctx.clock.advance(301_000)
+  const refused = await login()
+  t.equal(refused.statusCode, 403)
+  t.equal(refused.json().code, 'PRINCIPAL_DISABLED')
+  t.equal((await state()).users.find(u => u.externalId === newcomer.id)?.active, false, 'deactivated in Databricks')
+})
+
+t.test('Databricks down: a cold login is a 503 with Retry-After, then it recovers', async t => {
+  const { app } = await startService(t, emulator, databricks)
+  ctx.faults.add({ route: '/api/*', status: 429, retryAfter: 120 })
+  t.teardown(() => ctx.faults.remove())
+  const token = await tokenFor(emulator, T.bob)
+  const res = await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })
+  t.equal(res.statusCode, 503)
+  t.match(res.json(), { code: 'UPSTREAM_THROTTLED', detail: /Databricks/ })
+  t.equal(res.headers['retry-after'], '120')
+  ctx.faults.remove()
+  t.equal((await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })).statusCode, 200)
+})
+
+t.test('without DATABRICKS_TOKEN the service signs in to Databricks with its Entra app', async t => {
+  const { DATABRICKS_TOKEN: _token, ...entraOnly } = databricks
+  const { app } = await startService(t, emulator, entraOnly)
+  const res = await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${await tokenFor(emulator, T.alice)}` } })
+  t.equal(res.statusCode, 200)
+  t.type(res.json().databricks.principalId, 'string')
+})
