@@ -143,7 +143,7 @@ export class Resolver {
       for (const id of missing) this.parents.set(key(id), loaded.get(id) ?? [])
     }
     const result = new Map<string, string[]>()
-    for (const id of groupIds) result.set(id, await this.guard(this.parents.get(key(id))))
+    for (const id of groupIds) result.set(id, this.parents.getFresh(key(id)) ?? await this.guard(this.parents.get(key(id))))
     return result
   }
 

@@ -197,11 +197,14 @@ export class DatabricksAimTarget implements Target {
   }
 
   private async run (key: string, request: MaterializeRequest): Promise<Materialized> {
-    const [principal, groupIds] = await Promise.all([
+    // Settled, not raced: a failed run leaves no resolve of its own behind for the next call to join.
+    const [principal, groupIds] = await Promise.allSettled([
       this.principal(key, request),
       this.resolveGroups(request.tenantId, request.groups)
     ])
-    return { principalId: principal.id, groupIds, active: principal.active }
+    if (principal.status === 'rejected') throw principal.reason
+    if (groupIds.status === 'rejected') throw groupIds.reason
+    return { principalId: principal.value.id, groupIds: groupIds.value, active: principal.value.active }
   }
 
   private async principal (key: string, request: MaterializeRequest): Promise<KnownPrincipal> {
@@ -218,10 +221,12 @@ export class DatabricksAimTarget implements Target {
 
   private async resolveGroups (tenantId: string, groups: GroupRef[]): Promise<Map<string, string>> {
     const out = new Map<string, string>()
-    await Promise.all([...new Map(groups.map(g => [g.id, g])).values()].map(async g => {
+    const settled = await Promise.allSettled([...new Map(groups.map(g => [g.id, g])).values()].map(async g => {
       const id = await this.group(tenantId, g.id)
       if (id !== null) out.set(g.id, id)
     }))
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
     // In the request's order, whatever order the resolves finished in.
     return new Map(groups.filter(g => out.has(g.id)).map(g => [g.id, out.get(g.id) as string]))
   }

@@ -40,8 +40,9 @@ t.test('a first materialization creates the user and its groups in the account; 
   t.same(routes.sort(), [RESOLVE.group, RESOLVE.user].sort(), `only resolves were called (${routes.join(', ')})`)
   const written = [...state.users, ...state.groups].flatMap(p => p.groups).filter(m => m.source !== 'IDENTITY_PROVIDER')
   t.same(written, [], 'no INTERNAL membership exists')
+  t.same(alice?.groups.map(g => g.id).sort(), request.directGroupIds.map(id => result.groupIds.get(id)).sort(), 'alice is in her direct Entra groups, through Entra (AIM)')
   const dataPlatform = state.groups.find(g => g.externalId === T.dataPlatform)
-  t.same(alice?.groups.map(g => g.id), [dataPlatform?.id], 'alice is in Data Platform through Entra (AIM)')
+  t.same(dataPlatform?.groups.map(g => g.externalId), [T.engineering], 'and the nesting comes from Entra too')
 
   env.resetCalls()
   const again = await env.target.materialize(env.request(T.alice))
