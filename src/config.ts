@@ -25,7 +25,7 @@ export const ConfigSchema = Type.Object({
   GRAPH_MAX_CONCURRENCY: Type.Integer({ minimum: 1, default: 16, description: 'Microsoft Graph requests in flight at once.' }),
   DATABRICKS_HOST: Type.Optional(Type.String({ pattern: '^https://[^/\\s]+/?$', description: 'Databricks accounts host (https://accounts.azuredatabricks.net, or the AWS/GCP one). Unset: nothing is materialized.' })),
   DATABRICKS_ACCOUNT_ID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]{1,64}$', description: 'The Databricks account id.' })),
-  DATABRICKS_MODE: Type.Union([Type.Literal('scim')], { default: 'scim', description: '`scim`: account SCIM, on any account (AWS, GCP, Azure).' }),
+  DATABRICKS_MODE: Type.Union([Type.Literal('scim'), Type.Literal('aim')], { default: 'scim', description: '`scim`: account SCIM, on any account (AWS, GCP, Azure); `aim`: the identity API of accounts with automatic identity management.' }),
   DATABRICKS_TOKEN: Type.Optional(Type.String({ minLength: 1, description: 'A Databricks token of an account admin; unset: an Entra app token of ENTRA_CLIENT_ID for Azure Databricks.' })),
   TOKEN_CLOCK_SKEW_SECONDS: Type.Integer({ minimum: 0, maximum: 3600, default: 300, description: 'Tolerance for token exp/nbf, as Microsoft\'s validators.' }),
   USE_TOKEN_GROUPS_CLAIM: Type.Boolean({ default: false, description: 'Take groups from the token\'s `groups` claim when it is present and not overaged, instead of Graph.' }),

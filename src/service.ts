@@ -13,6 +13,8 @@ import { Resolver } from './resolver/resolver.ts'
 import { Materializer } from './resolver/materializer.ts'
 import { DatabricksClient } from './target/databricks-client.ts'
 import { DatabricksScimTarget } from './target/scim.ts'
+import { DatabricksAimTarget } from './target/aim.ts'
+import { WorkspaceAssignments } from './target/assignments.ts'
 
 export interface Service {
   app: FastifyInstance
@@ -100,7 +102,13 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       observer
     })
     : undefined
-  const materializer = databricks !== undefined ? new Materializer(resolver, new DatabricksScimTarget({ client: databricks })) : undefined
+  const materializer = databricks === undefined
+    ? undefined
+    : new Materializer(
+      resolver,
+      config.DATABRICKS_MODE === 'aim' ? new DatabricksAimTarget({ client: databricks }) : new DatabricksScimTarget({ client: databricks }),
+      new WorkspaceAssignments({ client: databricks })
+    )
 
   const app = await buildApp({
     config,

@@ -48,7 +48,19 @@ export const DatabricksIdentity = Type.Object({
 }, { description: 'Where the caller now is in the Databricks account (when one is configured).' })
 export type DatabricksIdentityBody = Static<typeof DatabricksIdentity>
 
-export const LoginResult = Type.Composite([Resolution, Type.Object({ databricks: Type.Optional(DatabricksIdentity) })])
+export const WorkspaceAccess = Type.Object({
+  workspaceId: Type.String(),
+  decision: StringEnum(['allow', 'deny']),
+  access: StringEnum(['DIRECT', 'INDIRECT', 'NONE'], { description: 'DIRECT: assigned itself; INDIRECT: through one of its groups.' }),
+  permission: Type.Optional(StringEnum(['USER', 'ADMIN'])),
+  via: Type.Optional(Type.Array(Type.Object({ id: Type.String(), displayName: Type.String() }), { description: 'The Entra groups whose assignment grants the permission.' })),
+  reason: Type.String()
+}, { description: 'The decision for the workspace the login asked about.' })
+
+export const LoginResult = Type.Composite([Resolution, Type.Object({
+  databricks: Type.Optional(DatabricksIdentity),
+  workspace: Type.Optional(WorkspaceAccess)
+})])
 
 /** Every error answer of an authenticated route. */
 export const errorResponses = {

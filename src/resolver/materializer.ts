@@ -3,10 +3,53 @@
 import type { Resolution, Resolver } from './resolver.ts'
 import { TargetUnavailableError, type Materialized, type Target } from '../target/port.ts'
 import { DatabricksError, TargetConfigurationError } from '../target/errors.ts'
-import { TargetMisconfigured, TargetRejected, upstreamUnavailable } from './errors.ts'
+import { WorkspaceNotFoundError, type WorkspaceAssignments } from '../target/assignments.ts'
+import { TargetMisconfigured, TargetRejected, WorkspaceNotFound, upstreamUnavailable } from './errors.ts'
+
+export interface WorkspaceAccess {
+  workspaceId: string
+  decision: 'allow' | 'deny'
+  access: 'DIRECT' | 'INDIRECT' | 'NONE'
+  permission?: 'USER' | 'ADMIN'
+  /** The Entra groups whose assignment grants the permission. */
+  via?: Array<{ id: string, displayName: string }>
+  reason: string
+}
 
 export class Materializer {
-  constructor (private readonly resolver: Resolver, private readonly target: Target) {}
+  constructor (private readonly resolver: Resolver, private readonly target: Target, private readonly assignments: WorkspaceAssignments) {}
+
+  /** Whether the materialized principal may use the workspace: an assignment to it or to any of its groups. */
+  async workspaceAccess (workspaceId: string, { groups }: Resolution, materialized: Materialized): Promise<WorkspaceAccess> {
+    const byDatabricksId = new Map(groups.flatMap(g => {
+      const id = materialized.groupIds.get(g.id)
+      return id === undefined ? [] : [[id, g] as const]
+    }))
+    let decided
+    try {
+      decided = await this.assignments.decide(workspaceId, materialized.principalId, [...byDatabricksId.keys()])
+    } catch (err) {
+      throw this.mapped(err)
+    }
+    const via = (decided.via ?? []).flatMap(id => {
+      const g = byDatabricksId.get(id)
+      return g === undefined ? [] : [{ id: g.id, displayName: g.displayName }]
+    })
+    const names = via.map(g => `'${g.displayName}'`).join(', ')
+    const reason = decided.access === 'NONE'
+      ? `No permission assignment in workspace ${workspaceId} for the principal or any of its ${groups.length} groups.`
+      : decided.access === 'DIRECT'
+        ? `Assigned ${decided.permission ?? 'USER'} in workspace ${workspaceId} directly${via.length > 0 ? `, raised by group ${names}` : ''}.`
+        : `Assigned ${decided.permission ?? 'USER'} in workspace ${workspaceId} through group ${names}.`
+    return {
+      workspaceId,
+      decision: decided.access === 'NONE' ? 'deny' : 'allow',
+      access: decided.access,
+      ...(decided.permission !== undefined ? { permission: decided.permission } : {}),
+      ...(via.length > 0 ? { via } : {}),
+      reason
+    }
+  }
 
   async materialize ({ principal, groups }: Resolution): Promise<Materialized> {
     const inClosure = new Set(groups.map(g => g.id))
@@ -25,10 +68,16 @@ export class Materializer {
         parents: edges
       })
     } catch (err) {
-      if (err instanceof TargetUnavailableError) throw upstreamUnavailable('Databricks', err.retryAfterSeconds, err.throttled)
-      if (err instanceof TargetConfigurationError) throw new TargetMisconfigured(err.message)
-      if (err instanceof DatabricksError) throw new TargetRejected(err.message)
-      throw err
+      throw this.mapped(err)
     }
+  }
+
+  /** Target failures as the problems a caller sees. */
+  private mapped (err: unknown): unknown {
+    if (err instanceof TargetUnavailableError) return upstreamUnavailable('Databricks', err.retryAfterSeconds, err.throttled)
+    if (err instanceof TargetConfigurationError) return new TargetMisconfigured(err.message)
+    if (err instanceof WorkspaceNotFoundError) return new WorkspaceNotFound(err.message)
+    if (err instanceof DatabricksError) return new TargetRejected(err.message)
+    return err
   }
 }

@@ -1,7 +1,7 @@
 // POST /v1/login with a Databricks account configured (SCIM mode): the caller, its groups and Entra's
 // nesting are materialized in the emulated account, and warm logins cost no upstream call at all.
 import t from 'tap'
-import { DATABRICKS_ADMIN_PAT, DEFAULT_ACCOUNT_ID } from '../../../emulators/databricks/account.ts'
+import { DATABRICKS_ADMIN_PAT, DEFAULT_ACCOUNT_ID, DEFAULT_WORKSPACE_ID } from '../../../emulators/databricks/account.ts'
 import { startTestEmulator } from '../../helpers/emulator.ts'
 import { smallTenant, T } from '../../helpers/tenant.ts'
 import { startService, tokenFor } from '../../helpers/service.ts'
@@ -113,4 +113,46 @@ t.test('without DATABRICKS_TOKEN the service signs in to Databricks with its Ent
   const res = await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${await tokenFor(emulator, T.alice)}` } })
   t.equal(res.statusCode, 200)
   t.type(res.json().databricks.principalId, 'string')
+})
+
+t.test('the login decides workspace access: NONE, INDIRECT through a nested group, DIRECT', async t => {
+  const assign = async (principalId: string, permission: 'USER' | 'ADMIN'): Promise<void> => {
+    const res = await fetch(`${origin}/api/2.0/accounts/${DEFAULT_ACCOUNT_ID}/workspaces/${DEFAULT_WORKSPACE_ID}/permissionassignments/principals/${principalId}`, {
+      method: 'PUT', headers: { authorization: `Bearer ${DATABRICKS_ADMIN_PAT}`, 'content-type': 'application/json' }, body: JSON.stringify({ permissions: [permission] })
+    })
+    t.equal(res.status, 200)
+  }
+  const token = await tokenFor(emulator, T.alice)
+  // A fresh service for each step: workspace assignments are cached for 30 s.
+  const decide = async (workspaceId = DEFAULT_WORKSPACE_ID) => {
+    const { app } = await startService(t, emulator, databricks)
+    return await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` }, payload: { workspaceId } })
+  }
+
+  const none = await decide()
+  t.equal(none.statusCode, 200)
+  t.match(none.json().workspace, { workspaceId: DEFAULT_WORKSPACE_ID, decision: 'deny', access: 'NONE', reason: /No permission assignment/ })
+
+  const allStaff = (none.json().databricks.groups as Array<{ id: string, databricksId: string }>).find(g => g.id === T.allStaff)
+  t.ok(allStaff, 'All Staff was materialized')
+  await assign(allStaff?.databricksId ?? '', 'USER')
+  const indirect = (await decide()).json().workspace
+  t.match(indirect, { decision: 'allow', access: 'INDIRECT', permission: 'USER', via: [{ id: T.allStaff, displayName: 'All Staff' }], reason: /through group 'All Staff'/ })
+
+  await assign(none.json().databricks.principalId, 'ADMIN')
+  t.match((await decide()).json().workspace, { decision: 'allow', access: 'DIRECT', permission: 'ADMIN' })
+
+  const unknown = await decide('12345')
+  t.equal(unknown.statusCode, 404)
+  t.equal(unknown.json().code, 'WORKSPACE_NOT_FOUND')
+  const bad = await decide('not-a-number')
+  t.equal(bad.statusCode, 400)
+  t.equal(bad.json().code, 'INVALID_REQUEST')
+})
+
+t.test('a workspace decision without a Databricks account is a 400 that says what to configure', async t => {
+  const { app } = await startService(t, emulator)
+  const res = await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${await tokenFor(emulator, T.alice)}` }, payload: { workspaceId: DEFAULT_WORKSPACE_ID } })
+  t.equal(res.statusCode, 400)
+  t.match(res.json(), { code: 'DATABRICKS_NOT_CONFIGURED', detail: /DATABRICKS_HOST/ })
 })

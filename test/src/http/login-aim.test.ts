@@ -1,0 +1,59 @@
+// POST /v1/login with DATABRICKS_MODE=aim: the account resolves the caller and its groups from Entra by
+// external id (automatic identity management); the service writes no membership.
+import t from 'tap'
+import { DATABRICKS_ADMIN_PAT, DEFAULT_ACCOUNT_ID, DEFAULT_WORKSPACE_ID } from '../../../emulators/databricks/account.ts'
+import { startTestEmulator } from '../../helpers/emulator.ts'
+import { smallTenant, T } from '../../helpers/tenant.ts'
+import { startService, tokenFor } from '../../helpers/service.ts'
+
+interface StatePrincipal { externalId: string | null }
+interface State { users: StatePrincipal[], groups: StatePrincipal[] }
+
+const emulator = await startTestEmulator(t, { tenants: [smallTenant()] })
+const { ctx, origin } = emulator
+const aim = { DATABRICKS_HOST: origin, DATABRICKS_ACCOUNT_ID: DEFAULT_ACCOUNT_ID, DATABRICKS_TOKEN: DATABRICKS_ADMIN_PAT, DATABRICKS_MODE: 'aim' }
+const state = async (): Promise<State> => await (await fetch(`${origin}/_emulator/databricks/state`)).json() as State
+const upstreamCalls = (): number => Object.entries(ctx.calls.snapshot().routes).filter(([r]) => / \/(v1\.0|api)\//.test(r)).reduce((n, [, c]) => n + c, 0)
+
+t.test('first login resolves the user and its groups in the account; the second makes no upstream call', async t => {
+  const { app } = await startService(t, emulator, aim)
+  const token = await tokenFor(emulator, T.alice)
+  const login = async () => await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })
+  ctx.calls.reset()
+  const first = await login()
+  t.equal(first.statusCode, 200)
+  t.equal(first.json().databricks.groups.length, 4)
+  const writes = Object.keys(ctx.calls.snapshot().routes).filter(r => /^(PATCH|PUT|DELETE) \/api\//.test(r) || /^POST \/api\/.*scim/.test(r))
+  t.same(writes, [], 'no SCIM write: AIM keeps Entra the source of memberships')
+  const s = await state()
+  t.equal(s.users.filter(u => u.externalId === T.alice).length, 1)
+  t.ok([T.allStaff, T.engineering, T.dataPlatform].every(g => s.groups.some(x => x.externalId === g)), 'groups exist in the account')
+
+  ctx.calls.reset()
+  t.equal((await login()).statusCode, 200)
+  t.equal(upstreamCalls(), 0)
+})
+
+t.test('50 concurrent cold logins of one user: one user in the account', async t => {
+  const { app } = await startService(t, emulator, aim)
+  const token = await tokenFor(emulator, T.bob)
+  const answers = await Promise.all(Array.from({ length: 50 }, async () => await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })))
+  t.ok(answers.every(a => a.statusCode === 200))
+  t.equal((await state()).users.filter(u => u.externalId === T.bob).length, 1)
+})
+
+t.test('workspace access decided the same way in AIM mode', async t => {
+  const { app } = await startService(t, emulator, aim)
+  const res = await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${await tokenFor(emulator, T.etlSp)}` }, payload: { workspaceId: DEFAULT_WORKSPACE_ID } })
+  t.equal(res.statusCode, 200)
+  t.match(res.json().workspace, { access: 'NONE', decision: 'deny' })
+})
+
+t.test('AIM switched off in the account: a 502 that tells the operator what to do', async t => {
+  const { app } = await startService(t, emulator, aim)
+  await fetch(`${origin}/_emulator/databricks/settings`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ aimEnabled: false }) })
+  t.teardown(async () => { await fetch(`${origin}/_emulator/databricks/settings`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ aimEnabled: true }) }) })
+  const res = await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${await tokenFor(emulator, T.guest)}` } })
+  t.equal(res.statusCode, 502)
+  t.match(res.json(), { code: 'TARGET_MISCONFIGURED', detail: /DATABRICKS_MODE=scim|automatic identity management/ })
+})
