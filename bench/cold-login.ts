@@ -1,43 +1,18 @@
 // Graph calls per cold login by group count (10, 200, 2,500): goal 1 + ⌈G/999⌉ or fewer.
 //   npx tsx bench/cold-login.ts
-import type { GroupFixture, TenantFixture } from '../emulators/tenant/model.ts'
-import { startStack, userToken } from './lib/service.ts'
+import { startStack, upstreamRequests, userToken } from './lib/service.ts'
 import { writeResult } from './lib/results.ts'
+import { BENCH_APP, BENCH_SECRET, groupCountTenant, userInGroups } from './lib/tenants.ts'
 
-const TENANT = '5a1d0c3e-7b2f-4d6a-9e8c-1f0b2a3c4d5e'
-const APP = '6b2e1d4f-8c3a-4e7b-af9d-2a1c3b4d5e6f'
-const SECRET = 'bench-secret'
 const counts = [10, 200, 2500]
-const id = (prefix: string, n: number): string => `${prefix}-0000-4000-8000-${n.toString(16).padStart(12, '0')}`
+const tenant = groupCountTenant(counts)
 
-// One user per group count, in that many groups: half direct, half reached through nesting.
-const groups: GroupFixture[] = []
-counts.forEach((g, u) => {
-  for (let i = 0; i < g; i++) {
-    const child = i % 2 === 1 ? [id(`c${u}000000`, i)] : [id('a0000000', u + 1)]
-    groups.push({ id: id(`c${u}000000`, i + 1), displayName: `Group ${u}-${i + 1}`, members: child })
-  }
-})
-const tenant: TenantFixture = {
-  tenantId: TENANT,
-  domain: 'bench.onmicrosoft.com',
-  users: counts.map((g, u) => ({ id: id('a0000000', u + 1), userPrincipalName: `user${g}@bench.onmicrosoft.com`, displayName: `In ${g} groups` })),
-  servicePrincipals: [],
-  groups,
-  applications: [{ appId: APP, secret: SECRET, roles: ['User.Read.All', 'GroupMember.Read.All'], accessTokenAcceptedVersion: 2, identifierUris: [`api://${APP}`] }]
-}
-
-const stack = await startStack(tenant, APP, SECRET)
-
-/** Outbound requests to Graph so far, from the service's own Prometheus metrics. */
-async function graphRequests (): Promise<number> {
-  const text = (await stack.service.app.inject('/metrics')).body
-  return [...text.matchAll(/^upstream_request_duration_seconds_count\{upstream="graph".*\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0)
-}
+const stack = await startStack(tenant, BENCH_APP, BENCH_SECRET)
+const graphRequests = async (): Promise<number> => await upstreamRequests(stack, 'graph')
 const rows: Array<[string, string]> = []
 const measured = []
 for (const [u, g] of counts.entries()) {
-  const token = await userToken(stack, id('a0000000', u + 1))
+  const token = await userToken(stack, userInGroups(u))
   await fetch(`${stack.emulator.origin}/_emulator/calls`, { method: 'DELETE' })
   const before = await graphRequests()
   const started = performance.now()

@@ -27,6 +27,8 @@ export const ConfigSchema = Type.Object({
   DATABRICKS_ACCOUNT_ID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]{1,64}$', description: 'The Databricks account id.' })),
   DATABRICKS_MODE: Type.Union([Type.Literal('scim'), Type.Literal('aim')], { default: 'scim', description: '`scim`: account SCIM, on any account (AWS, GCP, Azure); `aim`: the identity API of accounts with automatic identity management.' }),
   DATABRICKS_TOKEN: Type.Optional(Type.String({ minLength: 1, description: 'A Databricks token of an account admin; unset: an Entra app token of ENTRA_CLIENT_ID for Azure Databricks.' })),
+  DATABRICKS_SCIM_PATCHES_PER_SECOND: Type.Number({ exclusiveMinimum: 0, default: 2, description: 'Budget for account SCIM PATCHes (Databricks documents 2/s; raise it if your account allows more).' }),
+  DATABRICKS_SCIM_WRITES_PER_SECOND: Type.Number({ exclusiveMinimum: 0, default: 5, description: 'Budget for account SCIM creates, replaces and deletes (documented 5/s).' }),
   TOKEN_CLOCK_SKEW_SECONDS: Type.Integer({ minimum: 0, maximum: 3600, default: 300, description: 'Tolerance for token exp/nbf, as Microsoft\'s validators.' }),
   USE_TOKEN_GROUPS_CLAIM: Type.Boolean({ default: false, description: 'Take groups from the token\'s `groups` claim when it is present and not overaged, instead of Graph.' }),
   CACHE_PRINCIPAL_TTL_SECONDS: Type.Integer({ minimum: 1, default: 300, description: 'How long a principal (enabled, deleted) is served from cache.' }),

@@ -99,7 +99,8 @@ export async function buildService (config: Config, options: ServiceOptions = {}
         ? { token: config.DATABRICKS_TOKEN }
         : { entra: { tenantId, clientId, authorityHost: config.ENTRA_AUTHORITY_HOST, sts: entra, ...credential } }),
       ca,
-      observer
+      observer,
+      writeBudgets: { patch: config.DATABRICKS_SCIM_PATCHES_PER_SECOND, write: config.DATABRICKS_SCIM_WRITES_PER_SECOND }
     })
     : undefined
   const materializer = databricks === undefined

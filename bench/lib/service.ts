@@ -2,6 +2,7 @@
 // pointed at them; and the bare-fastify baseline the warm path is compared with.
 import Fastify, { type FastifyInstance } from 'fastify'
 import { startEmulators, type Emulator } from '../../emulators/server.ts'
+import { DATABRICKS_ADMIN_PAT, DEFAULT_ACCOUNT_ID } from '../../emulators/databricks/account.ts'
 import type { TenantFixture } from '../../emulators/tenant/model.ts'
 import { loadConfig } from '../../src/config.ts'
 import { buildService, type Service } from '../../src/service.ts'
@@ -15,10 +16,21 @@ export interface BenchStack {
   close: () => Promise<void>
 }
 
-/** Emulators with `tenant` (throttling off: we measure the service, not Graph's quota) and the service. */
-export async function startStack (tenant: TenantFixture, resolverAppId: string, resolverSecret: string, env: Record<string, string> = {}): Promise<BenchStack> {
+/**
+ * Emulators with `tenant` (Graph throttling off: we measure the service, not Graph's quota) and the
+ * service. `databricks`: the service materializes in the emulated account, in that mode.
+ */
+export async function startStack (tenant: TenantFixture, resolverAppId: string, resolverSecret: string, env: Record<string, string> = {}, databricks?: { mode: 'scim' | 'aim', rateLimits: boolean }): Promise<BenchStack> {
   const emulator = await startEmulators({ port: 0, tenants: [tenant], tokenLifetimeSeconds: 3600 })
-  await fetch(`${emulator.origin}/_emulator/graph/throttle`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ disabled: true }) })
+  const control = async (method: string, path: string, body: unknown): Promise<void> => {
+    await fetch(`${emulator.origin}/_emulator${path}`, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  }
+  await control('PUT', '/graph/throttle', { disabled: true })
+  if (databricks !== undefined) {
+    await control('PUT', '/databricks/settings', { aimEnabled: databricks.mode === 'aim' })
+    await control('PUT', '/databricks/rate-limits', { enabled: databricks.rateLimits })
+    env = { DATABRICKS_HOST: emulator.origin, DATABRICKS_ACCOUNT_ID: DEFAULT_ACCOUNT_ID, DATABRICKS_TOKEN: DATABRICKS_ADMIN_PAT, DATABRICKS_MODE: databricks.mode, ...env }
+  }
   const config = loadConfig({
     LOG_LEVEL: 'silent',
     ENTRA_TENANT_ID: tenant.tenantId,
@@ -57,4 +69,11 @@ export function bareApp (body: unknown): FastifyInstance {
   const app = Fastify({ logger: false })
   app.post('/v1/login', { schema: { response: { 200: Resolution } } }, async () => body)
   return app
+}
+
+/** Outbound requests (attempts) to an upstream so far, from the service's own Prometheus metrics. */
+export async function upstreamRequests (stack: BenchStack, upstream: string): Promise<number> {
+  const text = (await stack.service.app.inject('/metrics')).body
+  const counts = text.split('\n').filter(l => l.startsWith(`upstream_request_duration_seconds_count{upstream="${upstream}"`))
+  return counts.reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0)
 }

@@ -35,13 +35,14 @@ interface Entry<V> {
 }
 
 export class FreshCache<V extends object> {
-  private readonly lru: LRUCache<string, Entry<V>>
+  // The fetch context is a value already loaded elsewhere (a batch): stored instead of calling `load`.
+  private readonly lru: LRUCache<string, Entry<V>, unknown>
   private readonly options: FreshCacheOptions<V>
 
   constructor (options: FreshCacheOptions<V>) {
     this.options = options
     const { clock, ttlMs, ttlOf, sizeOf, load } = options
-    this.lru = new LRUCache<string, Entry<V>>({
+    this.lru = new LRUCache<string, Entry<V>, unknown>({
       maxSize: options.maxSize,
       sizeCalculation: entry => Math.max(1, sizeOf?.(entry.value) ?? 1),
       ttl: ttlMs,
@@ -50,8 +51,8 @@ export class FreshCache<V extends object> {
       noDeleteOnFetchRejection: true,
       noDeleteOnStaleGet: true,
       perf: { now: () => clock.now() },
-      fetchMethod: async (key, _stale, { options: fetchOptions }) => {
-        const value = await load(key)
+      fetchMethod: async (key, _stale, { options: fetchOptions, context }) => {
+        const value = (context as V | undefined) ?? await load(key)
         fetchOptions.ttl = ttlOf?.(value) ?? ttlMs
         return { value, expiresAt: clock.now() + fetchOptions.ttl }
       }
@@ -64,13 +65,18 @@ export class FreshCache<V extends object> {
     return fresh === undefined ? undefined : this.served(fresh, 'hit', key)
   }
 
-  async get (key: string): Promise<V> {
+  /**
+   * The value for `key`: fresh from the cache, or loaded (coalesced with any load already running). With
+   * `preloaded`, a value fetched elsewhere (a batch) is stored instead of loading — through the same
+   * coalescing, so it never cancels another caller's load of the key.
+   */
+  async get (key: string, preloaded?: V): Promise<V> {
     const fresh = this.getFresh(key)
     if (fresh !== undefined) return fresh
     const status: LRUCache.Status<string, Entry<V>> = {}
     // Expired (or absent): load, coalesced with any load already running for this key.
     const stale = this.lru.peek(key, { allowStale: true })
-    const loading = this.lru.fetch(key, { allowStale: false, status })
+    const loading = this.lru.fetch(key, { allowStale: false, status, context: preloaded })
     const usable = stale !== undefined && this.options.clock.now() <= stale.expiresAt + this.options.maxStaleMs
     if (!usable) return this.served(await loading, status.fetch === 'inflight' ? 'coalesced' : 'miss', key)
     // A usable stale entry: wait a little for the refresh, and serve the stale value if it fails or lags.
@@ -92,12 +98,6 @@ export class FreshCache<V extends object> {
     this.options.observer?.onLookup(this.options.name, result)
     if (entry === undefined) throw new Error(`cache ${this.options.name}: no value for ${key}`)
     return entry.value
-  }
-
-  /** Stores a value loaded elsewhere (a batch load of many keys). */
-  set (key: string, value: V): void {
-    const ttl = this.options.ttlOf?.(value) ?? this.options.ttlMs
-    this.lru.set(key, { value, expiresAt: this.options.clock.now() + ttl }, { ttl })
   }
 
   /** True when a fresh entry is cached (no load would happen). */

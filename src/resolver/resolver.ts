@@ -138,12 +138,9 @@ export class Resolver {
   async directParents (tenantId: string, groupIds: string[]): Promise<Map<string, string[]>> {
     const key = (id: string): string => `${tenantId.toLowerCase()}|${id.toLowerCase()}`
     const missing = groupIds.filter(id => !this.parents.hasFresh(key(id)))
-    if (missing.length > 1) {
-      const loaded = await this.guard(this.directory.directParents(tenantId, missing))
-      for (const id of missing) this.parents.set(key(id), loaded.get(id) ?? [])
-    }
+    const loaded = missing.length > 1 ? await this.guard(this.directory.directParents(tenantId, missing)) : undefined
     const result = new Map<string, string[]>()
-    for (const id of groupIds) result.set(id, this.parents.getFresh(key(id)) ?? await this.guard(this.parents.get(key(id))))
+    for (const id of groupIds) result.set(id, this.parents.getFresh(key(id)) ?? await this.guard(this.parents.get(key(id), loaded?.get(id) ?? (loaded !== undefined ? [] : undefined))))
     return result
   }
 
@@ -158,7 +155,7 @@ export class Resolver {
     const cached = await this.guard(this.principals.get(principalKey(tenantId, query)))
     if (isNotFound(cached)) return undefined
     // Warm the id-keyed entry too, so the same principal found by UPN is cached once for the next login.
-    if (!('id' in query)) this.principals.set(principalKey(tenantId, { id: cached.id }), cached)
+    if (!('id' in query)) await this.principals.get(principalKey(tenantId, { id: cached.id }), cached)
     return cached
   }
 

@@ -70,6 +70,13 @@ t.test('500 concurrent cold logins of one user leave exactly one user in Databri
   t.equal((await state()).users.filter(u => u.externalId === T.guest).length, 1)
 })
 
+t.test('concurrent cold logins of different principals sharing groups all succeed', async t => {
+  const { app } = await startService(t, emulator, databricks)
+  const tokens = await Promise.all([T.alice, T.bob, T.guest, T.etlSp].map(async id => await tokenFor(emulator, id)))
+  const answers = await Promise.all(tokens.flatMap(token => [1, 2, 3].map(async () => await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } }))))
+  t.same(answers.map(a => a.statusCode), answers.map(() => 200))
+})
+
 t.test('a service principal logs in and is materialized with its groups', async t => {
   const { app } = await startService(t, emulator, databricks)
   const res = await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${await tokenFor(emulator, T.etlSp)}` } })

@@ -28,6 +28,17 @@ function setup (opts: { ttlMs?: number, maxStaleMs?: number, maxSize?: number, r
   return { cache, state, results, advance: (ms: number) => { now += ms } }
 }
 
+t.test('a preloaded value joins a load already running for the key instead of cancelling it', async t => {
+  const { cache, state } = setup()
+  state.delayMs = 30
+  const loading = cache.get('k')
+  const preloaded = cache.get('k', { n: 99 })
+  const [a, b] = await Promise.all([loading, preloaded])
+  t.equal(a.n, 1)
+  t.equal(b.n, 1, 'the running load wins; nobody gets an error')
+  t.equal(state.loads, 1)
+})
+
 t.test('concurrent misses coalesce into one load', async t => {
   const { cache, state, results } = setup()
   state.delayMs = 20
@@ -83,9 +94,9 @@ t.test('short TTL for some values (the not-found sentinel), and size-bounded mem
   for (const k of ['a', 'b', 'c', 'd', 'e', 'f']) await cache.get(k)
   t.ok(cache.size < 7, 'entries were evicted to respect maxSize')
   const before = state.loads
-  cache.set('x', { n: 1 })
+  t.equal((await cache.get('x', { n: 1 })).n, 1)
   t.equal((await cache.get('x')).n, 1)
-  t.equal(state.loads, before, 'set() stores without loading')
+  t.equal(state.loads, before, 'a preloaded value is stored without loading')
   cache.delete('x')
   t.notOk(cache.hasFresh('x'))
   cache.clear()
