@@ -34,12 +34,22 @@ t.test('first login resolves the user and its groups in the account; the second 
   t.equal(upstreamCalls(), 0)
 })
 
-t.test('50 concurrent cold logins of one user: one user in the account', async t => {
+t.test('500 concurrent cold logins of one user: one user in the account', async t => {
   const { app } = await startService(t, emulator, aim)
   const token = await tokenFor(emulator, T.bob)
-  const answers = await Promise.all(Array.from({ length: 50 }, async () => await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })))
+  const answers = await Promise.all(Array.from({ length: 500 }, async () => await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })))
   t.ok(answers.every(a => a.statusCode === 200))
   t.equal((await state()).users.filter(u => u.externalId === T.bob).length, 1)
+})
+
+t.test('a 429 storm: the login completes once it passes, with bounded calls', async t => {
+  const { app } = await startService(t, emulator, aim)
+  ctx.faults.add({ route: '/api/*', status: 429, retryAfter: 1, times: 3 })
+  t.teardown(() => ctx.faults.remove())
+  ctx.calls.reset()
+  const res = await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${await tokenFor(emulator, T.etlSp)}` } })
+  t.equal(res.statusCode, 200)
+  t.ok(upstreamCalls() < 40, 'bounded')
 })
 
 t.test('workspace access decided the same way in AIM mode', async t => {

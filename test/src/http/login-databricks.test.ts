@@ -163,3 +163,49 @@ t.test('a workspace decision without a Databricks account is a 400 that says wha
   t.equal(res.statusCode, 400)
   t.match(res.json(), { code: 'DATABRICKS_NOT_CONFIGURED', detail: /DATABRICKS_HOST/ })
 })
+
+t.test('a 429 storm and the 500 concurrency quirk: logins complete once they pass, without looping', async t => {
+  const { app } = await startService(t, emulator, databricks)
+  const directory = ctx.tenants.get(T.tenantId)
+  const people = Array.from({ length: 4 }, (_, i) => ({ id: `a1000000-0000-4000-8000-0000000000e${i}`, userPrincipalName: `storm${i}@contoso-test.onmicrosoft.com`, displayName: `Storm ${i}` }))
+  for (const p of people) {
+    directory?.addUser(p)
+    directory?.addMember(T.finance, p.id)
+  }
+  const login = async (id: string) => await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${await tokenFor(emulator, id)}` } })
+
+  ctx.faults.add({ route: '/api/*', status: 429, retryAfter: 1, times: 3 })
+  ctx.calls.reset()
+  t.equal((await login(people[0]?.id ?? '')).statusCode, 200, 'completes after the storm')
+  const calls = Object.entries(ctx.calls.snapshot().routes).filter(([r]) => r.includes(' /api/')).reduce((n, [, c]) => n + c, 0)
+  t.ok(calls < 30, `bounded: ${calls} Databricks calls`)
+  ctx.faults.remove()
+
+  // The quirk: more than 4 SCIM requests in flight → 500 REQUEST_LIMIT_EXCEEDED.
+  await control('PUT', '/rate-limits', { concurrency: { enabled: true, limit: 2, holdMs: 20 } })
+  t.teardown(async () => { await control('DELETE', '/rate-limits') })
+  const answers = await Promise.all(people.slice(1).map(async p => await login(p.id)))
+  t.same(answers.map(a => a.statusCode), [200, 200, 200])
+  const s = await state()
+  t.ok(people.every(p => s.users.filter(u => u.externalId === p.id).length === 1), 'each exactly once')
+})
+
+t.test('a fault half-way through a first login, then a retry: no duplicates, memberships equal Entra\'s', async t => {
+  const { app } = await startService(t, emulator, databricks)
+  const directory = ctx.tenants.get(T.tenantId)
+  const person = { id: 'a1000000-0000-4000-8000-0000000000f1', userPrincipalName: 'halfway@contoso-test.onmicrosoft.com', displayName: 'Half Way' }
+  directory?.addUser(person)
+  directory?.addMember(T.finance, person.id)
+  directory?.addMember(T.dataPlatform, person.id)
+  const token = await tokenFor(emulator, person.id)
+  const login = async () => await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })
+  ctx.faults.add({ route: '/api/2.0/accounts/*/scim/v2/Groups/*', method: 'PATCH', status: 500, skip: 1, times: 10 })
+  const failed = await login()
+  t.equal(failed.statusCode, 503, 'the caller is told to retry')
+  ctx.faults.remove()
+  t.equal((await login()).statusCode, 200)
+  const s = await state()
+  t.equal(s.users.filter(u => u.externalId === person.id).length, 1, 'no duplicate user')
+  t.same(parentsIn(s, person.id), [T.dataPlatform, T.finance].sort(), 'memberships equal Entra\'s')
+  t.equal(new Set(s.groups.map(g => g.externalId).filter(x => x !== null)).size, s.groups.filter(g => g.externalId !== null).length, 'no duplicate group')
+})
