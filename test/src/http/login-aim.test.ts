@@ -52,6 +52,34 @@ t.test('a 429 storm: the login completes once it passes, with bounded calls', as
   t.ok(upstreamCalls() < 40, 'bounded')
 })
 
+t.test('a membership change in Entra shows at the next login after the TTL', async t => {
+  const { app } = await startService(t, emulator, aim)
+  const token = await tokenFor(emulator, T.guest)
+  const login = async () => await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })
+  const groupsOf = (res: Awaited<ReturnType<typeof login>>): string[] => (res.json().databricks.groups as Array<{ id: string }>).map(g => g.id).sort()
+  t.same(groupsOf(await login()), [T.allStaff, T.finance].sort())
+  const directory = ctx.tenants.get(T.tenantId)
+  directory?.addMember(T.dataPlatform, T.guest)
+  t.teardown(() => { directory?.removeMember(T.dataPlatform, T.guest) })
+  ctx.clock.advance(301_000)
+  t.same(groupsOf(await login()), [T.allStaff, T.engineering, T.dataPlatform, T.finance].sort(), 'the new groups resolved in the account')
+})
+
+t.test('a fault half-way through a first login, then a retry: no duplicates', async t => {
+  const { app } = await startService(t, emulator, aim)
+  const directory = ctx.tenants.get(T.tenantId)
+  const person = { id: 'a1000000-0000-4000-8000-0000000000a9', userPrincipalName: 'aimhalfway@contoso-test.onmicrosoft.com', displayName: 'Aim Half Way' }
+  directory?.addUser(person)
+  directory?.addMember(T.finance, person.id)
+  const token = await tokenFor(emulator, person.id)
+  const login = async () => await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })
+  ctx.faults.add({ route: '/api/*', status: 500, skip: 1, times: 20 })
+  t.equal((await login()).statusCode, 503)
+  ctx.faults.remove()
+  t.equal((await login()).statusCode, 200)
+  t.equal((await state()).users.filter(u => u.externalId === person.id).length, 1)
+})
+
 t.test('workspace access decided the same way in AIM mode', async t => {
   const { app } = await startService(t, emulator, aim)
   const res = await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${await tokenFor(emulator, T.etlSp)}` }, payload: { workspaceId: DEFAULT_WORKSPACE_ID } })
