@@ -10,6 +10,7 @@ import { healthRoutes, type ReadinessCheck } from './http/health.ts'
 import { registerAuthentication, type Authenticator } from './http/authenticate.ts'
 import { identityRoutes } from './http/identity-routes.ts'
 import { metricsRoutes } from './http/metrics-routes.ts'
+import { registerOpenApi } from './http/openapi.ts'
 
 export interface AppDeps {
   config: Config
@@ -57,6 +58,8 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   })
 
   registerProblemHandlers(app)
+  // Before the routes: @fastify/swagger collects each route's schema as it is added.
+  await registerOpenApi(app)
   await app.register(healthRoutes, { checks: deps.readinessChecks ?? [] })
   if (deps.metrics !== undefined) await app.register(metricsRoutes, { metrics: deps.metrics })
   if (deps.authenticator !== undefined && deps.resolver !== undefined) {
