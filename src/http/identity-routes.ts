@@ -39,7 +39,7 @@ export async function identityRoutes (parent: FastifyInstance, { resolver, mater
       return resolutionBody(await resolver.resolveCaller(caller))
     }
     // A disabled principal is still materialized, so Databricks deactivates it too, and then refused.
-    const resolution = await resolver.resolveCaller(caller, { includeDisabled: true })
+    const resolution = await resolver.resolveCaller(caller, { includeDisabled: true, groupNames: true })
     const materialized = await materializer.materialize(resolution)
     if (!resolution.principal.accountEnabled) throw new PrincipalDisabled(resolution.principal.id)
     return {

@@ -110,12 +110,16 @@ export class Resolver {
     return group
   }
 
-  /** The signed-in caller, who must exist and be enabled (unless asked otherwise), with its transitive groups. */
-  async resolveCaller (caller: Caller, options: { includeDisabled?: boolean } = {}): Promise<Resolution> {
+  /**
+   * The signed-in caller, who must exist and be enabled (unless asked otherwise), with its transitive
+   * groups. `groupNames`: the groups' names are needed (to materialize them), so the token's claim, which
+   * holds ids only, is not enough.
+   */
+  async resolveCaller (caller: Caller, options: { includeDisabled?: boolean, groupNames?: boolean } = {}): Promise<Resolution> {
     const principal = this.principals.getFresh(principalKey(caller.tenantId, { id: caller.oid })) ?? await this.lookup(caller.tenantId, { id: caller.oid })
     if (principal === undefined || isNotFound(principal)) throw new PrincipalNotFoundAtLogin(caller.oid, caller.tenantId)
     if (!principal.accountEnabled && options.includeDisabled !== true) throw new PrincipalDisabled(principal.id)
-    if (this.options.useGroupsClaim && caller.groupsClaim !== undefined) {
+    if (this.options.useGroupsClaim && caller.groupsClaim !== undefined && options.groupNames !== true) {
       return { principal, groups: caller.groupsClaim.map(id => ({ id, displayName: '', securityEnabled: true })), groupsSource: 'token' }
     }
     const groups = this.groups.getFresh(groupsKey(principal)) ?? await this.groupsOf(principal)

@@ -114,6 +114,14 @@ t.test('Databricks down: a cold login is a 503 with Retry-After, then it recover
   t.equal((await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })).statusCode, 200)
 })
 
+t.test('with the groups claim enabled, materialized groups still get their names from Graph', async t => {
+  const { app } = await startService(t, emulator, { ...databricks, USE_TOKEN_GROUPS_CLAIM: 'true' })
+  const res = await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${await tokenFor(emulator, T.alice, { groups: true })}` } })
+  t.equal(res.statusCode, 200)
+  t.equal(res.json().groupsSource, 'graph')
+  t.ok((res.json().groups as Array<{ displayName: string }>).every(g => g.displayName !== ''))
+})
+
 t.test('without DATABRICKS_TOKEN the service signs in to Databricks with its Entra app', async t => {
   const { DATABRICKS_TOKEN: _token, ...entraOnly } = databricks
   const { app } = await startService(t, emulator, entraOnly)
