@@ -48,13 +48,7 @@ export function v2Document (origin: string, segment: string, tid: string | undef
     end_session_endpoint: `${base}/oauth2/v2.0/logout`,
     claims_supported: ['sub', 'iss', 'cloud_instance_name', 'cloud_instance_host_name', 'cloud_graph_host_name', 'msgraph_host',
       'aud', 'exp', 'iat', 'auth_time', 'acr', 'nonce', 'preferred_username', 'name', 'tid', 'ver', 'at_hash', 'c_hash', 'email'],
-    kerberos_endpoint: `${base}/kerberos`,
-    // A region for tenants, null for the multi-tenant documents [UNCONF: the value real tenants carry].
-    tenant_region_scope: tid === undefined ? null : 'WW',
-    cloud_instance_name: 'microsoftonline.com',
-    cloud_graph_host_name: 'graph.windows.net',
-    msgraph_host: 'graph.microsoft.com',
-    rbac_url: 'https://pas.windows.net'
+    ...cloudFields(base, tid)
   }
 }
 
@@ -81,12 +75,7 @@ export function v1Document (origin: string, segment: string, tid: string | undef
       'aud', 'exp', 'iat', 'auth_time', 'acr', 'amr', 'nonce', 'email', 'given_name', 'family_name', 'nickname'],
     check_session_iframe: `${base}/oauth2/checksession`,
     userinfo_endpoint: `${base}/openid/userinfo`,
-    kerberos_endpoint: `${base}/kerberos`,
-    tenant_region_scope: tid === undefined ? null : 'WW',
-    cloud_instance_name: 'microsoftonline.com',
-    cloud_graph_host_name: 'graph.windows.net',
-    msgraph_host: 'graph.microsoft.com',
-    rbac_url: 'https://pas.windows.net'
+    ...cloudFields(base, tid)
   }
 }
 
@@ -124,4 +113,17 @@ export async function discoveryRoutes (app: FastifyInstance, { ctx }: { ctx: Emu
     resolveSegment(ctx, request.params.tenant)
     return await reply.headers(documentHeaders).send(keysDocument(ctx, 1))
   })
+}
+
+/** The fields the v1 and v2 documents share: the cloud instance, and the tenant's region. */
+function cloudFields (base: string, tid: string | undefined): Record<string, unknown> {
+  return {
+    kerberos_endpoint: `${base}/kerberos`,
+    // A region for tenants, null for the multi-tenant documents [UNCONF: the value real tenants carry].
+    tenant_region_scope: tid === undefined ? null : 'WW',
+    cloud_instance_name: 'microsoftonline.com',
+    cloud_graph_host_name: 'graph.windows.net',
+    msgraph_host: 'graph.microsoft.com',
+    rbac_url: 'https://pas.windows.net'
+  }
 }

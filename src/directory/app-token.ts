@@ -14,6 +14,13 @@ export type AppCredential =
   | { clientSecret: string }
   | { clientCertificate: { privateKeyPem: string, certificatePem: string } }
 
+/** The credential among the options given: a certificate wins over a secret; neither is an error naming `who`. */
+export function appCredential (options: { clientSecret?: string, clientCertificate?: { privateKeyPem: string, certificatePem: string } }, who: string): AppCredential {
+  if (options.clientCertificate !== undefined) return { clientCertificate: options.clientCertificate }
+  if (options.clientSecret !== undefined && options.clientSecret !== '') return { clientSecret: options.clientSecret }
+  throw new TypeError(`${who} needs clientSecret or clientCertificate.`)
+}
+
 export interface AppTokenOptions {
   clientId: string
   credential: AppCredential

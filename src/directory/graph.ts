@@ -20,7 +20,7 @@ import { randomUUID } from 'node:crypto'
 import type { Directory, DirectoryObjectKind, DirectoryPrincipal, GroupRef, PrincipalQuery } from './port.ts'
 import { DirectoryUnavailableError } from './port.ts'
 import { DirectoryAmbiguousError, DirectoryConfigurationError, DirectoryRequestError } from './errors.ts'
-import { AppTokens, type AppCredential } from './app-token.ts'
+import { AppTokens, appCredential } from './app-token.ts'
 import { UpstreamClient, type UpstreamObserver, type UpstreamResponse } from '../upstream/client.ts'
 import { UpstreamError, UpstreamUnavailableError } from '../upstream/errors.ts'
 import { msalNetworkModule } from '../upstream/msal-network.ts'
@@ -115,13 +115,9 @@ export class GraphDirectory implements Directory {
     }
     this.graph = options.graph ?? own('graph')
     this.sts = options.sts ?? own('entra')
-    let credential: AppCredential
-    if (options.clientCertificate !== undefined) credential = { clientCertificate: options.clientCertificate }
-    else if (options.clientSecret !== undefined && options.clientSecret !== '') credential = { clientSecret: options.clientSecret }
-    else throw new TypeError('GraphDirectory needs clientSecret or clientCertificate.')
     this.tokens = new AppTokens({
       clientId: options.clientId,
-      credential,
+      credential: appCredential(options, 'GraphDirectory'),
       authorityHost: options.authorityHost ?? DEFAULT_AUTHORITY_HOST,
       scope: options.graphScope ?? DEFAULT_GRAPH_SCOPE,
       networkClient: msalNetworkModule(this.sts)

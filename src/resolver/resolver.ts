@@ -62,28 +62,20 @@ export class Resolver {
         return await this.directory.findPrincipal(tenantId, query) ?? NOT_FOUND
       }
     })
-    this.groups = new FreshCache<GroupRef[]>({
+    // A principal's groups, transitive or direct; the group objects are shared across principals.
+    const groupList = (name: string, fetch: Directory['transitiveGroups']): FreshCache<GroupRef[]> => new FreshCache<GroupRef[]>({
       ...common,
-      name: 'groups',
+      name,
       ttlMs: options.groupsTtlMs,
       maxSize: options.maxGroupRefs,
       sizeOf: groups => groups.length + 1,
       load: async (key) => {
         const [tenantId, kind, id] = key.split('|') as [string, DirectoryPrincipal['kind'], string]
-        return (await this.directory.transitiveGroups(tenantId, { kind, id })).map(g => this.intern(tenantId, g))
+        return (await fetch(tenantId, { kind, id })).map(g => this.intern(tenantId, g))
       }
     })
-    this.directGroupsCache = new FreshCache<GroupRef[]>({
-      ...common,
-      name: 'directGroups',
-      ttlMs: options.groupsTtlMs,
-      maxSize: options.maxGroupRefs,
-      sizeOf: groups => groups.length + 1,
-      load: async (key) => {
-        const [tenantId, kind, id] = key.split('|') as [string, DirectoryPrincipal['kind'], string]
-        return (await this.directory.directGroups(tenantId, { kind, id })).map(g => this.intern(tenantId, g))
-      }
-    })
+    this.groups = groupList('groups', async (tenantId, p) => await this.directory.transitiveGroups(tenantId, p))
+    this.directGroupsCache = groupList('directGroups', async (tenantId, p) => await this.directory.directGroups(tenantId, p))
     // Group → direct parents is shared by every member of the group (Zanzibar's Leopard idea).
     this.parents = new FreshCache<string[]>({
       ...common,

@@ -16,7 +16,7 @@
 import { TokenBucket } from 'limiter'
 import { TargetUnavailableError } from './port.ts'
 import { DatabricksBadRequestError, DatabricksConflictError, DatabricksError, DatabricksNotFoundError, TargetConfigurationError, type DatabricksErrorDetails } from './errors.ts'
-import { AppTokens, type AppCredential } from '../directory/app-token.ts'
+import { AppTokens, appCredential } from '../directory/app-token.ts'
 import { DirectoryUnavailableError } from '../directory/port.ts'
 import { DirectoryConfigurationError } from '../directory/errors.ts'
 import { UpstreamClient, type HttpMethod, type UpstreamObserver, type UpstreamResponse } from '../upstream/client.ts'
@@ -131,13 +131,9 @@ export class DatabricksClient {
       this.staticToken = options.token
     } else if (options.entra !== undefined) {
       const e = options.entra
-      let credential: AppCredential
-      if (e.clientCertificate !== undefined) credential = { clientCertificate: e.clientCertificate }
-      else if (e.clientSecret !== undefined && e.clientSecret !== '') credential = { clientSecret: e.clientSecret }
-      else throw new TypeError('DatabricksClient: entra needs clientSecret or clientCertificate.')
       this.tokens = new AppTokens({
         clientId: e.clientId,
-        credential,
+        credential: appCredential(e, 'DatabricksClient: entra'),
         authorityHost: e.authorityHost ?? DEFAULT_AUTHORITY_HOST,
         scope: e.scope ?? AZURE_DATABRICKS_SCOPE,
         networkClient: msalNetworkModule(e.sts ?? own('entra'))
