@@ -29,6 +29,7 @@ export const ConfigSchema = Type.Object({
   DATABRICKS_TOKEN: Type.Optional(Type.String({ minLength: 1, description: 'A Databricks token of an account admin; unset: an Entra app token of ENTRA_CLIENT_ID for Azure Databricks.' })),
   DATABRICKS_SCIM_PATCHES_PER_SECOND: Type.Number({ exclusiveMinimum: 0, default: 2, description: 'Budget for account SCIM PATCHes (Databricks documents 2/s; raise it if your account allows more).' }),
   DATABRICKS_SCIM_WRITES_PER_SECOND: Type.Number({ exclusiveMinimum: 0, default: 5, description: 'Budget for account SCIM creates, replaces and deletes (documented 5/s).' }),
+  DATABRICKS_WORKSPACE_URLS: Type.Optional(Type.String({ description: 'Comma-separated `workspaceId=https://host` pairs: where each workspace\'s APIs (permissions, dashboards) are served. A workspace not listed is reached on DATABRICKS_HOST (a unified host).' })),
   TOKEN_CLOCK_SKEW_SECONDS: Type.Integer({ minimum: 0, maximum: 3600, default: 300, description: 'Tolerance for token exp/nbf, as Microsoft\'s validators.' }),
   USE_TOKEN_GROUPS_CLAIM: Type.Boolean({ default: false, description: 'Take groups from the token\'s `groups` claim when it is present and not overaged, instead of Graph.' }),
   CACHE_PRINCIPAL_TTL_SECONDS: Type.Integer({ minimum: 1, default: 300, description: 'How long a principal (enabled, deleted) is served from cache.' }),
@@ -64,6 +65,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (raw.ENTRA_TENANT_ID !== undefined && raw.ENTRA_CLIENT_ID === undefined) problems.push('ENTRA_CLIENT_ID: required with ENTRA_TENANT_ID')
   if (raw.DATABRICKS_HOST !== undefined && raw.DATABRICKS_ACCOUNT_ID === undefined) problems.push('DATABRICKS_ACCOUNT_ID: required with DATABRICKS_HOST')
+  if (raw.DATABRICKS_WORKSPACE_URLS !== undefined) problems.push(...parseWorkspaceUrls(String(raw.DATABRICKS_WORKSPACE_URLS)).problems)
   if (raw.ENTRA_CLIENT_ID !== undefined && raw.ENTRA_CLIENT_SECRET === undefined && raw.ENTRA_CLIENT_CERTIFICATE_PATH === undefined) {
     problems.push('ENTRA_CLIENT_SECRET: set it or ENTRA_CLIENT_CERTIFICATE_PATH, the credential the service uses to call Microsoft Graph')
   }
@@ -76,3 +78,28 @@ export const isLocalMode = (config: Config): boolean => config.ENTRA_TENANT_ID =
 
 /** Comma-separated list → trimmed, non-empty entries. */
 export const listOf = (value: string | undefined): string[] => (value ?? '').split(',').map(s => s.trim()).filter(s => s !== '')
+
+/**
+ * `DATABRICKS_WORKSPACE_URLS`: `id=https://host` pairs, comma-separated → workspace id → origin. Every bad
+ * entry is a problem naming the variable and the entry (an id that is not digits, a URL that is not an
+ * https origin, an id given twice).
+ */
+export function parseWorkspaceUrls (value: string | undefined): { urls: Map<string, string>, problems: string[] } {
+  const urls = new Map<string, string>()
+  const problems: string[] = []
+  for (const entry of listOf(value)) {
+    const at = entry.indexOf('=')
+    const id = at < 0 ? '' : entry.slice(0, at).trim()
+    const url = at < 0 ? '' : entry.slice(at + 1).trim().replace(/\/+$/, '')
+    if (!/^\d{1,20}$/.test(id)) {
+      problems.push(`DATABRICKS_WORKSPACE_URLS: '${entry}' is not workspaceId=https://host (the workspace id is the number in the workspace URL, ?o=…)`)
+    } else if (!/^https:\/\/[^/\s?#]+$/.test(url)) {
+      problems.push(`DATABRICKS_WORKSPACE_URLS: the URL of workspace ${id} must be an https origin such as https://adb-${id}.4.azuredatabricks.net (got '${url}')`)
+    } else if (urls.has(id)) {
+      problems.push(`DATABRICKS_WORKSPACE_URLS: workspace ${id} is listed twice`)
+    } else {
+      urls.set(id, url)
+    }
+  }
+  return { urls, problems }
+}

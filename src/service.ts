@@ -2,7 +2,7 @@
 // resolver, metrics, and the app. server.ts and the tests assemble the service the same way.
 import { readFile } from 'node:fs/promises'
 import type { FastifyInstance } from 'fastify'
-import { listOf, type Config } from './config.ts'
+import { listOf, parseWorkspaceUrls, type Config } from './config.ts'
 import { systemClock, type Clock } from './clock.ts'
 import { buildApp } from './app.ts'
 import { Metrics } from './observability/metrics.ts'
@@ -100,7 +100,8 @@ export async function buildService (config: Config, options: ServiceOptions = {}
         : { entra: { tenantId, clientId, authorityHost: config.ENTRA_AUTHORITY_HOST, sts: entra, ...credential } }),
       ca,
       observer,
-      writeBudgets: { patch: config.DATABRICKS_SCIM_PATCHES_PER_SECOND, write: config.DATABRICKS_SCIM_WRITES_PER_SECOND }
+      writeBudgets: { patch: config.DATABRICKS_SCIM_PATCHES_PER_SECOND, write: config.DATABRICKS_SCIM_WRITES_PER_SECOND },
+      workspaceUrls: parseWorkspaceUrls(config.DATABRICKS_WORKSPACE_URLS).urls
     })
     : undefined
   const materializer = databricks === undefined

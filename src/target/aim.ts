@@ -22,6 +22,9 @@
 //   such for `missingTtlMs` and left out of `groupIds`. A warm call with an unchanged request makes no call.
 // - Single-flight per principal: identical concurrent requests share one run; a different request for the
 //   same principal runs after the one in flight.
+// - materializeGroup(): one group resolved the same way, named as the response's `group_name` says (the
+//   account may have disambiguated a taken name). `principalName` is the response's `username` /
+//   `application_id`, remembered with the principal.
 // - Errors: "AIM is not enabled" → AimDisabledError (a TargetConfigurationError telling the operator to use
 //   DATABRICKS_MODE=scim or to enable AIM); throttling and outages → TargetUnavailableError (the client);
 //   a principal the identity provider does not know → the client's DatabricksNotFoundError.
@@ -29,7 +32,7 @@ import { LRUCache } from 'lru-cache'
 import pLimit, { type LimitFunction } from 'p-limit'
 import type { Clock } from '../clock.ts'
 import type { GroupRef } from '../directory/port.ts'
-import type { MaterializeRequest, Materialized, Target } from './port.ts'
+import type { MaterializeRequest, Materialized, MaterializedGroup, Target } from './port.ts'
 import type { DatabricksClient } from './databricks-client.ts'
 import { DatabricksError, DatabricksNotFoundError, TargetConfigurationError } from './errors.ts'
 
@@ -79,6 +82,8 @@ const ACTION: Record<AimPathStyle, string> = { kebab: 'resolve-by-external-id', 
 const WRAPPER: Record<AimKind, string> = { user: 'user', servicePrincipal: 'service_principal', group: 'group' }
 const ID_FIELD: Record<AimKind, string> = { user: 'user_id', servicePrincipal: 'service_principal_id', group: 'group_id' }
 const STATUS_FIELD: Partial<Record<AimKind, string>> = { user: 'account_user_status', servicePrincipal: 'account_sp_status' }
+/** Where the account's name for it is, in order (`user_name`/`display_name`: tolerated spellings, [unconfirmed]). */
+const NAME_FIELDS: Record<AimKind, readonly string[]> = { user: ['username', 'user_name'], servicePrincipal: ['application_id'], group: ['group_name', 'display_name'] }
 
 /** The identity API path of a resolve, in either spelling. */
 export function resolvePath (kind: AimKind, style: AimPathStyle = 'kebab'): string {
@@ -91,6 +96,8 @@ export interface ResolvedIdentity {
   /** `ACTIVE` / `INACTIVE` as the account reports it (users and service principals), when it does. */
   status?: 'ACTIVE' | 'INACTIVE'
   externalId?: string
+  /** The account's name for it: a user's `username`, a group's `group_name`, a service principal's `application_id`. */
+  name?: string
 }
 
 /**
@@ -107,7 +114,13 @@ export function parseResolved (kind: AimKind, body: unknown): ResolvedIdentity {
   const statusField = STATUS_FIELD[kind]
   const raw = statusField === undefined ? undefined : o[statusField]
   const status = raw === 'ACTIVE' || raw === 'INACTIVE' ? raw : undefined
-  return { id, ...(status !== undefined ? { status } : {}), ...(typeof o.external_id === 'string' ? { externalId: o.external_id } : {}) }
+  const name = [...NAME_FIELDS[kind]].map(f => o[f]).find((v): v is string => typeof v === 'string' && v !== '')
+  return {
+    id,
+    ...(status !== undefined ? { status } : {}),
+    ...(typeof o.external_id === 'string' ? { externalId: o.external_id } : {}),
+    ...(name !== undefined ? { name } : {})
+  }
 }
 
 function idString (v: unknown): string | undefined {
@@ -130,9 +143,9 @@ function isEndpointMissing (err: unknown): boolean {
   return err instanceof DatabricksNotFoundError && (err.errorCode === 'ENDPOINT_NOT_FOUND' || /No API found/i.test(err.message))
 }
 
-interface KnownPrincipal { id: string, active: boolean, accountEnabled: boolean }
-/** A group's Databricks id, or null: the identity provider does not have it. */
-interface KnownGroup { id: string | null }
+interface KnownPrincipal { id: string, active: boolean, accountEnabled: boolean, name: string }
+/** A group's Databricks id (and its name in the account), or null: the identity provider does not have it. */
+interface KnownGroup { id: string | null, name?: string }
 
 function fingerprintOf (request: MaterializeRequest): string {
   const p = request.principal
@@ -141,7 +154,7 @@ function fingerprintOf (request: MaterializeRequest): string {
 }
 
 function clone (r: Materialized): Materialized {
-  return { principalId: r.principalId, groupIds: new Map(r.groupIds), active: r.active }
+  return { principalId: r.principalId, groupIds: new Map(r.groupIds), active: r.active, principalName: r.principalName }
 }
 
 export class DatabricksAimTarget implements Target {
@@ -152,7 +165,7 @@ export class DatabricksAimTarget implements Target {
   private readonly missingTtlMs: number
   private readonly limit: LimitFunction
   private readonly lanes = new Map<string, { fingerprint: string, promise: Promise<Materialized> }>()
-  private readonly groupFlights = new Map<string, Promise<string | null>>()
+  private readonly groupFlights = new Map<string, Promise<KnownGroup>>()
 
   constructor (options: DatabricksAimTargetOptions) {
     this.client = options.client
@@ -185,6 +198,24 @@ export class DatabricksAimTarget implements Target {
     }
   }
 
+  /**
+   * Makes the account hold one Entra group (`groups/resolve-by-external-id`; Entra keeps its members) and
+   * names it as the account does (a second Entra group with a taken name gets a disambiguated one). Known
+   * groups cost no call; concurrent calls share the resolve. A group the identity provider does not know
+   * (deleted, or not a security group) is a DatabricksNotFoundError.
+   */
+  async materializeGroup (tenantId: string, group: GroupRef): Promise<MaterializedGroup> {
+    const known = await this.group(tenantId, group.id)
+    if (known.id === null) {
+      throw new DatabricksNotFoundError(
+        `Automatic identity management of Databricks account ${this.client.accountId} does not know Entra group ${group.id} (${group.displayName}): it may have been deleted, or not be a security group.`,
+        { status: 404, errorCode: 'RESOURCE_DOES_NOT_EXIST', method: 'POST', route: resolvePath('group', this.style) }
+      )
+    }
+    // A response without group_name (not seen so far): Entra's name is the best guess.
+    return { groupId: known.id, name: known.name ?? group.displayName }
+  }
+
   /** Forgets one principal (its next call resolves it again). */
   forget (tenantId: string, principalId: string): void {
     this.principals.delete(`${tenantId.toLowerCase()}|${principalId.toLowerCase()}`)
@@ -204,7 +235,7 @@ export class DatabricksAimTarget implements Target {
     ])
     if (principal.status === 'rejected') throw principal.reason
     if (groupIds.status === 'rejected') throw groupIds.reason
-    return { principalId: principal.value.id, groupIds: groupIds.value, active: principal.value.active }
+    return { principalId: principal.value.id, groupIds: groupIds.value, active: principal.value.active, principalName: principal.value.name }
   }
 
   private async principal (key: string, request: MaterializeRequest): Promise<KnownPrincipal> {
@@ -214,7 +245,13 @@ export class DatabricksAimTarget implements Target {
     if (known !== undefined && known.accountEnabled === p.accountEnabled) return known
     const kind = p.kind as 'user' | 'servicePrincipal'
     const resolved = await this.resolve(kind, p.id)
-    const found: KnownPrincipal = { id: resolved.id, active: resolved.status === undefined ? p.accountEnabled : resolved.status === 'ACTIVE', accountEnabled: p.accountEnabled }
+    const found: KnownPrincipal = {
+      id: resolved.id,
+      active: resolved.status === undefined ? p.accountEnabled : resolved.status === 'ACTIVE',
+      accountEnabled: p.accountEnabled,
+      // The account's user name (normally the UPN) or application id; Entra's when the response has none.
+      name: resolved.name ?? (kind === 'user' ? p.userPrincipalName ?? p.id : p.appId ?? p.id)
+    }
     this.principals.set(key, found)
     return found
   }
@@ -222,7 +259,7 @@ export class DatabricksAimTarget implements Target {
   private async resolveGroups (tenantId: string, groups: GroupRef[]): Promise<Map<string, string>> {
     const out = new Map<string, string>()
     const settled = await Promise.allSettled([...new Map(groups.map(g => [g.id, g])).values()].map(async g => {
-      const id = await this.group(tenantId, g.id)
+      const { id } = await this.group(tenantId, g.id)
       if (id !== null) out.set(g.id, id)
     }))
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected')
@@ -231,22 +268,24 @@ export class DatabricksAimTarget implements Target {
     return new Map(groups.filter(g => out.has(g.id)).map(g => [g.id, out.get(g.id) as string]))
   }
 
-  private async group (tenantId: string, groupId: string): Promise<string | null> {
+  private async group (tenantId: string, groupId: string): Promise<KnownGroup> {
     const key = `${tenantId.toLowerCase()}|${groupId.toLowerCase()}`
     const known = this.groups.get(key)
-    if (known !== undefined) return known.id
+    if (known !== undefined) return known
     const flying = this.groupFlights.get(key)
     if (flying !== undefined) return await flying
-    const flight = this.limit(async () => {
+    const flight = this.limit(async (): Promise<KnownGroup> => {
       try {
         const resolved = await this.resolve('group', groupId)
-        this.groups.set(key, { id: resolved.id })
-        return resolved.id
+        const found: KnownGroup = { id: resolved.id, ...(resolved.name !== undefined ? { name: resolved.name } : {}) }
+        this.groups.set(key, found)
+        return found
       } catch (err) {
         // Gone from Entra since the request was made (or never a group): left out, remembered briefly.
         if (err instanceof DatabricksNotFoundError) {
-          this.groups.set(key, { id: null }, { ttl: this.missingTtlMs })
-          return null
+          const missing: KnownGroup = { id: null }
+          this.groups.set(key, missing, { ttl: this.missingTtlMs })
+          return missing
         }
         throw err
       }

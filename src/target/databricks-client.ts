@@ -1,5 +1,10 @@
 // A small client for the Databricks account APIs (account SCIM under `/api/2.0/accounts/{id}`, the
-// identity API under `/api/2.0/identity/accounts/{id}`) over the one outbound UpstreamClient (`databricks`).
+// identity API under `/api/2.0/identity/accounts/{id}`) and for workspace APIs (Permissions, Lakeview) over
+// the one outbound UpstreamClient (`databricks`).
+//
+// - Workspace calls go to the workspace's own origin when `workspaceUrls` names it, else to the accounts
+//   host itself (a unified host); either way they carry `X-Databricks-Org-Id: <workspace id>`, which picks
+//   the workspace on a unified host and is ignored by a workspace's own host. Same token as account calls.
 //
 // - Credentials: a static token (`DATABRICKS_TOKEN`: a PAT or any bearer token) or an Entra app token for
 //   the Azure Databricks resource (`2ff814a6-…/.default`), client credentials through msal-node, acquired
@@ -70,6 +75,8 @@ export interface DatabricksClientOptions {
   writeBudgets?: WriteBudgets | false
   /** Retries of a throttled request (429 on a non-repeatable call, 500 REQUEST_LIMIT_EXCEEDED). Default: the client's maxRetries, at least 6. */
   maxThrottleRetries?: number
+  /** Workspace id → its origin (`https://adb-123.4.azuredatabricks.net`). A workspace not listed is reached on `host`. */
+  workspaceUrls?: ReadonlyMap<string, string>
 }
 
 export interface DatabricksRequest {
@@ -90,6 +97,8 @@ export interface DatabricksResponse<T> {
   json: T | undefined
 }
 
+const WORKSPACE_ID = /^\d{1,20}$/
+
 const DEFAULT_WRITE_BUDGETS: Required<WriteBudgets> = { patch: 2, write: 5 }
 
 /** Databricks' throttling words in a 500 (SCIM concurrency quirk) or other bodies (reference §2.7). */
@@ -108,12 +117,23 @@ export class DatabricksClient {
   private readonly tokenTenant: string | undefined
   private readonly buckets: { patch?: TokenBucket, write?: TokenBucket }
   private readonly maxThrottleRetries: number
+  private readonly host: string
+  private readonly workspaceUrls: ReadonlyMap<string, string>
 
   constructor (options: DatabricksClientOptions) {
     const host = options.host.replace(/\/+$/, '')
     if (!/^https?:\/\/[^/]+$/.test(host)) throw new TypeError('DatabricksClient: host must be an origin such as https://accounts.azuredatabricks.net.')
     if (!/^[A-Za-z0-9-]{1,64}$/.test(options.accountId)) throw new TypeError('DatabricksClient: accountId must be the account id (letters, digits, dashes).')
     this.accountId = options.accountId
+    this.host = host
+    const urls = new Map<string, string>()
+    for (const [id, url] of options.workspaceUrls ?? []) {
+      const origin = url.replace(/\/+$/, '')
+      if (!WORKSPACE_ID.test(id)) throw new TypeError(`DatabricksClient: workspace id ${JSON.stringify(id)} is not a Databricks workspace id (digits).`)
+      if (!/^https?:\/\/[^/]+$/.test(origin)) throw new TypeError(`DatabricksClient: the URL of workspace ${id} must be an origin such as https://adb-${id}.4.azuredatabricks.net.`)
+      urls.set(id, origin)
+    }
+    this.workspaceUrls = urls
     this.accountBase = `${host}/api/2.0/accounts/${options.accountId}`
     this.identityBase = `${host}/api/2.0/identity/accounts/${options.accountId}`
     const own = (name: string, extra: { concurrency?: number, ratePerSecond?: number } = {}): UpstreamClient => {
@@ -163,6 +183,24 @@ export class DatabricksClient {
     return await this.send<T>(method, this.identityBase + path, request)
   }
 
+  /**
+   * A call to a workspace API (`path` starts with `/api/`, e.g. `/api/2.0/permissions/dashboards/abc`), on
+   * the workspace's origin from `workspaceUrls` or else the accounts host, with `X-Databricks-Org-Id`. The
+   * account SCIM write budgets do not apply (they are account SCIM's limits); the shared concurrency and
+   * rate budget, throttle retries and error mapping do.
+   */
+  async workspace<T = unknown> (workspaceId: string, method: HttpMethod, path: string, request: DatabricksRequest = {}): Promise<DatabricksResponse<T>> {
+    const id = String(workspaceId).trim()
+    if (!WORKSPACE_ID.test(id)) throw new TypeError(`DatabricksClient: workspace id ${JSON.stringify(workspaceId)} is not a Databricks workspace id (digits).`)
+    if (!path.startsWith('/api/')) throw new TypeError(`DatabricksClient: a workspace API path starts with /api/ (got ${JSON.stringify(path)}).`)
+    return await this.send<T>(method, this.workspaceOrigin(id) + path, request, { headers: { 'x-databricks-org-id': id }, writeBudgets: false })
+  }
+
+  /** The origin workspace calls for this id go to. */
+  workspaceOrigin (workspaceId: string): string {
+    return this.workspaceUrls.get(workspaceId) ?? this.host
+  }
+
   /** Closes the upstream clients this client built (not one it was given). */
   async close (): Promise<void> {
     await Promise.all(this.owned.map(async c => { await c.close() }))
@@ -184,7 +222,7 @@ export class DatabricksClient {
     }
   }
 
-  private async send<T> (method: HttpMethod, base: string, request: DatabricksRequest): Promise<DatabricksResponse<T>> {
+  private async send<T> (method: HttpMethod, base: string, request: DatabricksRequest, how: { headers?: Record<string, string>, writeBudgets?: boolean } = {}): Promise<DatabricksResponse<T>> {
     const url = new URL(base)
     for (const [k, v] of Object.entries(request.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v))
     const route = this.http.routeOf(url)
@@ -193,8 +231,8 @@ export class DatabricksClient {
     let token = await this.token()
     let refreshed = false
     for (let attempt = 1; ; attempt++) {
-      await this.takeBudget(method)
-      const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' }
+      if (how.writeBudgets !== false) await this.takeBudget(method)
+      const headers: Record<string, string> = { ...how.headers, authorization: `Bearer ${token}`, accept: 'application/json' }
       if (body !== undefined) headers['content-type'] = 'application/json'
       let res: UpstreamResponse
       try {

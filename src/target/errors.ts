@@ -52,3 +52,46 @@ export class TargetConfigurationError extends Error {
     super(message, options)
   }
 }
+
+/** The Permissions API has no such object (dashboard, folder, warehouse…) in the workspace. */
+export class ObjectNotFoundError extends Error {
+  readonly code = 'OBJECT_NOT_FOUND'
+  override readonly name = 'ObjectNotFoundError'
+
+  constructor (readonly workspaceId: string, readonly objectType: string, readonly objectId: string, options?: ErrorOptions) {
+    super(`There is no ${objectType} ${objectId} in Databricks workspace ${workspaceId}: check the object type, its id and the workspace id.`, options)
+  }
+}
+
+export type DatabricksPrincipalKind = 'user' | 'group' | 'servicePrincipal'
+
+/**
+ * A grant named a principal the Databricks account does not hold ("Principal: UserName(x) does not exist"):
+ * it has to be materialized in the account first (or the name is not the account's name for it).
+ */
+export class PrincipalUnknownToDatabricksError extends Error {
+  readonly code = 'PRINCIPAL_UNKNOWN_TO_DATABRICKS'
+  override readonly name = 'PrincipalUnknownToDatabricksError'
+
+  constructor (readonly kind: DatabricksPrincipalKind, readonly principalName: string, readonly workspaceId: string, options?: ErrorOptions) {
+    const what = { user: 'user', group: 'group', servicePrincipal: 'service principal (application id)' }[kind]
+    super(`Databricks does not know the ${what} ${principalName} (workspace ${workspaceId}): materialize it in the account before granting it anything.`, options)
+  }
+}
+
+/**
+ * 403 on an object's permissions: the service's own Databricks identity may not read or change them (it
+ * needs access to the workspace, and CAN_MANAGE on the object or workspace admin to change grants).
+ */
+export class ObjectAccessDeniedError extends TargetConfigurationError {
+  readonly reason = 'OBJECT_ACCESS_DENIED'
+
+  constructor (readonly workspaceId: string, readonly objectType: string, readonly objectId: string, change: boolean, cause: TargetConfigurationError) {
+    super(
+      `The service's Databricks identity may not ${change ? 'change' : 'read'} the permissions of ${objectType} ${objectId} in workspace ${workspaceId} ` +
+      `(${cause.message}). Give it access to the workspace${change ? ' and CAN_MANAGE on the object, or make it a workspace admin' : ''}.`,
+      cause.details,
+      { cause }
+    )
+  }
+}

@@ -21,11 +21,26 @@ export interface Materialized {
   /** Entra group id → account group id, for every group of the request. */
   groupIds: Map<string, string>
   active: boolean
+  /**
+   * The name the Permissions API knows the principal by (`user_name` / `service_principal_name`): a user's
+   * userName in the account (normally the UPN), a service principal's application id.
+   */
+  principalName: string
+}
+
+/** An Entra group as the account holds it. */
+export interface MaterializedGroup {
+  /** The account group's id. */
+  groupId: string
+  /** Its display name in the account: the Entra name, or a disambiguated one such as `Finance (d0000000)`. */
+  name: string
 }
 
 export interface Target {
   /** Makes the account hold the principal, its groups and their nesting as Entra has them. */
   materialize: (request: MaterializeRequest) => Promise<Materialized>
+  /** Makes the account hold the Entra group (linked by externalId; no members written) and names it. */
+  materializeGroup: (tenantId: string, group: GroupRef) => Promise<MaterializedGroup>
 }
 
 /** Thrown when the target cannot answer now (throttled, down): callers answer 503 with Retry-After. */

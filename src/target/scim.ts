@@ -29,12 +29,14 @@
 //   and a changed one writes only the difference; Entra group id → Databricks id with the group's known
 //   parents (shared by every principal of the group, so a cold principal whose groups are known reads
 //   nothing but itself); Databricks group id → externalId (is a parent Entra-sourced?). All bounded LRUs.
+// - materializeGroup(): one Entra group, found or created as above (never its members); `principalName` is
+//   the userName / applicationId of the account's principal (what was adopted or created), remembered.
 // - SCIM filter values are quoted with `"` and `\` escaped, so a display name such as `x" or userName sw "`
 //   is compared as the literal it is and can never widen the filter.
 import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { GroupRef } from '../directory/port.ts'
-import type { MaterializeRequest, Materialized, Target } from './port.ts'
+import type { MaterializeRequest, Materialized, MaterializedGroup, Target } from './port.ts'
 import type { DatabricksClient } from './databricks-client.ts'
 import { DatabricksBadRequestError, DatabricksConflictError, DatabricksNotFoundError } from './errors.ts'
 
@@ -100,6 +102,8 @@ interface KnownGroup {
   id: string
   /** The group's Databricks parents as last read or written. */
   parents: Set<string>
+  /** Its display name in the account, when read or written. */
+  name?: string
 }
 
 const RESOURCE: Record<PrincipalKind | 'group', string> = { user: 'Users', servicePrincipal: 'ServicePrincipals', group: 'Groups' }
@@ -136,7 +140,12 @@ function fingerprintOf (request: MaterializeRequest): string {
 }
 
 function cloneResult (r: Materialized): Materialized {
-  return { principalId: r.principalId, groupIds: new Map(r.groupIds), active: r.active }
+  return { principalId: r.principalId, groupIds: new Map(r.groupIds), active: r.active, principalName: r.principalName }
+}
+
+/** The name the Permissions API knows a principal by: the account's userName, or the application id. */
+function principalNameOf (o: ScimObject, p: MaterializeRequest['principal']): string {
+  return p.kind === 'user' ? o.userName ?? p.userPrincipalName as string : o.applicationId ?? p.appId as string
 }
 
 export class DatabricksScimTarget implements Target {
@@ -145,6 +154,7 @@ export class DatabricksScimTarget implements Target {
   private readonly groups: LRUCache<string, KnownGroup>
   private readonly sourced: LRUCache<string, { externalId: string | null }>
   private readonly lanes = new Map<string, { fingerprint: string, promise: Promise<Materialized> }>()
+  private readonly groupFlights = new Map<string, Promise<MaterializedGroup>>()
 
   constructor (options: DatabricksScimTargetOptions) {
     this.client = options.client
@@ -171,6 +181,31 @@ export class DatabricksScimTarget implements Target {
       return cloneResult(await promise)
     } finally {
       if (this.lanes.get(key)?.promise === promise) this.lanes.delete(key)
+    }
+  }
+
+  /**
+   * Makes the account hold one Entra group (found by externalId, or created, under a disambiguated name if
+   * its name is taken), without touching its members. Known groups cost no call; concurrent calls for one
+   * group share one lookup. The tenant is not part of the key: like the rest of this adapter, groups are
+   * known by their Entra object id (globally unique).
+   */
+  async materializeGroup (_tenantId: string, group: GroupRef): Promise<MaterializedGroup> {
+    const known = this.groups.get(group.id)
+    if (known?.name !== undefined) return { groupId: known.id, name: known.name }
+    const flying = this.groupFlights.get(group.id)
+    if (flying !== undefined) return { ...await flying }
+    const flight = (async (): Promise<MaterializedGroup> => {
+      const found = (await this.ensureGroups([group])).get(group.id) as ScimObject
+      const name = found.displayName ?? groupNameCandidates(group)[0] as string
+      this.groups.set(group.id, { id: found.id, parents: directParents(found), name })
+      return { groupId: found.id, name }
+    })()
+    this.groupFlights.set(group.id, flight)
+    try {
+      return { ...await flight }
+    } finally {
+      if (this.groupFlights.get(group.id) === flight) this.groupFlights.delete(group.id)
     }
   }
 
@@ -215,8 +250,10 @@ export class DatabricksScimTarget implements Target {
 
     // 1. The principal.
     let principalId: string
+    let principalName: string
     if (previous !== undefined) {
       principalId = previous.result.principalId
+      principalName = previous.result.principalName
       current.set(principalId, new Set(previous.edges.get(principalId) ?? []))
       const ops: unknown[] = []
       if (previous.fields.displayName !== fields.displayName) ops.push({ op: 'replace', path: 'displayName', value: fields.displayName })
@@ -225,6 +262,7 @@ export class DatabricksScimTarget implements Target {
     } else {
       const found = await this.ensurePrincipal(request)
       principalId = found.id
+      principalName = principalNameOf(found, p)
       current.set(principalId, directParents(found))
       const ops: unknown[] = []
       if (found.externalId !== p.id) ops.push({ op: 'replace', path: 'externalId', value: p.id })
@@ -253,7 +291,7 @@ export class DatabricksScimTarget implements Target {
       groupIds.set(entraId, o.id)
       const parents = directParents(o)
       current.set(o.id, parents)
-      this.groups.set(entraId, { id: o.id, parents: new Set(parents) })
+      this.groups.set(entraId, { id: o.id, parents: new Set(parents), ...(o.displayName !== undefined ? { name: o.displayName } : {}) })
     }
     const dbOf = (entraId: string): string => entraId === p.id ? principalId : groupIds.get(entraId) as string
     const closure = new Set(groupIds.values())
@@ -295,14 +333,15 @@ export class DatabricksScimTarget implements Target {
     // What this principal's next run may take for granted: the memberships it has just made true.
     const edges = new Map<string, Set<string>>()
     for (const [child, wanted] of want) edges.set(child, new Set(wanted))
-    return { result: { principalId, groupIds, active: fields.active }, fields, edges }
+    return { result: { principalId, groupIds, active: fields.active, principalName }, fields, edges }
   }
 
   private updateKnownGroups (groupIds: Map<string, string>, current: Map<string, Set<string>>, children: string[]): void {
     const changed = new Set(children)
     for (const [entraId, id] of groupIds) {
       if (!changed.has(id)) continue
-      this.groups.set(entraId, { id, parents: new Set(current.get(id) ?? []) })
+      const name = this.groups.peek(entraId)?.name
+      this.groups.set(entraId, { id, parents: new Set(current.get(id) ?? []), ...(name !== undefined ? { name } : {}) })
     }
   }
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ConfigError, isLocalMode, listOf, loadConfig } from '../../src/config.ts'
+import { ConfigError, isLocalMode, listOf, loadConfig, parseWorkspaceUrls } from '../../src/config.ts'
 
 t.test('defaults give a runnable local-mode configuration', async t => {
   const config = loadConfig({})
@@ -58,4 +58,22 @@ t.test('a Databricks host needs its account id, and must be https', async t => {
   t.match((t.throws(() => loadConfig({ DATABRICKS_HOST: 'https://accounts.azuredatabricks.net' })) as ConfigError).problems, [/DATABRICKS_ACCOUNT_ID: required with DATABRICKS_HOST/])
   t.match((t.throws(() => loadConfig({ DATABRICKS_HOST: 'http://accounts.example', DATABRICKS_ACCOUNT_ID: 'abc' })) as ConfigError).problems, [/DATABRICKS_HOST/])
   t.equal(loadConfig({ DATABRICKS_HOST: 'https://accounts.azuredatabricks.net', DATABRICKS_ACCOUNT_ID: 'abc-123' }).DATABRICKS_MODE, 'scim')
+})
+
+t.test('DATABRICKS_WORKSPACE_URLS: id=https://host pairs, each bad entry named', async t => {
+  const value = ' 1234567890123456=https://adb-1234567890123456.7.azuredatabricks.net/ , 42=https://adb-42.1.azuredatabricks.net,'
+  const config = loadConfig({ DATABRICKS_WORKSPACE_URLS: value })
+  t.equal(config.DATABRICKS_WORKSPACE_URLS, value, 'kept as given')
+  t.same([...parseWorkspaceUrls(config.DATABRICKS_WORKSPACE_URLS).urls], [
+    ['1234567890123456', 'https://adb-1234567890123456.7.azuredatabricks.net'],
+    ['42', 'https://adb-42.1.azuredatabricks.net']
+  ], 'trimmed, trailing slash dropped')
+  t.same(parseWorkspaceUrls(undefined), { urls: new Map(), problems: [] }, 'unset: every workspace on DATABRICKS_HOST')
+
+  const err = t.throws(() => loadConfig({
+    DATABRICKS_WORKSPACE_URLS: 'adb-1=https://adb-1.azuredatabricks.net,2=http://adb-2.net,3=https://adb-3.net/path,4,5=https://a.net,5=https://b.net',
+    PORT: 'x'
+  })) as ConfigError
+  t.same(err.problems.filter(p => p.startsWith('DATABRICKS_WORKSPACE_URLS')).length, 5, 'every bad entry, next to the other problems')
+  t.match(err.problems, [/PORT/, /'adb-1=https:\/\/adb-1\.azuredatabricks\.net' is not workspaceId=https:\/\/host/, /workspace 2 must be an https origin/, /workspace 3 must be an https origin.*got 'https:\/\/adb-3\.net\/path'/, /'4' is not workspaceId/, /workspace 5 is listed twice/])
 })

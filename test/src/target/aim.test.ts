@@ -3,10 +3,10 @@
 // ever written, the warm path free, single-flight, both path spellings and response generations, AIM off,
 // and throttling.
 import t from 'tap'
-import { aimEnv, T } from '../../helpers/target-aim.ts'
+import { aimEnv, DEFAULT_ACCOUNT_ID, T } from '../../helpers/target-aim.ts'
 import { entraRequest } from '../../helpers/target.ts'
 import { AimDisabledError, parseResolved } from '../../../src/target/aim.ts'
-import { TargetConfigurationError } from '../../../src/target/errors.ts'
+import { DatabricksNotFoundError, TargetConfigurationError } from '../../../src/target/errors.ts'
 import { TargetUnavailableError } from '../../../src/target/port.ts'
 
 const RESOLVE = {
@@ -198,4 +198,55 @@ t.test('a 429 storm: completes once it passes, with bounded calls', async t => {
   env.db.ctx.faults.remove()
   const bob = await cold.materialize(env.request(T.bob))
   t.equal((await env.state()).users.find(u => u.externalId === T.bob)?.id, bob.principalId)
+})
+
+t.test('principalName: the account\'s username or application id, kept on the warm path', async t => {
+  const env = await aimEnv(t)
+  const alice = await env.target.materialize(env.request(T.alice))
+  t.equal(alice.principalName, 'alice@contoso-test.onmicrosoft.com')
+  const etl = await env.target.materialize(env.request(T.etlSp))
+  t.equal(etl.principalName, T.etlAppId)
+  env.resetCalls()
+  t.equal((await env.target.materialize(env.request(T.alice))).principalName, 'alice@contoso-test.onmicrosoft.com')
+  t.equal((await env.target.materialize(env.request(T.etlSp))).principalName, T.etlAppId)
+  t.equal(env.dbCalls().total, 0, 'warm: no call')
+  t.match(parseResolved('user', { user: { user_id: '1', username: 'x@y' } }), { id: '1', name: 'x@y' })
+  t.match(parseResolved('group', { group: { group_id: '2', group_name: 'G (1)' } }), { id: '2', name: 'G (1)' })
+  t.match(parseResolved('servicePrincipal', { service_principal: { service_principal_id: '3', application_id: 'app' } }), { id: '3', name: 'app' })
+})
+
+t.test('materializeGroup: resolved by external id, named as the account names it, cached', async t => {
+  const env = await aimEnv(t)
+  const made = await env.target.materializeGroup(T.tenantId, { id: T.finance, displayName: 'Finance', securityEnabled: true })
+  const state = await env.state()
+  t.match(state.groups.find(g => g.id === made.groupId), { displayName: 'Finance', externalId: T.finance })
+  t.equal(made.name, 'Finance')
+  t.same(env.dbCalls().routes, { [RESOLVE.group]: 1 })
+  env.resetCalls()
+  t.same(await env.target.materializeGroup(T.tenantId, { id: T.finance, displayName: 'Finance', securityEnabled: true }), made)
+  const bob = await env.target.materialize(env.request(T.bob))
+  t.equal(bob.groupIds.get(T.finance), made.groupId, 'a member\'s materialization shares the group')
+  t.equal(env.dbCalls().routes[RESOLVE.group], env.request(T.bob).groups.length - 1, 'every group of bob but Finance was resolved: Finance was known')
+
+  // Concurrent calls share one resolve.
+  env.resetCalls()
+  const fresh = env.aim()
+  const all = await Promise.all(Array.from({ length: 10 }, async () => await fresh.materializeGroup(T.tenantId, { id: T.engineering, displayName: 'Engineering', securityEnabled: true })))
+  t.equal(new Set(all.map(g => g.groupId)).size, 1)
+  t.same(env.dbCalls().routes, { [RESOLVE.group]: 1 })
+
+  // A group the identity provider does not know.
+  const err = await fresh.materializeGroup(T.tenantId, { id: 'dead0000-0000-4000-8000-000000000000', displayName: 'Gone', securityEnabled: true }).catch((e: unknown) => e)
+  t.type(err, DatabricksNotFoundError)
+  t.match((err as Error).message, /does not know Entra group dead0000-0000-4000-8000-000000000000 \(Gone\)/)
+})
+
+t.test('materializeGroup: a second Entra group with a taken name gets the account\'s disambiguated name', async t => {
+  const env = await aimEnv(t)
+  // Another Entra group already holds the name "Finance" in the account.
+  const other = await env.db.api('POST', `/api/2.0/accounts/${DEFAULT_ACCOUNT_ID}/scim/v2/Groups`, { displayName: 'Finance', externalId: 'dffff000-0000-4000-8000-000000000000' })
+  t.equal(other.status, 201)
+  const made = await env.target.materializeGroup(T.tenantId, { id: T.finance, displayName: 'Finance', securityEnabled: true })
+  t.not(made.groupId, other.body.id)
+  t.equal(made.name, `Finance (${T.finance})`, 'the name from the response, not Entra\'s')
 })

@@ -233,3 +233,64 @@ t.test('a display name crafted as a filter injection matches nothing but itself'
   }
   t.equal(scimString('a\\" or "'), '"a\\\\\\" or \\""', 'backslashes and quotes escaped')
 })
+
+t.test('principalName: the account\'s userName (as adopted) or the application id; the warm path keeps it', async t => {
+  const env = await scimEnv(t)
+  const alice = await env.target.materialize(env.request(T.alice))
+  t.equal(alice.principalName, 'alice@contoso-test.onmicrosoft.com', 'a created user: its userName, the UPN')
+  const etl = await env.target.materialize(env.request(T.etlSp))
+  t.equal(etl.principalName, T.etlAppId, 'a service principal: its application id')
+  env.resetCalls()
+  t.equal((await env.target.materialize(env.request(T.alice))).principalName, 'alice@contoso-test.onmicrosoft.com')
+  t.equal((await env.target.materialize(env.request(T.etlSp))).principalName, T.etlAppId)
+  t.equal(env.dbCalls().total, 0, 'warm: no call')
+
+  // A user the account already had under another spelling of the name is adopted: the account's name is the one ACLs use.
+  await createUser(env.db.api, 'Bob@Contoso-Test.onmicrosoft.com')
+  const bob = await env.target.materialize(env.request(T.bob))
+  t.equal(bob.principalName, 'Bob@Contoso-Test.onmicrosoft.com')
+  env.resetCalls()
+  t.equal((await env.replica().materialize(env.request(T.bob))).principalName, 'Bob@Contoso-Test.onmicrosoft.com', 'a cold replica finds the same name')
+})
+
+t.test('materializeGroup: the group linked by externalId, no members, its real name; known groups cost nothing', async t => {
+  const env = await scimEnv(t)
+  const finance = { id: T.finance, displayName: 'Finance', securityEnabled: true }
+  const made = await env.target.materializeGroup(T.tenantId, finance)
+  const state = await env.state()
+  t.equal(state.groups.length, 1)
+  t.match(state.groups[0], { id: made.groupId, displayName: 'Finance', externalId: T.finance, members: [] })
+  t.same(made, { groupId: state.groups[0]?.id, name: 'Finance' })
+
+  env.resetCalls()
+  t.same(await env.target.materializeGroup(T.tenantId, finance), made)
+  t.equal(env.dbCalls().total, 0, 'a known group: no call')
+  t.same(await env.replica().materializeGroup(T.tenantId, finance), made, 'a cold replica finds it')
+  t.notOk(env.dbCalls().routes['POST /api/2.0/accounts/:accountId/scim/v2/Groups'], 'and creates nothing')
+
+  // A principal materialized later uses the same group.
+  const bob = await env.target.materialize(env.request(T.bob))
+  t.equal(bob.groupIds.get(T.finance), made.groupId)
+
+  // Concurrent calls for one group: one group, one create.
+  env.resetCalls()
+  const engineering = { id: T.engineering, displayName: 'Engineering', securityEnabled: true }
+  const fresh = env.replica()
+  await env.db.api('DELETE', `${SCIM}/Groups/${bob.groupIds.get(T.engineering) as string}`)
+  const all = await Promise.all(Array.from({ length: 10 }, async () => await fresh.materializeGroup(T.tenantId, engineering)))
+  t.equal(new Set(all.map(g => g.groupId)).size, 1)
+  t.equal(env.dbCalls().routes['POST /api/2.0/accounts/:accountId/scim/v2/Groups'], 1, 'one create')
+})
+
+t.test('materializeGroup: a taken name gives the disambiguated name the account holds', async t => {
+  const env = await scimEnv(t)
+  await createGroup(env.db.api, 'Finance')
+  const made = await env.target.materializeGroup(T.tenantId, { id: T.finance, displayName: 'Finance', securityEnabled: true })
+  t.equal(made.name, `Finance (${T.finance.slice(0, 8)})`)
+  const state = await env.state()
+  t.match(state.groups.find(g => g.id === made.groupId), { displayName: made.name, externalId: T.finance })
+  t.equal(state.groups.find(g => g.displayName === 'Finance')?.externalId, null, 'the internal group is left alone')
+  // A materialization of a member then knows the name without reading it.
+  const bob = await env.target.materialize(env.request(T.bob))
+  t.equal(bob.groupIds.get(T.finance), made.groupId)
+})
