@@ -9,6 +9,8 @@ import { registerProblemHandlers } from './http/problems.ts'
 import { healthRoutes, type ReadinessCheck } from './http/health.ts'
 import { registerAuthentication, type Authenticator } from './http/authenticate.ts'
 import { identityRoutes } from './http/identity-routes.ts'
+import { accessRoutes } from './http/access-routes.ts'
+import type { ObjectAccess } from './resolver/object-access.ts'
 import { metricsRoutes } from './http/metrics-routes.ts'
 import { registerOpenApi } from './http/openapi.ts'
 
@@ -22,6 +24,8 @@ export interface AppDeps {
   resolver?: Resolver
   /** With a Databricks account configured: logins also materialize the caller there. */
   materializer?: Materializer
+  /** With a Databricks account configured: effective permissions and sharing. */
+  access?: ObjectAccess
 }
 
 export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
@@ -65,6 +69,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   if (deps.authenticator !== undefined && deps.resolver !== undefined) {
     registerAuthentication(app, deps.authenticator)
     await app.register(identityRoutes, { resolver: deps.resolver, materializer: deps.materializer })
+    await app.register(accessRoutes, { resolver: deps.resolver, access: deps.access })
   }
   return app
 }

@@ -36,6 +36,7 @@ export const ConfigSchema = Type.Object({
   CACHE_GROUPS_TTL_SECONDS: Type.Integer({ minimum: 1, default: 300, description: 'How long a principal\'s transitive groups are served from cache.' }),
   CACHE_NOT_FOUND_TTL_SECONDS: Type.Integer({ minimum: 1, default: 30, description: 'How long "no such principal" is remembered.' }),
   CACHE_MAX_STALE_SECONDS: Type.Integer({ minimum: 0, default: 900, description: 'How long past their TTL cached entries may be served while Entra is throttling or down.' }),
+  CACHE_ACL_TTL_SECONDS: Type.Integer({ minimum: 1, default: 10, description: 'How long an object\'s ACL (Permissions API) is served from cache for permission queries; sharing always reads it fresh.' }),
   CACHE_MAX_PRINCIPALS: Type.Integer({ minimum: 1, default: 100_000, description: 'Bound on cached principals.' }),
   CACHE_MAX_GROUP_REFS: Type.Integer({ minimum: 1, default: 5_000_000, description: 'Bound on cached group references (summed over all principals).' }),
   EMULATORS_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8443, description: 'Local mode: port of the emulators\' HTTPS origin.' })

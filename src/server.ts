@@ -3,6 +3,7 @@
 import closeWithGrace from 'close-with-grace'
 import { ConfigError, isLocalMode, loadConfig, type Config } from './config.ts'
 import { buildService } from './service.ts'
+import type { LocalMode } from './local/local-mode.ts'
 
 async function main (): Promise<void> {
   let config: Config
@@ -14,35 +15,15 @@ async function main (): Promise<void> {
     process.exit(1)
   }
 
-  const closers: Array<() => Promise<void>> = []
   let ca: string | undefined
+  let local: LocalMode | undefined
   if (isLocalMode(config)) {
     // Imported lazily: production never loads the emulators.
-    const { startEmulators } = await import('../emulators/server.ts')
-    const demo = await import('../emulators/tenant/demo.ts')
-    const { DEFAULT_ACCOUNT_ID } = await import('../emulators/databricks/account.ts')
-    const emulators = await startEmulators({ port: config.EMULATORS_PORT })
-    closers.push(emulators.close)
-    ca = emulators.ca
-    config = {
-      ...config,
-      ENTRA_TENANT_ID: demo.DEMO_TENANT_ID,
-      ENTRA_CLIENT_ID: demo.DEMO_RESOLVER_APP_ID,
-      ENTRA_CLIENT_SECRET: demo.DEMO_RESOLVER_SECRET,
-      ENTRA_AUTHORITY_HOST: emulators.origin,
-      GRAPH_BASE_URL: `${emulators.origin}/v1.0`,
-      DATABRICKS_HOST: emulators.origin,
-      DATABRICKS_ACCOUNT_ID: DEFAULT_ACCOUNT_ID
-    }
-    console.warn([
-      '',
-      '*** LOCAL MODE: no ENTRA_TENANT_ID is set, so the service runs against the built-in emulators. ***',
-      `    Emulated Entra ID, Microsoft Graph and Databricks: ${emulators.origin} (CA certificate: ${emulators.caPath})`,
-      `    Databricks account: ${DEFAULT_ACCOUNT_ID}; logins are materialized there`,
-      `    Demo tenant: ${demo.DEMO_TENANT_ID}; the service is the app ${demo.DEMO_RESOLVER_APP_ID}`,
-      '    Set ENTRA_TENANT_ID (and NODE_ENV=production) to run against a real tenant.',
-      ''
-    ].join('\n'))
+    const { startLocalMode } = await import('./local/local-mode.ts')
+    local = await startLocalMode(config)
+    config = local.config
+    ca = local.ca
+    console.warn(local.banner)
   }
 
   const service = await buildService(config, { ca })
@@ -50,9 +31,10 @@ async function main (): Promise<void> {
     if (err !== undefined) service.app.log.error({ err }, 'shutting down after an error')
     else service.app.log.info({ signal }, 'shutting down')
     await service.close()
-    for (const close of closers) await close()
+    await local?.close()
   })
-  await service.app.listen({ port: config.PORT, host: config.HOST })
+  const url = await service.app.listen({ port: config.PORT, host: config.HOST })
+  if (local !== undefined) console.warn(`\n${local.walkthrough(url).text}\n`)
 }
 
 await main()

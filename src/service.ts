@@ -15,6 +15,9 @@ import { DatabricksClient } from './target/databricks-client.ts'
 import { DatabricksScimTarget } from './target/scim.ts'
 import { DatabricksAimTarget } from './target/aim.ts'
 import { WorkspaceAssignments } from './target/assignments.ts'
+import { WorkspaceObjects } from './target/workspace-objects.ts'
+import { AccountGroupNames } from './target/account-groups.ts'
+import { ObjectAccess } from './resolver/object-access.ts'
 
 export interface Service {
   app: FastifyInstance
@@ -109,8 +112,16 @@ export async function buildService (config: Config, options: ServiceOptions = {}
     : new Materializer(
       resolver,
       config.DATABRICKS_MODE === 'aim' ? new DatabricksAimTarget({ client: databricks }) : new DatabricksScimTarget({ client: databricks }),
-      new WorkspaceAssignments({ client: databricks })
+      new WorkspaceAssignments({ client: databricks, clock })
     )
+  const access = databricks === undefined || materializer === undefined
+    ? undefined
+    : new ObjectAccess({
+      resolver,
+      materializer,
+      objects: new WorkspaceObjects({ client: databricks, clock, ttlMs: config.CACHE_ACL_TTL_SECONDS * 1000 }),
+      groupNames: new AccountGroupNames({ client: databricks, clock })
+    })
 
   const app = await buildApp({
     config,
@@ -118,6 +129,7 @@ export async function buildService (config: Config, options: ServiceOptions = {}
     authenticator: verifier,
     resolver,
     materializer,
+    access,
     // Ready once the signing keys are loaded: without them no request can be served.
     readinessChecks: [{ name: 'entra-signing-keys', check: async () => { await verifier.warm() } }]
   })

@@ -3,14 +3,11 @@ import type { FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Resolver } from '../resolver/resolver.ts'
-import type { PrincipalQuery } from '../directory/port.ts'
-import { LoginResult, Resolution, errorResponses, Problem } from './schemas.ts'
-import { databricksBody, resolutionBody } from './resolution.ts'
+import { By, LoginResult, Resolution, WorkspaceId, errorResponses, Problem } from './schemas.ts'
+import { databricksBody, principalQuery, resolutionBody } from './resolution.ts'
 import type { Materializer } from '../resolver/materializer.ts'
 import { DatabricksNotConfigured, PrincipalDisabled } from '../resolver/errors.ts'
 import { requireRole } from './authenticate.ts'
-
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 export async function identityRoutes (parent: FastifyInstance, { resolver, materializer }: { resolver: Resolver, materializer?: Materializer }): Promise<void> {
   const app = parent.withTypeProvider<TypeBoxTypeProvider>()
@@ -22,7 +19,7 @@ export async function identityRoutes (parent: FastifyInstance, { resolver, mater
       description: 'Called by a login hook with the user\'s or service principal\'s Entra access token. With a Databricks account configured, the caller, its groups and their nesting are also materialized there.',
       security: [{ bearer: [] }],
       body: Type.Object({
-        workspaceId: Type.Optional(Type.String({ pattern: '^[0-9]{1,20}$', description: 'Decide access to this workspace (the number in its URL, ?o=…).' }))
+        workspaceId: Type.Optional(WorkspaceId)
       }),
       response: { 200: LoginResult, 400: Problem, 404: Problem, 502: Problem, ...errorResponses }
     },
@@ -57,18 +54,14 @@ export async function identityRoutes (parent: FastifyInstance, { resolver, mater
       security: [{ bearer: [] }],
       params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 1024 }) }),
       querystring: Type.Object({
-        by: Type.Optional(Type.Union([Type.Literal('id'), Type.Literal('userPrincipalName'), Type.Literal('mail'), Type.Literal('appId')], {
-          description: 'What `id` is; default: an object id when it is a GUID, else a user principal name.'
-        }))
+        by: By
       }),
       response: { 200: Resolution, 400: Problem, 404: Problem, ...errorResponses }
     },
     onRequest: app.authenticate,
     preHandler: requireRole('Identity.Admin')
   }, async (request) => {
-    const { id } = request.params
-    const by = request.query.by ?? (GUID.test(id) ? 'id' : 'userPrincipalName')
     const tenantId = request.caller?.tenantId ?? ''
-    return resolutionBody(await resolver.resolve(tenantId, { [by]: id } as unknown as PrincipalQuery))
+    return resolutionBody(await resolver.resolve(tenantId, principalQuery(request.params.id, request.query.by)))
   })
 }

@@ -1,6 +1,7 @@
 // The JSON bodies of /v1/login and /v1/principals: a principal, its transitive groups, and where it is in Databricks.
 import type { Resolution } from '../resolver/resolver.ts'
 import type { Materialized } from '../target/port.ts'
+import type { PrincipalQuery } from '../directory/port.ts'
 import type { DatabricksIdentityBody, ResolutionBody } from './schemas.ts'
 
 export function resolutionBody ({ principal, groups, groupsSource }: Resolution): ResolutionBody {
@@ -31,4 +32,12 @@ export function databricksBody ({ groups }: Resolution, materialized: Materializ
       return databricksId === undefined ? [] : [{ id: g.id, databricksId }]
     })
   }
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** A principal named by id, UPN, mail or appId; without `by`, a GUID is an object id, anything else a UPN. */
+export function principalQuery (value: string, by?: 'id' | 'userPrincipalName' | 'mail' | 'appId'): PrincipalQuery {
+  const key = by ?? (GUID.test(value) ? 'id' : 'userPrincipalName')
+  return { [key]: value } as unknown as PrincipalQuery
 }

@@ -68,3 +68,68 @@ export const errorResponses = {
   403: Problem,
   503: Problem
 } as const
+
+/** `by`: what a principal parameter is. */
+export const By = Type.Optional(StringEnum(['id', 'userPrincipalName', 'mail', 'appId'], {
+  description: 'What the principal is given as; default: an object id when it is a GUID, else a user principal name.'
+}))
+
+export const WorkspaceId = Type.String({ pattern: '^[0-9]{1,20}$', description: 'The workspace (the number in its URL, ?o=…).' })
+
+export const PermissionGrant = Type.Object({
+  level: Type.String(),
+  via: StringEnum(['user', 'servicePrincipal', 'group', 'admins'], { description: 'Granted to the principal itself, to one of its groups, or by being a workspace admin.' }),
+  group: Type.Optional(Type.String({ description: 'The group the ACL names.' })),
+  groupPath: Type.Optional(Type.Array(Type.String(), { description: 'From the principal\'s direct group up to `group`.' })),
+  inherited: Type.Boolean(),
+  inheritedFrom: Type.Optional(Type.Array(Type.String(), { description: 'The parent objects the grant is inherited from, e.g. /directories/123.' })),
+  reason: Type.String()
+})
+
+export const WorkspaceRole = Type.Object({
+  access: StringEnum(['DIRECT', 'INDIRECT', 'NONE']),
+  permission: Type.Optional(StringEnum(['USER', 'ADMIN'])),
+  reason: Type.Optional(Type.String())
+}, { description: 'The principal\'s access to the workspace that holds the object.' })
+
+export const DashboardPublication = Type.Object({
+  published: Type.Boolean(),
+  embedCredentials: Type.Boolean(),
+  canViewPublished: Type.Boolean({ description: 'Can open the published copy without workspace access (embedded credentials).' }),
+  note: Type.String()
+}, { description: 'Dashboards: what the principal can see given its workspace access and the publication.' })
+
+export const EffectivePermissionResult = Type.Object({
+  workspaceId: Type.String(),
+  objectType: Type.String(),
+  objectId: Type.String(),
+  principal: Principal,
+  level: NullableString({ description: 'The effective level; null when nothing is granted.' }),
+  grants: Type.Array(PermissionGrant, { description: 'Every grant that applies, highest first; the first one decides.' }),
+  workspace: WorkspaceRole,
+  dashboard: Type.Optional(DashboardPublication)
+})
+
+export const ShareRequest = Type.Object({
+  workspaceId: WorkspaceId,
+  objectType: Type.String({ minLength: 1, maxLength: 64, description: 'The Permissions API object type, e.g. dashboards, notebooks, directories, warehouses.' }),
+  objectId: Type.String({ minLength: 1, maxLength: 256 }),
+  principal: Type.String({ minLength: 1, maxLength: 1024, description: 'Who to share with: an object id (user, service principal or group), a UPN, a mail or an appId.' }),
+  by: By,
+  level: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Default: the type\'s lowest level (CAN_READ for dashboards: "Can View").' }))
+})
+
+export const ShareResult = Type.Object({
+  grant: Type.Object({
+    workspaceId: Type.String(),
+    objectType: Type.String(),
+    objectId: Type.String(),
+    level: Type.String(),
+    principalName: Type.String({ description: 'How the ACL names the principal: userName, application id or account group name.' }),
+    changed: Type.Boolean({ description: 'false when the principal already held this level or more directly: nothing was written.' })
+  }),
+  principal: Principal,
+  databricks: Type.Object({ principalId: Type.String({ description: 'The id in the Databricks account (a group\'s for groups).' }) }),
+  workspace: WorkspaceRole,
+  dashboard: Type.Optional(DashboardPublication)
+})

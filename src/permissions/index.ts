@@ -1,2 +1,3 @@
 export * from './levels.ts'
 export * from './evaluate.ts'
+export * from './group-paths.ts'

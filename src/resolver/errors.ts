@@ -22,4 +22,14 @@ export const DirectoryRejected = createError('DIRECTORY_BAD_REQUEST', 'Microsoft
 export const TargetMisconfigured = createError('TARGET_MISCONFIGURED', 'The service cannot write to the Databricks account: %s', 502)
 export const TargetRejected = createError('TARGET_BAD_REQUEST', 'Databricks refused the request: %s', 502)
 export const WorkspaceNotFound = createError('WORKSPACE_NOT_FOUND', '%s', 404)
-export const DatabricksNotConfigured = createError('DATABRICKS_NOT_CONFIGURED', 'A workspace decision needs a Databricks account: set DATABRICKS_HOST and DATABRICKS_ACCOUNT_ID.', 400)
+export const DatabricksNotConfigured = createError('DATABRICKS_NOT_CONFIGURED', 'Workspace decisions, permissions and sharing need a Databricks account: set DATABRICKS_HOST and DATABRICKS_ACCOUNT_ID.', 400)
+
+// Effective permissions and sharing.
+export const UnknownObjectType = createError('UNKNOWN_OBJECT_TYPE', "Unknown object type '%s'; use one of: %s.", 400)
+export const InvalidPermissionLevel = createError('INVALID_PERMISSION_LEVEL', '%s', 400)
+export const ObjectNotFound = createError('OBJECT_NOT_FOUND', '%s', 404)
+export const PermissionQueryForbidden = createError('PERMISSION_QUERY_FORBIDDEN', "Asking about another principal's permissions on %s needs the app role Identity.Admin or %s on the object; you have %s.", 403)
+export const ShareForbidden = createError('SHARE_FORBIDDEN', 'Sharing %s needs %s on it; you have %s. Ask someone who manages the object.', 403)
+export const ShareTargetNotFound = createError('SHARE_TARGET_NOT_FOUND', "No user, service principal or group '%s' exists in tenant %s, so nothing can be shared with it: check the id, UPN, mail or appId.", 404)
+export const ShareTargetDisabled = createError('SHARE_TARGET_DISABLED', "The %s '%s' is disabled in Entra (accountEnabled=false): enable it before sharing with it.", 409)
+export const UnsupportedSubject = createError('UNSUPPORTED_PRINCIPAL_KIND', "'%s' is a group: effective permissions are asked for a user or service principal; ask about one of the group's members.", 400)

@@ -2,9 +2,10 @@
 // transitive closure), handed to the Target so the Databricks account agrees with Entra.
 import type { Resolution, Resolver } from './resolver.ts'
 import { TargetUnavailableError, type Materialized, type Target } from '../target/port.ts'
-import { DatabricksError, TargetConfigurationError } from '../target/errors.ts'
+import { DatabricksError, ObjectNotFoundError, TargetConfigurationError } from '../target/errors.ts'
 import { WorkspaceNotFoundError, type WorkspaceAssignments } from '../target/assignments.ts'
-import { TargetMisconfigured, TargetRejected, WorkspaceNotFound, upstreamUnavailable } from './errors.ts'
+import { ObjectNotFound, TargetMisconfigured, TargetRejected, WorkspaceNotFound, upstreamUnavailable } from './errors.ts'
+import type { GroupRef } from '../directory/port.ts'
 
 export interface WorkspaceAccess {
   workspaceId: string
@@ -17,7 +18,7 @@ export interface WorkspaceAccess {
 }
 
 export class Materializer {
-  constructor (private readonly resolver: Resolver, private readonly target: Target, private readonly assignments: WorkspaceAssignments) {}
+  constructor (private readonly resolver: Resolver, private readonly target: Target, readonly assignments: WorkspaceAssignments) {}
 
   /** Whether the materialized principal may use the workspace: an assignment to it or to any of its groups. */
   async workspaceAccess (workspaceId: string, { groups }: Resolution, materialized: Materialized): Promise<WorkspaceAccess> {
@@ -25,12 +26,7 @@ export class Materializer {
       const id = materialized.groupIds.get(g.id)
       return id === undefined ? [] : [[id, g] as const]
     }))
-    let decided
-    try {
-      decided = await this.assignments.decide(workspaceId, materialized.principalId, [...byDatabricksId.keys()])
-    } catch (err) {
-      throw this.mapped(err)
-    }
+    const decided = await this.guard(this.assignments.decide(workspaceId, materialized.principalId, [...byDatabricksId.keys()]))
     const via = (decided.via ?? []).flatMap(id => {
       const g = byDatabricksId.get(id)
       return g === undefined ? [] : [{ id: g.id, displayName: g.displayName }]
@@ -59,25 +55,31 @@ export class Materializer {
     ])
     // Only edges inside the closure: the principal's view of Entra, nothing about unrelated groups.
     const edges = new Map([...parents].map(([id, ps]) => [id, ps.filter(p => inClosure.has(p))]))
-    try {
-      return await this.target.materialize({
-        tenantId: principal.tenantId,
-        principal,
-        groups,
-        directGroupIds: direct.map(g => g.id).filter(id => inClosure.has(id)),
-        parents: edges
-      })
-    } catch (err) {
-      throw this.mapped(err)
-    }
+    return await this.guard(this.target.materialize({
+      tenantId: principal.tenantId,
+      principal,
+      groups,
+      directGroupIds: direct.map(g => g.id).filter(id => inClosure.has(id)),
+      parents: edges
+    }))
   }
 
-  /** Target failures as the problems a caller sees. */
-  private mapped (err: unknown): unknown {
-    if (err instanceof TargetUnavailableError) return upstreamUnavailable('Databricks', err.retryAfterSeconds, err.throttled)
-    if (err instanceof TargetConfigurationError) return new TargetMisconfigured(err.message)
-    if (err instanceof WorkspaceNotFoundError) return new WorkspaceNotFound(err.message)
-    if (err instanceof DatabricksError) return new TargetRejected(err.message)
-    return err
+  /** Makes the account hold one Entra group (no members written): its Databricks id and name. */
+  async materializeGroup (tenantId: string, group: GroupRef): Promise<{ groupId: string, name: string }> {
+    return await this.guard(this.target.materializeGroup(tenantId, group))
+  }
+
+  /** Databricks failures as the problems a caller sees. */
+  async guard<T> (p: Promise<T>): Promise<T> {
+    try {
+      return await p
+    } catch (err) {
+      if (err instanceof TargetUnavailableError) throw upstreamUnavailable('Databricks', err.retryAfterSeconds, err.throttled)
+      if (err instanceof TargetConfigurationError) throw new TargetMisconfigured(err.message)
+      if (err instanceof WorkspaceNotFoundError) throw new WorkspaceNotFound(err.message)
+      if (err instanceof ObjectNotFoundError) throw new ObjectNotFound(err.message)
+      if (err instanceof DatabricksError) throw new TargetRejected(err.message)
+      throw err
+    }
   }
 }

@@ -55,7 +55,8 @@ t.test('local mode: starts the emulators, says so loudly, serves health, shuts d
   t.match(await login.json(), { principal: { userPrincipalName: DEMO_ALICE_UPN }, groupsSource: 'graph', databricks: { principalId: String, active: true } })
   await waitFor(/"oid":"[0-9a-f-]{36}"/, output)
   t.notMatch(output(), new RegExp(token.access_token.slice(-20)), 'the token never reaches the log')
-  t.notMatch(output(), /Bearer|client_secret/, 'nothing secret is logged')
+  const logLines = output().split('\n').filter(l => l.startsWith('{')).join('\n')
+  t.notMatch(logLines, /Bearer|client_secret/, 'nothing secret is logged (the walk-through shows "Bearer $TOKEN", not a token)')
 
   child.kill('SIGTERM')
   const [code] = await once(child, 'exit') as [number | null]
@@ -76,4 +77,26 @@ t.test('production without the Entra configuration refuses to run local mode', a
   t.equal(code, 1)
   t.match(output(), /ENTRA_TENANT_ID: required when NODE_ENV=production/)
   t.notMatch(output(), /LOCAL MODE/)
+})
+
+t.test('local mode prints a walk-through whose curl lines work as printed', async t => {
+  const { child, output } = start({ PORT: '0', EMULATORS_PORT: '0', LOG_LEVEL: 'warn' })
+  t.teardown(() => { child.kill('SIGKILL') })
+  await waitFor(/# 5\. .*\n.*\n/, output)
+  const lines = output().split('\n')
+  const curls = lines.filter(l => l.startsWith('TOKEN=$(curl') || l.startsWith('curl '))
+  t.equal(curls.length, 5, 'five steps, each a shell line')
+  // Run them in one shell, in order, as a person would paste them.
+  const shell = spawn('bash', ['-euo', 'pipefail', '-c', curls.map(l => l.startsWith('TOKEN=') ? l : `${l}; echo`).join('\n')], { env: childEnv({}), stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  shell.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  shell.stderr.on('data', (d: Buffer) => { out += d.toString() })
+  const [code] = await once(shell, 'exit') as [number | null]
+  t.equal(code, 0, out)
+  const answers = out.trim().split('\n').map(l => JSON.parse(l) as Record<string, any>)
+  t.equal(answers.length, 4, 'login, permissions, share, permissions')
+  t.match(answers[0], { principal: { userPrincipalName: 'alice.martin@contoso.onmicrosoft.com' }, workspace: { workspaceId: '3141592653589793' } })
+  t.match(answers[1], { level: 'CAN_EDIT', grants: [{ group: 'Engineering', groupPath: ['Data Platform', 'Engineering'], inherited: true }] })
+  t.match(answers[2], { grant: { level: 'CAN_READ', principalName: 'grace.kim@contoso.onmicrosoft.com' } })
+  t.match(answers[3], { level: 'CAN_READ', grants: [{ via: 'user', inherited: false }], dashboard: { canViewPublished: true } })
 })

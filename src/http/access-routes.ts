@@ -1,0 +1,107 @@
+// GET /v1/permissions/{objectType}/{objectId} (what can this principal do here, and why) and
+// POST /v1/shares (share an object with anyone in the directory).
+import type { FastifyInstance } from 'fastify'
+import { Type } from '@sinclair/typebox'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Caller } from '../auth/caller.ts'
+import type { Resolver } from '../resolver/resolver.ts'
+import { ObjectAccess, type ObjectAccessAnswer, type ObjectRef } from '../resolver/object-access.ts'
+import { DatabricksNotConfigured, PermissionQueryForbidden, ShareForbidden, UnsupportedSubject } from '../resolver/errors.ts'
+import { adminLevel } from '../permissions/index.ts'
+import { By, EffectivePermissionResult, Problem, ShareRequest, ShareResult, WorkspaceId, errorResponses } from './schemas.ts'
+import { principalQuery, resolutionBody } from './resolution.ts'
+
+function callerOf (request: { caller?: Caller }): Caller {
+  if (request.caller === undefined) throw new Error('authenticate did not set the caller')
+  return request.caller
+}
+
+function describeLevel (answer: ObjectAccessAnswer): string {
+  return answer.effective.level ?? 'no permission'
+}
+
+export async function accessRoutes (parent: FastifyInstance, options: { resolver: Resolver, access?: ObjectAccess }): Promise<void> {
+  const app = parent.withTypeProvider<TypeBoxTypeProvider>()
+  const { resolver } = options
+  // Served without a Databricks account too, to say what is missing instead of a bare 404.
+  const configured = (): ObjectAccess => {
+    if (options.access === undefined) throw new DatabricksNotConfigured()
+    return options.access
+  }
+
+  app.get('/v1/permissions/:objectType/:objectId', {
+    schema: {
+      tags: ['permissions'],
+      summary: 'What a principal can do on a workspace object, and why.',
+      description: 'For the caller, or with `principal` for anyone in the directory: that needs the app role `Identity.Admin` or CAN_MANAGE on the object. Lists every grant that applies — direct or inherited from a parent folder, to the principal or to a group it belongs to through any nesting — with the group path and a reason. The object\'s ACL is cached for a few seconds.',
+      security: [{ bearer: [] }],
+      params: Type.Object({
+        objectType: Type.String({ minLength: 1, maxLength: 64, description: 'dashboards, notebooks, directories, files, repos, clusters, jobs, pipelines, warehouses, queries, alerts, experiments, registered-models, serving-endpoints, apps, …' }),
+        objectId: Type.String({ minLength: 1, maxLength: 256 })
+      }),
+      querystring: Type.Object({
+        workspaceId: WorkspaceId,
+        principal: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Ask about this user or service principal instead of the caller.' })),
+        by: By
+      }),
+      response: { 200: EffectivePermissionResult, 400: Problem, 404: Problem, 502: Problem, ...errorResponses }
+    },
+    onRequest: app.authenticate
+  }, async (request) => {
+    const caller = callerOf(request)
+    const access = configured()
+    const { workspaceId, principal, by } = request.query
+    const ref: ObjectRef = { workspaceId, ...request.params }
+    ObjectAccess.objectType(ref.objectType)
+    const self = await resolver.resolveCaller(caller)
+    let subject = self
+    if (principal !== undefined) {
+      subject = await resolver.resolve(caller.tenantId, principalQuery(principal, by))
+      if (subject.principal.kind === 'group') throw new UnsupportedSubject(principal)
+      if (subject.principal.id !== self.principal.id && !caller.roles.includes('Identity.Admin')) {
+        const own = await access.effective(self, ref)
+        if (!ObjectAccess.canManage(own)) throw new PermissionQueryForbidden(`${own.objectType}/${ref.objectId}`, adminLevel(own.objectType), describeLevel(own))
+      }
+    }
+    const answer = await access.effective(subject, ref)
+    const { effective, workspace, dashboard } = answer
+    return {
+      workspaceId,
+      objectType: answer.objectType,
+      objectId: ref.objectId,
+      principal: resolutionBody(subject).principal,
+      level: effective.level,
+      grants: effective.grants,
+      workspace,
+      ...(dashboard !== undefined ? { dashboard } : {})
+    }
+  })
+
+  app.post('/v1/shares', {
+    schema: {
+      tags: ['permissions'],
+      summary: 'Share a workspace object with anyone in the directory.',
+      description: 'The caller needs CAN_MANAGE on the object. The principal (user, service principal or group, by object id, UPN, mail or appId) must exist and be enabled in Entra; it is made to exist in the Databricks account — never assigned to the workspace, as automatic identity management does — and granted `level` with a Permissions PATCH. Idempotent: sharing again writes nothing. For dashboards the answer says whether a principal without workspace access can still view the published copy (embedded credentials).',
+      security: [{ bearer: [] }],
+      body: ShareRequest,
+      response: { 200: ShareResult, 400: Problem, 404: Problem, 409: Problem, 502: Problem, ...errorResponses }
+    },
+    onRequest: app.authenticate
+  }, async (request) => {
+    const caller = callerOf(request)
+    const access = configured()
+    const { workspaceId, objectType, objectId, principal, by, level } = request.body
+    const ref: ObjectRef = { workspaceId, objectType, objectId }
+    ObjectAccess.objectType(objectType)
+    const own = await access.effective(await resolver.resolveCaller(caller), ref)
+    if (!ObjectAccess.canManage(own)) throw new ShareForbidden(`${own.objectType}/${objectId}`, adminLevel(own.objectType), describeLevel(own))
+    const shared = await access.share(caller.tenantId, principalQuery(principal, by), ref, level)
+    return {
+      grant: { workspaceId, objectType: shared.objectType, objectId, level: shared.level, principalName: shared.principalName, changed: shared.changed },
+      principal: resolutionBody({ principal: shared.principal, groups: [], groupsSource: 'graph' }).principal,
+      databricks: { principalId: shared.databricksId },
+      workspace: shared.workspace,
+      ...(shared.dashboard !== undefined ? { dashboard: shared.dashboard } : {})
+    }
+  })
+}
