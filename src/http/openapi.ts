@@ -20,6 +20,7 @@ export async function registerOpenApi (app: FastifyInstance): Promise<void> {
       info: { title: pkg.name, version: pkg.version, description: pkg.description },
       tags: [
         { name: 'identity', description: 'Principals and their transitive groups, resolved from Entra ID and materialized in Databricks.' },
+        { name: 'permissions', description: 'Effective permissions on workspace objects, with reasons, and sharing with anyone in the directory.' },
         { name: 'health', description: 'Liveness and readiness probes.' }
       ],
       components: {
@@ -30,7 +31,7 @@ export async function registerOpenApi (app: FastifyInstance): Promise<void> {
     },
     // /metrics (Prometheus text, untagged) is for scrapers, not API callers.
     hideUntagged: true,
-    transformObject: (documentObject) => 'openapiObject' in documentObject ? problemsAsReferences(documentObject.openapiObject) : documentObject.swaggerObject
+    transformObject: (documentObject) => 'openapiObject' in documentObject ? optionalBodies(problemsAsReferences(documentObject.openapiObject)) : documentObject.swaggerObject
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 }
@@ -83,6 +84,18 @@ function problemsAsReferences<T> (openapi: T): T {
     }
   }
   if (used) document.components = { ...document.components, schemas: { ...document.components?.schemas, [String($id)]: JSON.parse(JSON.stringify(problem)) } }
+  return openapi
+}
+
+/** Routes that accept no body at all as an empty one (a login hook may POST nothing). */
+const OPTIONAL_BODIES = [['/v1/login', 'post']] as const
+
+function optionalBodies<T> (openapi: T): T {
+  const paths = (openapi as { paths?: Record<string, Record<string, { requestBody?: { required?: boolean } }>> }).paths
+  for (const [path, method] of OPTIONAL_BODIES) {
+    const body = paths?.[path]?.[method]?.requestBody
+    if (body !== undefined) body.required = false
+  }
   return openapi
 }
 
