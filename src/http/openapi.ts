@@ -20,6 +20,7 @@ export async function registerOpenApi (app: FastifyInstance): Promise<void> {
       info: { title: pkg.name, version: pkg.version, description: pkg.description },
       tags: [
         { name: 'identity', description: 'Principals and their transitive groups, resolved from Entra ID and materialized in Databricks.' },
+        { name: 'registrations', description: 'Bulk registration: many principals, or a group\'s transitive members, as a resumable job.' },
         { name: 'health', description: 'Liveness and readiness probes.' }
       ],
       components: {
@@ -52,7 +53,7 @@ export async function openApiDocument (): Promise<unknown> {
     DATABRICKS_HOST: 'https://accounts.invalid',
     DATABRICKS_ACCOUNT_ID: 'openapi'
   })
-  const service = await buildService(config, { processMetrics: false })
+  const service = await buildService(config, { processMetrics: false, resumeRegistrations: false })
   try {
     await service.app.ready()
     return service.app.swagger()

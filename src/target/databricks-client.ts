@@ -158,9 +158,13 @@ export class DatabricksClient {
     return await this.send<T>(method, this.accountBase + path, request)
   }
 
-  /** A call under `/api/2.0/identity/accounts/{account_id}`. */
+  /**
+   * A call under `/api/2.0/identity/accounts/{account_id}`. The account SCIM write budgets do not apply:
+   * a resolve is a POST but not a SCIM write, and pacing it at SCIM's 5/s would make a bulk registration
+   * in AIM mode crawl. The shared concurrency, rate budget and throttle retries do.
+   */
   async identity<T = unknown> (method: HttpMethod, path: string, request: DatabricksRequest = {}): Promise<DatabricksResponse<T>> {
-    return await this.send<T>(method, this.identityBase + path, request)
+    return await this.send<T>(method, this.identityBase + path, request, { writeBudgets: false })
   }
 
   /** Closes the upstream clients this client built (not one it was given). */
@@ -184,7 +188,7 @@ export class DatabricksClient {
     }
   }
 
-  private async send<T> (method: HttpMethod, base: string, request: DatabricksRequest): Promise<DatabricksResponse<T>> {
+  private async send<T> (method: HttpMethod, base: string, request: DatabricksRequest, how: { headers?: Record<string, string>, writeBudgets?: boolean } = {}): Promise<DatabricksResponse<T>> {
     const url = new URL(base)
     for (const [k, v] of Object.entries(request.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v))
     const route = this.http.routeOf(url)
@@ -193,8 +197,8 @@ export class DatabricksClient {
     let token = await this.token()
     let refreshed = false
     for (let attempt = 1; ; attempt++) {
-      await this.takeBudget(method)
-      const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' }
+      if (how.writeBudgets !== false) await this.takeBudget(method)
+      const headers: Record<string, string> = { ...how.headers, authorization: `Bearer ${token}`, accept: 'application/json' }
       if (body !== undefined) headers['content-type'] = 'application/json'
       let res: UpstreamResponse
       try {

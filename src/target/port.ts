@@ -24,6 +24,11 @@ export interface Materialized {
 }
 
 export interface Target {
+  /**
+   * false: the account learns memberships and nesting itself (automatic identity management), so the
+   * request's `directGroupIds` and `parents` are not used and need not be read from the directory.
+   */
+  readonly mirrorsMemberships?: boolean
   /** Makes the account hold the principal, its groups and their nesting as Entra has them. */
   materialize: (request: MaterializeRequest) => Promise<Materialized>
 }
