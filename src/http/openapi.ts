@@ -19,8 +19,8 @@ export async function registerOpenApi (app: FastifyInstance): Promise<void> {
       openapi: '3.1.0',
       info: { title: pkg.name, version: pkg.version, description: pkg.description },
       tags: [
-        { name: 'identity', description: 'Principals and their transitive groups, resolved from Entra ID and materialized in Databricks.' },
         { name: 'registrations', description: 'Bulk registration: many principals, or a group\'s transitive members, as a resumable job.' },
+        { name: 'identity', description: 'Principals and their transitive groups, resolved from Entra ID and materialized in Databricks.' },
         { name: 'health', description: 'Liveness and readiness probes.' }
       ],
       components: {
