@@ -13,12 +13,16 @@ import { accessRoutes } from './http/access-routes.ts'
 import type { ObjectAccess } from './resolver/object-access.ts'
 import { metricsRoutes } from './http/metrics-routes.ts'
 import { registerOpenApi } from './http/openapi.ts'
+import { registrationRoutes } from './http/registration-routes.ts'
+import type { RegistrationRunner } from './registrations/runner.ts'
 
 export interface AppDeps {
   config: Config
   /** Checks behind /readyz (upstream reachability, caches); none means ready once started. */
   readinessChecks?: ReadinessCheck[]
   metrics?: Metrics
+  /** Bulk registration jobs (with a Databricks account). */
+  registrations?: RegistrationRunner
   /** The identity API: without these, only health (and metrics) are served. */
   authenticator?: Authenticator
   resolver?: Resolver
@@ -68,6 +72,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   if (deps.metrics !== undefined) await app.register(metricsRoutes, { metrics: deps.metrics })
   if (deps.authenticator !== undefined && deps.resolver !== undefined) {
     registerAuthentication(app, deps.authenticator)
+    await app.register(registrationRoutes, { resolver: deps.resolver, runner: deps.registrations })
     await app.register(identityRoutes, { resolver: deps.resolver, materializer: deps.materializer })
     await app.register(accessRoutes, { resolver: deps.resolver, access: deps.access })
   }

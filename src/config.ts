@@ -39,6 +39,9 @@ export const ConfigSchema = Type.Object({
   CACHE_ACL_TTL_SECONDS: Type.Integer({ minimum: 1, default: 10, description: 'How long an object\'s ACL (Permissions API) is served from cache for permission queries; sharing always reads it fresh.' }),
   CACHE_MAX_PRINCIPALS: Type.Integer({ minimum: 1, default: 100_000, description: 'Bound on cached principals.' }),
   CACHE_MAX_GROUP_REFS: Type.Integer({ minimum: 1, default: 5_000_000, description: 'Bound on cached group references (summed over all principals).' }),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'Redis (redis:// or rediss://): registration jobs are kept there, so any replica reports them and a restarted one resumes them. Unset: in files under REGISTRATIONS_DIR.' })),
+  REGISTRATIONS_DIR: Type.String({ minLength: 1, default: '.data/registrations', description: 'Without REDIS_URL: the directory of registration jobs (one JSON file each), read again at start to resume unfinished ones.' }),
+  REGISTRATIONS_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 8, description: 'Principals a registration job registers at once, over all jobs (each within the Graph and Databricks rate budgets).' }),
   EMULATORS_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8443, description: 'Local mode: port of the emulators\' HTTPS origin.' })
 })
 

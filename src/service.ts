@@ -11,6 +11,9 @@ import { createTokenVerifier } from './auth/verifier.ts'
 import { GraphDirectory } from './directory/graph.ts'
 import { Resolver } from './resolver/resolver.ts'
 import { Materializer } from './resolver/materializer.ts'
+import { RegistrationRunner } from './registrations/runner.ts'
+import { FileJobStore } from './registrations/store.ts'
+import { RedisJobStore } from './registrations/redis-store.ts'
 import { DatabricksClient } from './target/databricks-client.ts'
 import { DatabricksScimTarget } from './target/scim.ts'
 import { DatabricksAimTarget } from './target/aim.ts'
@@ -23,6 +26,8 @@ export interface Service {
   app: FastifyInstance
   resolver: Resolver
   metrics: Metrics
+  /** Bulk registration jobs, with a Databricks account. */
+  registrations?: RegistrationRunner
   close: () => Promise<void>
 }
 
@@ -32,6 +37,10 @@ export interface ServiceOptions {
   ca?: string
   /** Prometheus process metrics (off in tests that build many services). */
   processMetrics?: boolean
+  /** Resume unfinished registration jobs at start (default true; off when only the OpenAPI document is built). */
+  resumeRegistrations?: boolean
+  /** Prefix of the registration jobs' Redis keys (tests use their own). */
+  registrationsKeyPrefix?: string
 }
 
 export async function buildService (config: Config, options: ServiceOptions = {}): Promise<Service> {
@@ -123,23 +132,49 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       groupNames: new AccountGroupNames({ client: databricks, clock })
     })
 
+  // Bulk registration jobs, in Redis when configured (shared by replicas), else in files.
+  const registrations = materializer === undefined
+    ? undefined
+    : new RegistrationRunner({
+      store: config.REDIS_URL !== undefined
+        ? new RedisJobStore({ url: config.REDIS_URL, ...(options.registrationsKeyPrefix !== undefined ? { prefix: options.registrationsKeyPrefix } : {}) })
+        : new FileJobStore(config.REGISTRATIONS_DIR),
+      resolver,
+      materializer,
+      clock,
+      concurrency: config.REGISTRATIONS_CONCURRENCY
+    })
+
   const app = await buildApp({
     config,
     metrics,
     authenticator: verifier,
     resolver,
+    registrations,
     materializer,
     access,
     // Ready once the signing keys are loaded: without them no request can be served.
     readinessChecks: [{ name: 'entra-signing-keys', check: async () => { await verifier.warm() } }]
   })
 
+  if (registrations !== undefined) {
+    registrations.log = app.log.child({ component: 'registrations' })
+    if (options.resumeRegistrations !== false) {
+      // In the background: a store that is down must not keep the service from serving logins.
+      registrations.resume().catch(err => { app.log.error({ err }, 'could not resume registrations') })
+    }
+  }
+
   return {
     app,
     resolver,
     metrics,
+    registrations,
     close: async () => {
       await app.close()
+      // Before the upstream clients close: in-flight items finish and the jobs are checkpointed.
+      await registrations?.close()
+      await registrations?.store.close()
       await verifier.close()
       await directory.close()
       await databricks?.close()

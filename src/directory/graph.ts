@@ -11,6 +11,8 @@
 // - transitiveGroups: `transitiveMemberOf/microsoft.graph.group?$select=id,displayName,securityEnabled&$top=999`,
 //   every `@odata.nextLink` followed verbatim (same origin only: the token is never sent elsewhere), each
 //   group once. A principal that no longer exists has no groups ([]).
+// - transitiveMembers (bulk registration): `groups/{id}/transitiveMembers/microsoft.graph.user` and
+//   `…/microsoft.graph.servicePrincipal`, each with its own `$select` and `$top=999`, all pages; 404 → null.
 // - directParents: `memberOf/microsoft.graph.group?$select=id&$top=999` per group, in `$batch`es of ≤ 20; a
 //   throttled item is retried after its own Retry-After; items' nextLinks are followed in later batches.
 // - Errors: 404 → null; 401 → one retry with a new token, then DirectoryConfigurationError; 403 →
@@ -175,6 +177,33 @@ export class GraphDirectory implements Directory {
 
   async directGroups (tenantId: string, principal: Pick<DirectoryPrincipal, 'id' | 'kind'>): Promise<GroupRef[]> {
     return await this.groupsOf(tenantId, principal, 'memberOf')
+  }
+
+  /**
+   * Users and service principals in the group or any group nested in it: one OData cast per kind (each
+   * with the `$select` of its own type: a polymorphic list's `$select` may not mix derived types' fields),
+   * every page. A group that does not exist is null; a deleted member between pages is simply absent.
+   */
+  async transitiveMembers (tenantId: string, groupId: string): Promise<DirectoryPrincipal[] | null> {
+    if (!GUID.test(groupId)) return null
+    const members = new Map<string, DirectoryPrincipal>()
+    const kinds: Array<['user' | 'servicePrincipal', string]> = [['user', USER_SELECT], ['servicePrincipal', SP_SELECT]]
+    const found = await Promise.all(kinds.map(async ([kind, select]) => {
+      let url: string | undefined = `${this.base}/groups/${groupId}/transitiveMembers/microsoft.graph.${kind}?$select=${select}&$top=999`
+      for (let page = 0; url !== undefined; page++) {
+        if (page >= MAX_PAGES) throw new DirectoryRequestError(`More than ${MAX_PAGES} pages of members of group ${groupId}.`, { tenantId })
+        const res = await this.get(tenantId, url)
+        if (res.status === 404 && page === 0) return false
+        const body = this.ok(tenantId, res, PERMISSION.membership)
+        for (const o of Array.isArray(body.value) ? body.value as GraphObject[] : []) {
+          const p = this.principal(tenantId, kind, o)
+          if (p.id !== '' && !members.has(p.id.toLowerCase())) members.set(p.id.toLowerCase(), p)
+        }
+        url = this.nextLink(tenantId, body)
+      }
+      return true
+    }))
+    return found.every(Boolean) ? [...members.values()] : null
   }
 
   /** Every page of the principal's (transitive or direct) groups, each group once. */

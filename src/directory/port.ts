@@ -41,6 +41,11 @@ export interface Directory {
   directGroups: (tenantId: string, principal: Pick<DirectoryPrincipal, 'id' | 'kind'>) => Promise<GroupRef[]>
   /** The direct parent groups of each group id (to mirror nesting elsewhere). */
   directParents: (tenantId: string, groupIds: string[]) => Promise<Map<string, string[]>>
+  /**
+   * Every user and service principal in the group, directly or through nested groups (all pages, each
+   * once); null when the directory has no such group.
+   */
+  transitiveMembers: (tenantId: string, groupId: string) => Promise<DirectoryPrincipal[] | null>
 }
 
 /** Thrown by Directory adapters when the upstream cannot answer now (throttled, down, timing out). */

@@ -19,6 +19,7 @@ export async function registerOpenApi (app: FastifyInstance): Promise<void> {
       openapi: '3.1.0',
       info: { title: pkg.name, version: pkg.version, description: pkg.description },
       tags: [
+        { name: 'registrations', description: 'Bulk registration: many principals, or a group\'s transitive members, as a resumable job.' },
         { name: 'identity', description: 'Principals and their transitive groups, resolved from Entra ID and materialized in Databricks.' },
         { name: 'permissions', description: 'Effective permissions on workspace objects, with reasons, and sharing with anyone in the directory.' },
         { name: 'health', description: 'Liveness and readiness probes.' }
@@ -53,7 +54,7 @@ export async function openApiDocument (): Promise<unknown> {
     DATABRICKS_HOST: 'https://accounts.invalid',
     DATABRICKS_ACCOUNT_ID: 'openapi'
   })
-  const service = await buildService(config, { processMetrics: false })
+  const service = await buildService(config, { processMetrics: false, resumeRegistrations: false })
   try {
     await service.app.ready()
     return service.app.swagger()

@@ -125,6 +125,19 @@ export class Resolver {
     return { principal, groups: principal.kind === 'group' ? [] : await this.groupsOf(principal), groupsSource: 'graph' }
   }
 
+  /**
+   * A principal the caller has already read from the directory (a group's member list in a bulk
+   * registration) with its transitive groups: no second read of the principal itself.
+   */
+  async resolveLoaded (principal: DirectoryPrincipal): Promise<Resolution> {
+    return { principal, groups: principal.kind === 'group' ? [] : await this.groupsOf(principal), groupsSource: 'graph' }
+  }
+
+  /** Every user and service principal in the group, through nesting (not cached: read once per job); null: no such group. */
+  async groupMembers (tenantId: string, groupId: string): Promise<DirectoryPrincipal[] | null> {
+    return await this.guard(this.directory.transitiveMembers(tenantId, groupId))
+  }
+
   /** The groups the principal is itself a member of (what a target mirrors as memberships). */
   async directGroups (principal: DirectoryPrincipal): Promise<GroupRef[]> {
     return await this.guard(this.directGroupsCache.get(groupsKey(principal)))

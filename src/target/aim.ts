@@ -158,6 +158,8 @@ function clone (r: Materialized): Materialized {
 }
 
 export class DatabricksAimTarget implements Target {
+  /** The account learns memberships from Entra: the materializer need not read them. */
+  readonly mirrorsMemberships = false
   private readonly client: DatabricksClient
   private style: AimPathStyle
   private readonly principals: LRUCache<string, KnownPrincipal>

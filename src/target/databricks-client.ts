@@ -178,9 +178,13 @@ export class DatabricksClient {
     return await this.send<T>(method, this.accountBase + path, request)
   }
 
-  /** A call under `/api/2.0/identity/accounts/{account_id}`. */
+  /**
+   * A call under `/api/2.0/identity/accounts/{account_id}`. The account SCIM write budgets do not apply:
+   * a resolve is a POST but not a SCIM write, and pacing it at SCIM's 5/s would make a bulk registration
+   * in AIM mode crawl. The shared concurrency, rate budget and throttle retries do.
+   */
   async identity<T = unknown> (method: HttpMethod, path: string, request: DatabricksRequest = {}): Promise<DatabricksResponse<T>> {
-    return await this.send<T>(method, this.identityBase + path, request)
+    return await this.send<T>(method, this.identityBase + path, request, { writeBudgets: false })
   }
 
   /**

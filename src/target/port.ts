@@ -37,6 +37,11 @@ export interface MaterializedGroup {
 }
 
 export interface Target {
+  /**
+   * false: the account learns memberships and nesting itself (automatic identity management), so the
+   * request's `directGroupIds` and `parents` are not used and need not be read from the directory.
+   */
+  readonly mirrorsMemberships?: boolean
   /** Makes the account hold the principal, its groups and their nesting as Entra has them. */
   materialize: (request: MaterializeRequest) => Promise<Materialized>
   /** Makes the account hold the Entra group (linked by externalId; no members written) and names it. */

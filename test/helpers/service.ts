@@ -3,10 +3,24 @@
 import type { Test } from 'tap'
 import type { Emulator } from '../../emulators/server.ts'
 import { loadConfig } from '../../src/config.ts'
-import { buildService, type Service } from '../../src/service.ts'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { buildService, type Service, type ServiceOptions } from '../../src/service.ts'
 import { T } from './tenant.ts'
 
-export async function startService (t: Test, emulator: Emulator, env: Record<string, string> = {}): Promise<Service> {
+export async function startService (t: Test, emulator: Emulator, env: Record<string, string> = {}, options: ServiceOptions = {}): Promise<Service> {
+  const service = await buildTestService(t, emulator, env, options)
+  t.teardown(service.close)
+  return service
+}
+
+/**
+ * The service without a teardown (for tests that close it themselves, e.g. to restart it). Registration
+ * jobs go to a directory of the test's own unless REGISTRATIONS_DIR is given: a service resumes every
+ * unfinished job it finds, so tests must never share one.
+ */
+export async function buildTestService (t: Test, emulator: Emulator, env: Record<string, string> = {}, options: ServiceOptions = {}): Promise<Service> {
   const config = loadConfig({
     LOG_LEVEL: 'silent',
     ENTRA_TENANT_ID: T.tenantId,
@@ -14,11 +28,16 @@ export async function startService (t: Test, emulator: Emulator, env: Record<str
     ENTRA_CLIENT_SECRET: T.resolverSecret,
     ENTRA_AUTHORITY_HOST: emulator.origin,
     GRAPH_BASE_URL: `${emulator.origin}/v1.0`,
+    REGISTRATIONS_DIR: env.REGISTRATIONS_DIR ?? registrationsDir(t),
     ...env
   })
-  const service = await buildService(config, { ca: emulator.ca, clock: { now: () => emulator.ctx.clock.now() }, processMetrics: false })
-  t.teardown(service.close)
-  return service
+  return await buildService(config, { ca: emulator.ca, clock: { now: () => emulator.ctx.clock.now() }, processMetrics: false, ...options })
+}
+
+function registrationsDir (t: Test): string {
+  const dir = mkdtempSync(join(tmpdir(), 'jir-registrations-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  return dir
 }
 
 /** An access token for the resolver's API from the emulator's token factory. */

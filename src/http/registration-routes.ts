@@ -1,0 +1,148 @@
+// POST /v1/registrations (bulk registration, a job) and GET /v1/registrations/{id} (its progress).
+import type { FastifyInstance } from 'fastify'
+import { Type, type Static } from '@sinclair/typebox'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Resolver } from '../resolver/resolver.ts'
+import type { PrincipalQuery } from '../directory/port.ts'
+import type { RegistrationRunner } from '../registrations/runner.ts'
+import { MAX_PRINCIPALS, countsOf, labelOf, type RegistrationJob } from '../registrations/job.ts'
+import { AmbiguousSource, GroupNotFound, NoPrincipals, NotAGroup, RegistrationNotFound, RegistrationsNotConfigured, TooManyPrincipals } from '../registrations/errors.ts'
+import { Problem, errorResponses } from './schemas.ts'
+import { requireRole } from './authenticate.ts'
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+/** Failures listed in a progress report; `failed` counts them all. */
+export const MAX_FAILURES_LISTED = 1000
+
+const Key = Type.String({ minLength: 1, maxLength: 320 })
+const PrincipalRef = Type.Union([
+  Type.String({ minLength: 1, maxLength: 320, description: 'A GUID is an object id (else tried as an application id); anything else a user principal name (else tried as a mail address).' }),
+  Type.Object({ id: Key }, { additionalProperties: false }),
+  Type.Object({ userPrincipalName: Key }, { additionalProperties: false }),
+  Type.Object({ mail: Key }, { additionalProperties: false }),
+  Type.Object({ appId: Key }, { additionalProperties: false })
+])
+
+const RegistrationRequest = Type.Object({
+  principals: Type.Optional(Type.Array(PrincipalRef, { description: `Users and service principals to register, at most ${MAX_PRINCIPALS}.` })),
+  group: Type.Optional(Type.String({ pattern: GUID.source, description: 'Object id of a group: every user and service principal in it, directly or through nested groups, is registered.' }))
+}, { description: 'Exactly one of `principals` and `group`.' })
+
+// No unions in the response (see schemas.ts): optional fields instead.
+const Failure = Type.Object({
+  principal: Type.String({ description: 'The principal as the request named it (a group job: its object id).' }),
+  code: Type.String({ description: 'PRINCIPAL_NOT_FOUND, PRINCIPAL_DISABLED, NOT_A_PRINCIPAL, UPSTREAM_UNAVAILABLE, TARGET_BAD_REQUEST, …' }),
+  message: Type.String()
+})
+
+const Registration = Type.Object({
+  id: Type.String(),
+  status: Type.Unsafe<RegistrationJob['status']>({ type: 'string', enum: ['queued', 'listing', 'running', 'completed', 'failed'], description: '`listing`: reading the group\'s members; `failed`: the job itself failed (see `error`); per-principal failures do not fail the job.' }),
+  group: Type.Optional(Type.String({ description: 'The group whose members are registered.' })),
+  requestedBy: Type.String({ description: 'Object id of the caller that created the job.' }),
+  total: Type.Integer(),
+  registered: Type.Integer(),
+  failed: Type.Integer(),
+  pending: Type.Integer(),
+  failures: Type.Array(Failure, { description: `The first ${MAX_FAILURES_LISTED} principals that could not be registered.` }),
+  failuresTruncated: Type.Boolean({ description: 'More principals failed than `failures` lists (`failed` counts them all).' }),
+  error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() }, { description: 'Why the whole job failed.' })),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+  finishedAt: Type.Optional(Type.String({ format: 'date-time' }))
+}, { description: 'A bulk registration and its progress.' })
+type RegistrationBody = Static<typeof Registration>
+
+export function registrationBody (job: RegistrationJob): RegistrationBody {
+  const failures: RegistrationBody['failures'] = []
+  const counts = countsOf(job)
+  for (const item of job.items) {
+    if (failures.length >= MAX_FAILURES_LISTED) break
+    if (item.state === 'failed' && item.failure !== undefined) failures.push({ principal: labelOf(item.query), ...item.failure })
+  }
+  return {
+    id: job.id,
+    status: job.status,
+    ...(job.source.kind === 'group' ? { group: job.source.groupId } : {}),
+    requestedBy: job.requestedBy,
+    ...counts,
+    failures,
+    failuresTruncated: counts.failed > failures.length,
+    ...(job.error !== undefined ? { error: job.error } : {}),
+    createdAt: job.createdAt,
+    updatedAt: job.updatedAt,
+    ...(job.finishedAt !== undefined ? { finishedAt: job.finishedAt } : {})
+  }
+}
+
+/** A string as the request gave it: a GUID is an object id or else an appId; otherwise a UPN or else a mail. */
+function queryOf (ref: Static<typeof PrincipalRef>): { query: PrincipalQuery, alternate?: PrincipalQuery } {
+  if (typeof ref !== 'string') return { query: ref as PrincipalQuery }
+  const value = ref.trim()
+  return GUID.test(value) ? { query: { id: value }, alternate: { appId: value } } : { query: { userPrincipalName: value }, alternate: { mail: value } }
+}
+
+export async function registrationRoutes (parent: FastifyInstance, { runner, resolver }: { runner?: RegistrationRunner, resolver: Resolver }): Promise<void> {
+  const app = parent.withTypeProvider<TypeBoxTypeProvider>()
+
+  app.post('/v1/registrations', {
+    schema: {
+      tags: ['registrations'],
+      summary: 'Register up to 10,000 principals, or a group\'s transitive members, in the Databricks account.',
+      description: 'Needs the `Identity.Admin` app role. Answers 202 at once with the job; `Location` names it, and `GET` on it reports the progress. The job honours Graph\'s and Databricks\' rate limits, retries through throttling and outages, and resumes after a restart.',
+      security: [{ bearer: [] }],
+      body: RegistrationRequest,
+      response: { 202: Registration, 400: Problem, 404: Problem, ...errorResponses }
+    },
+    // 10,000 names of up to 320 characters.
+    bodyLimit: 4 * 1024 * 1024,
+    onRequest: app.authenticate,
+    preHandler: requireRole('Identity.Admin')
+  }, async (request, reply) => {
+    if (runner === undefined) throw new RegistrationsNotConfigured()
+    const caller = request.caller
+    if (caller === undefined) throw new Error('authenticate did not set the caller')
+    const { principals, group } = request.body
+    if (principals !== undefined && group !== undefined) throw new AmbiguousSource()
+    let job: RegistrationJob
+    if (group !== undefined) {
+      // Checked now, so a mistyped id is a 404 to the caller rather than a failed job to poll for.
+      let kind: string
+      try {
+        kind = (await resolver.resolve(caller.tenantId, { id: group })).principal.kind
+      } catch (err) {
+        if ((err as { code?: unknown }).code === 'PRINCIPAL_NOT_FOUND') throw new GroupNotFound(group, caller.tenantId)
+        throw err
+      }
+      if (kind !== 'group') throw new NotAGroup(group, kind === 'user' ? 'user' : 'service principal')
+      job = await runner.submit({ tenantId: caller.tenantId, requestedBy: caller.oid, source: { kind: 'group', groupId: group.toLowerCase() } })
+    } else {
+      if (principals === undefined || principals.length === 0) throw new NoPrincipals()
+      if (principals.length > MAX_PRINCIPALS) throw new TooManyPrincipals(MAX_PRINCIPALS, principals.length)
+      // The same name twice is one item (names of one principal by different keys are only known apart later;
+      // registering it twice is harmless: materialization is idempotent).
+      const items = new Map(principals.map(queryOf).map(item => [JSON.stringify(Object.entries(item.query)[0]).toLowerCase(), item]))
+      job = await runner.submit({ tenantId: caller.tenantId, requestedBy: caller.oid, source: { kind: 'principals' }, items: [...items.values()] })
+    }
+    return await reply.code(202).header('location', `/v1/registrations/${job.id}`).send(registrationBody(job))
+  })
+
+  app.get('/v1/registrations/:id', {
+    schema: {
+      tags: ['registrations'],
+      summary: 'The progress of a registration: counts, status and the principals that failed.',
+      description: 'Needs the `Identity.Admin` app role; only registrations of the caller\'s tenant are found.',
+      security: [{ bearer: [] }],
+      params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }),
+      response: { 200: Registration, 400: Problem, 404: Problem, ...errorResponses }
+    },
+    onRequest: app.authenticate,
+    preHandler: requireRole('Identity.Admin')
+  }, async (request) => {
+    if (runner === undefined) throw new RegistrationsNotConfigured()
+    const { id } = request.params
+    const job = GUID.test(id) ? await runner.get(id) : undefined
+    if (job === undefined || job.tenantId.toLowerCase() !== request.caller?.tenantId.toLowerCase()) throw new RegistrationNotFound(id)
+    return registrationBody(job)
+  })
+}
