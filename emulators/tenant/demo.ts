@@ -173,7 +173,8 @@ const applications: ApplicationFixture[] = [
     identifierUris: [DEMO_RESOLVER_URI],
     optionalClaims: ['idtyp']
   },
-  { appId: DEMO_ETL_APP_ID, displayName: 'Nightly ETL', secret: DEMO_ETL_SECRET, roles: [] },
+  // The resolver's own app role: the automation that onboards identities in bulk (local mode's walk-through).
+  { appId: DEMO_ETL_APP_ID, displayName: 'Nightly ETL', secret: DEMO_ETL_SECRET, roles: ['Identity.Admin'] },
   { appId: DEMO_BI_APP_ID, displayName: 'BI Refresh', secret: DEMO_BI_SECRET, roles: [] },
   // Public client: no secret; used with the password grant (DEMO_PASSWORD).
   { appId: DEMO_CLI_APP_ID, displayName: 'demo-cli', roles: [] }

@@ -36,6 +36,8 @@ export async function startLocalMode (config: Config): Promise<LocalMode> {
       cliAppId: demo.DEMO_CLI_APP_ID,
       resolverAppId: demo.DEMO_RESOLVER_APP_ID,
       user: { userPrincipalName: demo.DEMO_ALICE_UPN, password: demo.DEMO_PASSWORD },
+      automation: { appId: demo.DEMO_ETL_APP_ID, secret: demo.DEMO_ETL_SECRET },
+      group: { id: demo.DEMO_GROUPS.finance, displayName: 'Finance' },
       workspaceId: DEFAULT_WORKSPACE_ID,
       dashboardId,
       colleague: BOB_UPN,

@@ -80,23 +80,24 @@ t.test('production without the Entra configuration refuses to run local mode', a
 })
 
 t.test('local mode prints a walk-through whose curl lines work as printed', async t => {
-  const { child, output } = start({ PORT: '0', EMULATORS_PORT: '0', LOG_LEVEL: 'warn' })
+  const { child, output } = start({ PORT: '0', EMULATORS_PORT: '0', LOG_LEVEL: 'warn', REGISTRATIONS_DIR: t.testdir() })
   t.teardown(() => { child.kill('SIGKILL') })
-  await waitFor(/# 5\. .*\n.*\n/, output)
+  await waitFor(/# 7\. .*\n.*\n/, output)
   const lines = output().split('\n')
-  const curls = lines.filter(l => l.startsWith('TOKEN=$(curl') || l.startsWith('curl '))
-  t.equal(curls.length, 5, 'five steps, each a shell line')
+  const curls = lines.filter(l => /^(ADMIN_)?TOKEN=\$\(curl /.test(l) || l.startsWith('curl '))
+  t.equal(curls.length, 7, 'seven steps, each a shell line')
   // Run them in one shell, in order, as a person would paste them.
-  const shell = spawn('bash', ['-euo', 'pipefail', '-c', curls.map(l => l.startsWith('TOKEN=') ? l : `${l}; echo`).join('\n')], { env: childEnv({}), stdio: ['ignore', 'pipe', 'pipe'] })
+  const shell = spawn('bash', ['-euo', 'pipefail', '-c', curls.map(l => l.startsWith('curl ') ? `${l}; echo` : l).join('\n')], { env: childEnv({}), stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   shell.stdout.on('data', (d: Buffer) => { out += d.toString() })
   shell.stderr.on('data', (d: Buffer) => { out += d.toString() })
   const [code] = await once(shell, 'exit') as [number | null]
   t.equal(code, 0, out)
   const answers = out.trim().split('\n').map(l => JSON.parse(l) as Record<string, any>)
-  t.equal(answers.length, 4, 'login, permissions, share, permissions')
+  t.equal(answers.length, 5, 'login, permissions, share, permissions, registration')
   t.match(answers[0], { principal: { userPrincipalName: 'alice.martin@contoso.onmicrosoft.com' }, workspace: { workspaceId: '3141592653589793' } })
   t.match(answers[1], { level: 'CAN_EDIT', grants: [{ group: 'Engineering', groupPath: ['Data Platform', 'Engineering'], inherited: true }] })
   t.match(answers[2], { grant: { level: 'CAN_READ', principalName: 'grace.kim@contoso.onmicrosoft.com' } })
   t.match(answers[3], { level: 'CAN_READ', grants: [{ via: 'user', inherited: false }], dashboard: { canViewPublished: true } })
+  t.match(answers[4], { id: String, status: 'queued' })
 })
