@@ -249,19 +249,22 @@ export class RegistrationRunner {
   }
 
   private async register (job: RegistrationJob, item: JobItem): Promise<Outcome> {
-    const resolver = this.options.resolver
+    const { resolver, materializer } = this.options
+    // Under automatic identity management the account learns groups and memberships from Entra itself:
+    // registering the principal is enough, and spares a Graph read per principal.
+    const groups = !materializer.learnsMembershipsItself
     let principal = item.principal
     if (principal !== undefined && !principal.accountEnabled) return disabled(principal)
     let resolution: Resolution
     if (principal !== undefined) {
-      resolution = await resolver.resolveLoaded(principal)
+      resolution = groups ? await resolver.resolveLoaded(principal) : { principal, groups: [], groupsSource: 'graph' }
     } else {
       try {
-        resolution = await resolver.resolve(job.tenantId, item.query)
+        resolution = await resolver.resolve(job.tenantId, item.query, { groups })
       } catch (err) {
         // A string that named nobody as an object id (or UPN) may be an appId (or a mail address).
         if (!isNotFound(err) || item.alternate === undefined) throw err
-        resolution = await resolver.resolve(job.tenantId, item.alternate)
+        resolution = await resolver.resolve(job.tenantId, item.alternate, { groups })
       }
       principal = resolution.principal
     }
@@ -269,7 +272,7 @@ export class RegistrationRunner {
       return { kind: 'fail', failure: { code: 'NOT_A_PRINCIPAL', message: `${principal.id} is a group ('${principal.displayName}'): register its members with \`group\` instead.` } }
     }
     if (!principal.accountEnabled) return disabled(principal)
-    const materialized = await this.options.materializer.materialize(resolution)
+    const materialized = await materializer.materialize(resolution)
     item.state = 'registered'
     item.databricksId = materialized.principalId
     delete item.failure

@@ -47,10 +47,18 @@ export class Materializer {
     }
   }
 
+  /**
+   * true when the account learns memberships from Entra itself (automatic identity management): a
+   * principal can then be materialized without reading its groups, as bulk registration does.
+   */
+  get learnsMembershipsItself (): boolean {
+    return this.target.mirrorsMemberships === false
+  }
+
   async materialize ({ principal, groups }: Resolution): Promise<Materialized> {
     const inClosure = new Set(groups.map(g => g.id))
     // A target that mirrors no membership (AIM) is spared two directory reads per principal.
-    const [direct, parents] = this.target.mirrorsMemberships === false
+    const [direct, parents] = this.learnsMembershipsItself
       ? [[], new Map<string, string[]>()]
       : await Promise.all([
         this.resolver.directGroups(principal),

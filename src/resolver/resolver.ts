@@ -119,10 +119,10 @@ export class Resolver {
   }
 
   /** Any principal by id, UPN, mail or appId, with its groups (groups have none). Disabled ones too. */
-  async resolve (tenantId: string, query: PrincipalQuery): Promise<Resolution> {
+  async resolve (tenantId: string, query: PrincipalQuery, options: { groups?: boolean } = {}): Promise<Resolution> {
     const principal = await this.lookup(tenantId, query)
     if (principal === undefined) throw new PrincipalNotFound(Object.values(query)[0] as string, tenantId)
-    return { principal, groups: principal.kind === 'group' ? [] : await this.groupsOf(principal), groupsSource: 'graph' }
+    return options.groups === false ? { principal, groups: [], groupsSource: 'graph' } : await this.resolveLoaded(principal)
   }
 
   /**

@@ -13,7 +13,7 @@ const { fixture, root, memberIds } = bigGroupTenant(MEMBERS)
 const emulator = await startTestEmulator(t, { tenants: [fixture] })
 
 t.test(`a group of ${MEMBERS} transitive members, under the identity API's rate limit`, async t => {
-  await control(emulator, 'PUT', '/databricks/rate-limits', { enabled: true, limits: { identity: 120 } })
+  await control(emulator, 'PUT', '/databricks/rate-limits', { enabled: true, limits: { identity: 200 } })
   t.teardown(async () => { await control(emulator, 'DELETE', '/databricks/rate-limits') })
   const { app, metrics } = await startService(t, emulator, {
     DATABRICKS_HOST: emulator.origin,
