@@ -48,19 +48,30 @@ t.test('--file: comments and blank lines skipped; failures listed; exit 1', asyn
 })
 
 t.test('usage and HTTP errors: a message that says what to do, exit 2', async t => {
-  const neither = await register(['--url', url, '--token', token])
+  const dir = t.testdir()
+  const emptyFile = join(dir, 'empty.txt')
+  await writeFile(emptyFile, '# nothing\n\n')
+  // Independent processes: run them side by side.
+  const [neither, noToken, empty, missing, badToken, noGroup, unreachable, bogus, help] = await Promise.all([
+    register(['--url', url, '--token', token]),
+    register(['--group', T.allStaff, '--url', url]),
+    register(['--file', emptyFile, '--token', token, '--url', url]),
+    register(['--file', join(dir, 'missing.txt'), '--token', token, '--url', url]),
+    register(['--group', T.allStaff, '--url', url, '--token', 'not-a-token']),
+    register(['--group', '99999999-9999-4999-8999-999999999999', '--url', url, '--token', token]),
+    register(['--group', T.allStaff, '--url', 'http://127.0.0.1:1', '--token', token]),
+    register(['--bogus']),
+    register(['--help'])
+  ])
   t.equal(neither.code, 2)
   t.match(neither.stderr, /Give exactly one of --group and --file\.[\s\S]*Usage: npm run register/)
-  const noToken = await register(['--group', T.allStaff, '--url', url])
   t.equal(noToken.code, 2)
   t.match(noToken.stderr, /RESOLVER_TOKEN/)
-  const emptyFile = join(t.testdir(), 'empty.txt')
-  await writeFile(emptyFile, '# nothing\n\n')
-  t.match(await register(['--file', emptyFile, '--token', token, '--url', url]), { code: 2, stderr: /lists no principal/ })
-  t.match(await register(['--file', join(t.testdir(), 'missing.txt'), '--token', token, '--url', url]), { code: 2, stderr: /Cannot read/ })
-  t.match(await register(['--group', T.allStaff, '--url', url, '--token', 'not-a-token']), { code: 2, stderr: /HTTP 401/ })
-  t.match(await register(['--group', '99999999-9999-4999-8999-999999999999', '--url', url, '--token', token]), { code: 2, stderr: /HTTP 404 GROUP_NOT_FOUND/ })
-  t.match(await register(['--group', T.allStaff, '--url', 'http://127.0.0.1:1', '--token', token]), { code: 2, stderr: /Cannot reach http:\/\/127\.0\.0\.1:1/ })
-  t.match(await register(['--bogus']), { code: 2, stderr: /Unknown option/ })
-  t.match(await register(['--help']), { code: 0, stdout: /Usage: npm run register/ })
+  t.match(empty, { code: 2, stderr: /lists no principal/ })
+  t.match(missing, { code: 2, stderr: /Cannot read/ })
+  t.match(badToken, { code: 2, stderr: /HTTP 401/ })
+  t.match(noGroup, { code: 2, stderr: /HTTP 404 GROUP_NOT_FOUND/ })
+  t.match(unreachable, { code: 2, stderr: /Cannot reach http:\/\/127\.0\.0\.1:1/ })
+  t.match(bogus, { code: 2, stderr: /Unknown option/ })
+  t.match(help, { code: 0, stdout: /Usage: npm run register/ })
 })
