@@ -11,7 +11,7 @@ const warm = await fetch(`${serviceUrl}/v1/login`, { method: 'POST', headers: { 
 if (warm.status !== 200) throw new Error(`warm-up login failed: ${warm.status} ${await warm.text()}`)
 const bare = bareApp(await warm.json())
 const bareUrl = await bare.listen({ port: 0, host: '127.0.0.1' })
-console.log(JSON.stringify({ serviceUrl, bareUrl, token }))
+console.log(JSON.stringify({ serviceUrl, bareUrl, token, method: 'POST', path: '/v1/login' }))
 process.on('SIGTERM', () => {
   Promise.all([stack.close(), bare.close()]).then(() => process.exit(0), () => process.exit(1))
 })

@@ -6,6 +6,7 @@ import { DATABRICKS_ADMIN_PAT, DEFAULT_ACCOUNT_ID } from '../../emulators/databr
 import type { TenantFixture } from '../../emulators/tenant/model.ts'
 import { loadConfig } from '../../src/config.ts'
 import { buildService, type Service } from '../../src/service.ts'
+import type { TSchema } from '@sinclair/typebox'
 import { Resolution } from '../../src/http/schemas.ts'
 
 export interface BenchStack {
@@ -65,9 +66,9 @@ export async function userToken (stack: BenchStack, principalId: string): Promis
  * The baseline: a bare fastify route answering a constant — the very body a warm login returns, through
  * the same response schema — so the comparison measures our work, not the size of the answer.
  */
-export function bareApp (body: unknown): FastifyInstance {
+export function bareApp (body: unknown, route: { method: 'GET' | 'POST', url: string, schema: TSchema } = { method: 'POST', url: '/v1/login', schema: Resolution }): FastifyInstance {
   const app = Fastify({ logger: false })
-  app.post('/v1/login', { schema: { response: { 200: Resolution } } }, async () => body)
+  app.route({ method: route.method, url: route.url, schema: { response: { 200: route.schema } }, handler: async () => body })
   return app
 }
 

@@ -59,7 +59,7 @@ export async function accessRoutes (parent: FastifyInstance, options: { resolver
       subject = await resolver.resolve(caller.tenantId, principalQuery(principal, by))
       if (subject.principal.kind === 'group') throw new UnsupportedSubject(principal)
       if (subject.principal.id !== self.principal.id && !caller.roles.includes('Identity.Admin')) {
-        const own = await access.effective(self, ref)
+        const own = await access.effective(self, ref, { explain: false })
         if (!ObjectAccess.canManage(own)) throw new PermissionQueryForbidden(`${own.objectType}/${ref.objectId}`, adminLevel(own.objectType), describeLevel(own))
       }
     }
@@ -93,7 +93,7 @@ export async function accessRoutes (parent: FastifyInstance, options: { resolver
     const { workspaceId, objectType, objectId, principal, by, level } = request.body
     const ref: ObjectRef = { workspaceId, objectType, objectId }
     ObjectAccess.objectType(objectType)
-    const own = await access.effective(await resolver.resolveCaller(caller), ref)
+    const own = await access.effective(await resolver.resolveCaller(caller), ref, { explain: false })
     if (!ObjectAccess.canManage(own)) throw new ShareForbidden(`${own.objectType}/${objectId}`, adminLevel(own.objectType), describeLevel(own))
     const shared = await access.share(caller.tenantId, principalQuery(principal, by), ref, level)
     return {

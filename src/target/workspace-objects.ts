@@ -26,7 +26,7 @@ import { WorkspaceNotFoundError } from './assignments.ts'
 
 export type { AclEntry, AclPermission } from '../permissions/evaluate.ts'
 
-/** An object's permissions as the Permissions API answers them (`ObjectPermissions`), in camelCase. */
+/** An object's permissions as the Permissions API answers them (`ObjectPermissions`), in camelCase; frozen (cached and shared). */
 export interface ObjectAcl {
   /** As Databricks names it, e.g. `/dashboards/<id>` (for dashboards sometimes a workspace file id). */
   objectId?: string
@@ -81,13 +81,22 @@ interface RawPublished { embed_credentials?: unknown }
 
 interface Ref { workspaceId: string, objectType: ObjectType, objectId: string, key: string }
 
+/** The ACL as callers get it: deeply frozen, so the cached object can be shared without copies. */
 function toAcl (body: RawAcl | undefined): ObjectAcl {
   const list = Array.isArray(body?.access_control_list) ? body.access_control_list : []
-  return {
+  return deepFreeze({
     ...(typeof body?.object_id === 'string' ? { objectId: body.object_id } : {}),
     ...(typeof body?.object_type === 'string' ? { objectType: body.object_type } : {}),
     accessControlList: list.filter((e): e is AclEntry => typeof e === 'object' && e !== null && !Array.isArray(e))
+  })
+}
+
+function deepFreeze<T> (value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const v of Object.values(value)) deepFreeze(v)
   }
+  return value
 }
 
 export class WorkspaceObjects {
@@ -113,8 +122,10 @@ export class WorkspaceObjects {
    */
   async acl (workspaceId: string, objectType: string, objectId: string, options: { fresh?: boolean } = {}): Promise<ObjectAcl> {
     const ref = refOf(workspaceId, objectType, objectId)
-    const acl = await this.acls.fetch(ref.key, options.fresh === true ? { forceRefresh: true } : {}) as ObjectAcl
-    return structuredClone(acl)
+    // The warm path of every permission question: a plain lookup, no promise machinery, no copy (frozen).
+    const hit = options.fresh === true ? undefined : this.acls.get(ref.key)
+    if (hit !== undefined) return hit
+    return await this.acls.fetch(ref.key, options.fresh === true ? { forceRefresh: true } : {}) as ObjectAcl
   }
 
   /** Adds (or changes) one principal's grant; the object's other grants stay. Returns the ACL after it. */
@@ -136,13 +147,14 @@ export class WorkspaceObjects {
       throw this.mapError(err, ref, true)
     }
     this.acls.set(ref.key, acl)
-    return structuredClone(acl)
+    return acl
   }
 
   /** Whether a Lakeview dashboard is published, and with embedded credentials (cached like ACLs). */
   async publication (workspaceId: string, dashboardId: string, options: { fresh?: boolean } = {}): Promise<DashboardPublication> {
     const ref = refOf(workspaceId, 'dashboards', dashboardId)
-    return { ...await this.publications.fetch(ref.key, options.fresh === true ? { forceRefresh: true } : {}) as DashboardPublication }
+    const hit = options.fresh === true ? undefined : this.publications.get(ref.key)
+    return hit ?? await this.publications.fetch(ref.key, options.fresh === true ? { forceRefresh: true } : {}) as DashboardPublication
   }
 
   /** Forgets one object's ACL and publication state, or everything. */
@@ -169,12 +181,12 @@ export class WorkspaceObjects {
   private async readPublication (ref: Ref): Promise<DashboardPublication> {
     try {
       const res = await this.client.workspace<RawPublished>(ref.workspaceId, 'GET', `/api/2.0/lakeview/dashboards/${encodeURIComponent(ref.objectId)}/published`)
-      return { published: true, embedCredentials: res.json?.embed_credentials === true }
+      return Object.freeze({ published: true, embedCredentials: res.json?.embed_credentials === true })
     } catch (err) {
       const mapped = workspaceMissing(err, ref)
       if (mapped !== undefined) throw mapped
       // Not published (or no such dashboard: the ACL read is what tells a missing dashboard apart).
-      if (err instanceof DatabricksNotFoundError && err.errorCode !== 'ENDPOINT_NOT_FOUND') return { published: false, embedCredentials: false }
+      if (err instanceof DatabricksNotFoundError && err.errorCode !== 'ENDPOINT_NOT_FOUND') return Object.freeze({ published: false, embedCredentials: false })
       if (err instanceof TargetConfigurationError && err.details.status === 403) throw new ObjectAccessDeniedError(ref.workspaceId, ref.objectType, ref.objectId, false, err)
       throw err
     }
