@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
 import cliProgress from 'cli-progress'
+import type { RegistrationBody } from '../src/http/registration-routes.ts'
 
 const USAGE = `Usage: npm run register -- (--group <group object id> | --file <path>) [--url <service URL>] [--token <token>] [--interval <ms>]
 
@@ -16,17 +17,7 @@ const USAGE = `Usage: npm run register -- (--group <group object id> | --file <p
   --token     an Entra access token for the service with the Identity.Admin app role (default: $RESOLVER_TOKEN)
   --interval  how often to poll the job's progress, in milliseconds (default 1000)`
 
-interface Progress {
-  id: string
-  status: string
-  total: number
-  registered: number
-  failed: number
-  pending: number
-  failures: Array<{ principal: string, code: string, message: string }>
-  failuresTruncated: boolean
-  error?: { code: string, message: string }
-}
+type Progress = RegistrationBody
 
 class UsageError extends Error {}
 

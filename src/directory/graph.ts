@@ -27,6 +27,7 @@ import { UpstreamClient, type UpstreamObserver, type UpstreamResponse } from '..
 import { UpstreamError, UpstreamUnavailableError } from '../upstream/errors.ts'
 import { msalNetworkModule } from '../upstream/msal-network.ts'
 import { decideRetry, parseRetryAfter } from '../upstream/retry-policy.ts'
+import { GUID } from '../auth/claims.ts'
 
 export interface GraphDirectoryOptions {
   /** The application (client) id of the resolver's app registration. */
@@ -61,7 +62,6 @@ export const MAX_BATCH = 20
 /** Pages of one collection followed at most (999 per page: about 1,000,000 groups). */
 const MAX_PAGES = 1000
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const USER_SELECT = 'id,displayName,userPrincipalName,mail,userType,accountEnabled'
 const SP_SELECT = 'id,displayName,appId,accountEnabled'
 const GROUP_SELECT = 'id,displayName,securityEnabled'

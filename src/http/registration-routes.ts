@@ -9,8 +9,8 @@ import { MAX_PRINCIPALS, countsOf, labelOf, type RegistrationJob } from '../regi
 import { AmbiguousSource, GroupNotFound, NoPrincipals, NotAGroup, RegistrationNotFound, RegistrationsNotConfigured, TooManyPrincipals } from '../registrations/errors.ts'
 import { Problem, errorResponses } from './schemas.ts'
 import { requireRole } from './authenticate.ts'
+import { GUID } from '../auth/claims.ts'
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 /** Failures listed in a progress report; `failed` counts them all. */
 export const MAX_FAILURES_LISTED = 1000
 
@@ -51,7 +51,8 @@ const Registration = Type.Object({
   updatedAt: Type.String({ format: 'date-time' }),
   finishedAt: Type.Optional(Type.String({ format: 'date-time' }))
 }, { description: 'A bulk registration and its progress.' })
-type RegistrationBody = Static<typeof Registration>
+/** The job as GET /v1/registrations/{id} answers it (also what the CLI and the tests read). */
+export type RegistrationBody = Static<typeof Registration>
 
 export function registrationBody (job: RegistrationJob): RegistrationBody {
   const failures: RegistrationBody['failures'] = []

@@ -3,6 +3,7 @@ import type { Resolution } from '../resolver/resolver.ts'
 import type { Materialized } from '../target/port.ts'
 import type { PrincipalQuery } from '../directory/port.ts'
 import type { DatabricksIdentityBody, ResolutionBody } from './schemas.ts'
+import { GUID } from '../auth/claims.ts'
 
 export function resolutionBody ({ principal, groups, groupsSource }: Resolution): ResolutionBody {
   return {
@@ -33,8 +34,6 @@ export function databricksBody ({ groups }: Resolution, materialized: Materializ
     })
   }
 }
-
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /** A principal named by id, UPN, mail or appId; without `by`, a GUID is an object id, anything else a UPN. */
 export function principalQuery (value: string, by?: 'id' | 'userPrincipalName' | 'mail' | 'appId'): PrincipalQuery {

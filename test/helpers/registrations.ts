@@ -5,22 +5,9 @@ import type { Emulator } from '../../emulators/server.ts'
 import type { TenantFixture } from '../../emulators/tenant/model.ts'
 import { T, smallTenant } from './tenant.ts'
 import { tokenFor } from './service.ts'
+import type { RegistrationBody } from '../../src/http/registration-routes.ts'
 
-export interface Progress {
-  id: string
-  status: 'queued' | 'listing' | 'running' | 'completed' | 'failed'
-  group?: string
-  total: number
-  registered: number
-  failed: number
-  pending: number
-  failures: Array<{ principal: string, code: string, message: string }>
-  failuresTruncated: boolean
-  error?: { code: string, message: string }
-  createdAt: string
-  updatedAt: string
-  finishedAt?: string
-}
+export type Progress = RegistrationBody
 
 /** An app-only token of the ETL service principal with the Identity.Admin app role. */
 export async function adminToken (emulator: Emulator): Promise<string> {
