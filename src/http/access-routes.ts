@@ -64,13 +64,14 @@ export async function accessRoutes (parent: FastifyInstance, options: { resolver
       }
     }
     const answer = await access.effective(subject, ref)
-    const { effective, workspace, dashboard } = answer
+    const { effective, workspace, dashboard, blocked } = answer
     return {
       workspaceId,
       objectType: answer.objectType,
       objectId: ref.objectId,
       principal: resolutionBody(subject).principal,
       level: effective.level,
+      ...(blocked !== undefined ? { blocked } : {}),
       grants: effective.grants,
       workspace,
       ...(dashboard !== undefined ? { dashboard } : {})

@@ -104,7 +104,8 @@ export const EffectivePermissionResult = Type.Object({
   objectType: Type.String(),
   objectId: Type.String(),
   principal: Principal,
-  level: NullableString({ description: 'The effective level; null when nothing is granted.' }),
+  level: NullableString({ description: 'The effective level; null when nothing is granted, or when the principal is disabled in Entra (see `blocked`).' }),
+  blocked: Type.Optional(Type.String({ description: 'Why the grants do not apply (a principal disabled in Entra); the grants are still listed.' })),
   grants: Type.Array(PermissionGrant, { description: 'Every grant that applies, highest first; the first one decides.' }),
   workspace: WorkspaceRole,
   dashboard: Type.Optional(DashboardPublication)

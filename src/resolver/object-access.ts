@@ -63,7 +63,10 @@ export interface DashboardPublication {
 
 export interface ObjectAccessAnswer {
   objectType: ObjectType
+  /** `level` is null for a principal disabled in Entra, whatever the grants (which are still listed). */
   effective: EffectivePermission
+  /** Why the grants do not apply, when they do not. */
+  blocked?: string
   workspace: WorkspaceRole
   /** Dashboards only: what a principal without workspace access can still see. */
   dashboard?: DashboardPublication
@@ -138,9 +141,12 @@ export class ObjectAccess {
       groups: workspace.access === 'NONE' ? groups : [...groups, { name: 'users', path: ['users'] }],
       isWorkspaceAdmin: workspace.permission === 'ADMIN'
     })
+    // Databricks deactivates a principal disabled in Entra: no grant lets it in.
+    const blocked = principal.accountEnabled ? undefined : `${principal.displayName} is disabled in Entra (accountEnabled=false), so Databricks refuses it whatever its grants.`
     return {
       objectType,
-      effective,
+      effective: blocked === undefined ? effective : { ...effective, level: null },
+      ...(blocked !== undefined ? { blocked } : {}),
       workspace,
       ...(objectType === 'dashboards' ? { dashboard: await this.publication(ref, workspace, effective.level) } : {})
     }

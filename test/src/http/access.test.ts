@@ -171,6 +171,19 @@ t.test('refusals and bad input, each with a code that says what to fix', async t
     t.equal(res.json().code, code, `${name}: ${code}`)
     t.match(res.headers['content-type'], /^application\/problem\+json/)
   }
+  // A principal disabled in Entra can do nothing, whatever it was granted; the grants are still shown.
+  const resolved = await fetch(`${origin}/api/2.0/identity/accounts/${DEFAULT_ACCOUNT_ID}/users/resolve-by-external-id`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${DATABRICKS_ADMIN_PAT}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ external_id: T.disabled })
+  })
+  t.equal(resolved.status, 200, 'dan is in the account (from before he left)')
+  await control('PUT', `/workspaces/${WS}/acls`, { type: 'dashboards', id: dashboardId, mode: 'merge', access_control_list: [{ user_name: 'dan@contoso-test.onmicrosoft.com', permission_level: 'CAN_EDIT' }] })
+  ctx.clock.advance(11_000) // past the ACL cache's TTL
+  const dan = await permissions(tokens.admin, `&principal=${T.disabled}`)
+  t.equal(dan.statusCode, 200)
+  t.match(dan.json(), { level: null, blocked: /disabled in Entra/, principal: { accountEnabled: false }, grants: [{ level: 'CAN_EDIT', via: 'user' }] })
+
   // Asking about oneself by name is always allowed.
   t.equal((await permissions(tokens.alice, `&principal=${UPN.alice}`)).json().level, 'CAN_EDIT')
 })
