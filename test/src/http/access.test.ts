@@ -128,27 +128,27 @@ for (const mode of ['scim', 'aim'] as const) {
     t.equal(refused.headers['content-type'], 'application/problem+json; charset=utf-8')
     t.match(refused.json(), { code: 'SHARE_FORBIDDEN', detail: /needs CAN_MANAGE.*you have CAN_READ/ })
   })
-
-  t.test(`${mode}: sharing with a group reaches its members; with a service principal by appId`, async t => {
-    const { tokens, permissions, share } = await setUp(t, mode)
-    const group = await share(tokens.bob, { principal: T.finance, level: 'CAN_RUN' })
-    t.equal(group.statusCode, 200, JSON.stringify(group.json()))
-    t.match(group.json(), { grant: { level: 'CAN_RUN', changed: true }, principal: { kind: 'group', id: T.finance } })
-    const gina = await permissions(tokens.admin, `&principal=${T.guest}`)
-    t.equal(gina.statusCode, 200, 'Identity.Admin may ask about anyone')
-    t.equal(gina.json().level, 'CAN_EDIT', 'All Staff ⊃ Finance still wins through the folder')
-    t.match(gina.json().grants.map((g: { level: string, group: string, groupPath: string[] }) => [g.level, g.group, g.groupPath]), [
-      ['CAN_EDIT', 'All Staff', ['Finance', 'All Staff']],
-      ['CAN_RUN', group.json().grant.principalName, [group.json().grant.principalName]]
-    ])
-
-    const sp = await share(tokens.bob, { principal: T.etlAppId, by: 'appId', level: 'CAN_EDIT' })
-    t.equal(sp.statusCode, 200, JSON.stringify(sp.json()))
-    t.match(sp.json().grant, { principalName: T.etlAppId, level: 'CAN_EDIT' })
-    const etl = await permissions(tokens.admin, `&principal=${T.etlAppId}&by=appId`)
-    t.match(etl.json().grants[0], { via: 'servicePrincipal', level: 'CAN_EDIT', inherited: false })
-  })
 }
+
+t.test('aim: sharing with a group reaches its members; with a service principal by appId', async t => {
+  const { tokens, permissions, share } = await setUp(t, 'aim')
+  const group = await share(tokens.bob, { principal: T.finance, level: 'CAN_RUN' })
+  t.equal(group.statusCode, 200, JSON.stringify(group.json()))
+  t.match(group.json(), { grant: { level: 'CAN_RUN', changed: true }, principal: { kind: 'group', id: T.finance } })
+  const gina = await permissions(tokens.admin, `&principal=${T.guest}`)
+  t.equal(gina.statusCode, 200, 'Identity.Admin may ask about anyone')
+  t.equal(gina.json().level, 'CAN_EDIT', 'All Staff ⊃ Finance still wins through the folder')
+  t.match(gina.json().grants.map((g: { level: string, group: string, groupPath: string[] }) => [g.level, g.group, g.groupPath]), [
+    ['CAN_EDIT', 'All Staff', ['Finance', 'All Staff']],
+    ['CAN_RUN', group.json().grant.principalName, [group.json().grant.principalName]]
+  ])
+
+  const sp = await share(tokens.bob, { principal: T.etlAppId, by: 'appId', level: 'CAN_EDIT' })
+  t.equal(sp.statusCode, 200, JSON.stringify(sp.json()))
+  t.match(sp.json().grant, { principalName: T.etlAppId, level: 'CAN_EDIT' })
+  const etl = await permissions(tokens.admin, `&principal=${T.etlAppId}&by=appId`)
+  t.match(etl.json().grants[0], { via: 'servicePrincipal', level: 'CAN_EDIT', inherited: false })
+})
 
 t.test('refusals and bad input, each with a code that says what to fix', async t => {
   const { app, tokens, dashboardId, permissions, share } = await setUp(t, 'aim')

@@ -12,7 +12,7 @@ import type { Test } from 'tap'
 import { FileJobStore } from '../../../src/registrations/store.ts'
 import { RedisJobStore } from '../../../src/registrations/redis-store.ts'
 
-const MEMBERS = 600
+const MEMBERS = 400
 const REDIS_URL = 'redis://127.0.0.1:6379'
 const { fixture, root, memberIds } = bigGroupTenant(MEMBERS, 3, 4)
 const emulator = await startTestEmulator(t, { tenants: [fixture] })
