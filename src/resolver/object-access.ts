@@ -39,9 +39,6 @@ import {
   UnknownObjectType
 } from './errors.ts'
 
-/** The workspace-local system groups: `admins` is decided by the ADMIN assignment, `users` by any. */
-const SYSTEM_GROUPS = new Set(['admins', 'users'])
-
 export interface ObjectRef {
   workspaceId: string
   objectType: string
@@ -228,8 +225,10 @@ export class ObjectAccess {
    */
   private async memberships (subject: Resolution, entries: readonly AclEntry[], assignments: readonly PermissionAssignment[], explain: boolean): Promise<PrincipalGroup[]> {
     const names = new Set<string>()
-    for (const e of entries) if (typeof e.group_name === 'string' && !SYSTEM_GROUPS.has(e.group_name)) names.add(e.group_name)
-    for (const a of assignments) if (a.kind === 'group' && a.name !== undefined && !SYSTEM_GROUPS.has(a.name)) names.add(a.name)
+    // The workspace-local `admins` and `users` trace to no Entra group (AccountGroupNames answers null for
+    // them): the ADMIN assignment, and any assignment, decide those.
+    for (const e of entries) if (typeof e.group_name === 'string') names.add(e.group_name)
+    for (const a of assignments) if (a.kind === 'group' && a.name !== undefined) names.add(a.name)
     if (names.size === 0 || subject.groups.length === 0) return []
     const external = await this.deps.materializer.guard(this.deps.groupNames.externalIds([...names]))
     const inClosure = new Map(subject.groups.map(g => [g.id.toLowerCase(), g]))

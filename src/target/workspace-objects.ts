@@ -157,18 +157,6 @@ export class WorkspaceObjects {
     return hit ?? await this.publications.fetch(ref.key, options.fresh === true ? { forceRefresh: true } : {}) as DashboardPublication
   }
 
-  /** Forgets one object's ACL and publication state, or everything. */
-  invalidate (workspaceId?: string, objectType?: string, objectId?: string): void {
-    if (workspaceId === undefined || objectType === undefined || objectId === undefined) {
-      this.acls.clear()
-      this.publications.clear()
-      return
-    }
-    const key = refOf(workspaceId, objectType, objectId).key
-    this.acls.delete(key)
-    this.publications.delete(key)
-  }
-
   private async readAcl (ref: Ref): Promise<ObjectAcl> {
     try {
       const res = await this.client.workspace<RawAcl>(ref.workspaceId, 'GET', permissionsPath(ref.objectType, ref.objectId))
