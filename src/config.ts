@@ -19,6 +19,8 @@ export const ConfigSchema = Type.Object({
   ENTRA_AUDIENCES: Type.Optional(Type.String({ description: 'Comma-separated audiences accepted in tokens. Default: the client id and api://<client id>.' })),
   ENTRA_ALLOWED_TENANTS: Type.Optional(Type.String({ description: 'Comma-separated tenant ids whose tokens are accepted. Default: ENTRA_TENANT_ID only.' })),
   ENTRA_AUTHORITY_HOST: Type.String({ pattern: '^https://[^/\\s]+', default: 'https://login.microsoftonline.com', description: 'Entra authority (discovery, keys, token endpoint).' }),
+  ENTRA_KEYS_REFRESH_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 300, description: 'Entra\'s signing keys are refetched this often (less up to 10 % of jitter), so a key Entra stopped publishing stops verifying within it.' }),
+  ENTRA_KEYS_MIN_REFRESH_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 10, description: 'A token signed with a key not yet seen refetches the keys at once, but at most once per this many seconds (many unknown keys cost one fetch).' }),
   GRAPH_BASE_URL: Type.String({ pattern: '^https://[^/\\s]+', default: 'https://graph.microsoft.com/v1.0', description: 'Microsoft Graph base URL.' }),
   UPSTREAM_CA_FILE: Type.Optional(Type.String({ minLength: 1, description: 'Extra CA certificate (PEM) trusted for outbound HTTPS, e.g. a TLS-inspecting proxy. Local mode sets it to the emulators\' CA.' })),
   GRAPH_MAX_REQUESTS_PER_SECOND: Type.Number({ exclusiveMinimum: 0, default: 100, description: 'Rate budget for Microsoft Graph (Graph itself allows about 800 light reads a second per app in a large tenant).' }),

@@ -68,6 +68,8 @@ export async function buildService (config: Config, options: ServiceOptions = {}
     allowedTenants: listOf(config.ENTRA_ALLOWED_TENANTS).length > 0 ? listOf(config.ENTRA_ALLOWED_TENANTS) : [tenantId],
     audiences: listOf(config.ENTRA_AUDIENCES).length > 0 ? listOf(config.ENTRA_AUDIENCES) : [clientId, `api://${clientId}`],
     clockSkewSeconds: config.TOKEN_CLOCK_SKEW_SECONDS,
+    keyRefreshIntervalMs: config.ENTRA_KEYS_REFRESH_SECONDS * 1000,
+    keyMinRefreshIntervalMs: config.ENTRA_KEYS_MIN_REFRESH_SECONDS * 1000,
     clock,
     fetchJson: async (url) => {
       const response = await entra.requestJson({ method: 'GET', url })

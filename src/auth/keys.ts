@@ -2,10 +2,20 @@
 // documents (a token's `ver` picks one), then the `jwks_uri` each names. A token never decides where keys
 // come from, so a forged `iss` cannot make the service fetch anything (no SSRF).
 //
-// Refresh policy (after Microsoft.IdentityModel's ConfigurationManager): keys are refetched when a token
-// names an unknown `kid`, at most once per `refreshIntervalMs` (5 min), and in the background once they
-// are `maxAgeMs` old (12 h). A failed refresh keeps the last good keys; only when there are none yet does
-// verification fail, with a 503 and Retry-After, and the next attempt waits `retryAfterFailureMs`.
+// Refresh policy. On a schedule: once the keys are `refreshIntervalMs` old (5 min, less up to 10 % of
+// jitter so replicas spread out) the next verification starts a refresh in the background and goes on with
+// the keys it has, so a key Entra stopped publishing stops verifying within the interval (plus one fetch).
+// On demand: a token that names an unknown `kid` refetches the key set at once, and waits for it, unless a
+// fetch started less than `minRefreshIntervalMs` ago (10 s), so a newly published key is accepted within
+// seconds while any number of unknown kids cost at most one fetch per short interval; concurrent ones
+// share one fetch. The discovery document is reread with the keys once it is `maxAgeMs` old (12 h). A
+// failed refresh keeps the last good keys (and is retried no sooner than the short interval); only when
+// there are none yet does verification fail, with a 503 and Retry-After, and the next attempt waits
+// `retryAfterFailureMs`.
+//
+// Not jose's createRemoteJWKSet: it reads Date.now() (not the injected clock), blocks verification on a
+// stale key set and fails it when that refresh fails, and knows nothing of the discovery document, the
+// keys' own issuer or our key-size floor.
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import type { Clock } from '../clock.ts'
 import { issuerTemplate, type TokenVersion } from './claims.ts'
@@ -31,10 +41,16 @@ export interface KeySourceOptions {
   homeTenantId: string
   fetchJson: FetchJson
   clock: Clock
+  /** The scheduled refresh: keys this old (less up to 10 % of jitter) are refetched in the background. */
   refreshIntervalMs: number
+  /** Fetches (on an unknown kid, or a scheduled or failed refresh) start no sooner than this after the last. */
+  minRefreshIntervalMs: number
+  /** The discovery document this old is reread with the next key refresh. */
   maxAgeMs: number
   retryAfterFailureMs: number
   logger?: KeyLogger
+  /** [0, 1): where in the jitter range each scheduled refresh falls. Default Math.random. */
+  random?: () => number
 }
 
 export interface KeySourceStats {
@@ -42,8 +58,10 @@ export interface KeySourceStats {
   jwksFetches: number
   failedRefreshes: number
   keys: number
-  /** When the keys were last loaded, ms since the epoch (by the injected clock); 0: never. */
+  /** When the keys in use were fetched (the fetch's start), ms since the epoch by the injected clock; 0: never. */
   loadedAt: number
+  /** From when the next verification refreshes them in the background; 0: not loaded yet. */
+  refreshDueAt: number
 }
 
 interface Discovery {
@@ -53,11 +71,16 @@ interface Discovery {
 
 const noop = (): void => {}
 
+/** The scheduled refresh falls between 90 % and 100 % of the interval: replicas spread out, none is late. */
+const JITTER = 0.1
+
 /** One discovery document and the key set it names. */
 export class KeySource {
   private doc?: Discovery
+  private docLoadedAt = 0
   private keys?: Map<string, SigningKey>
   private loadedAt = 0
+  private refreshDueAt = 0
   private lastAttemptAt?: number
   private lastError?: unknown
   private inflight?: Promise<void>
@@ -71,22 +94,34 @@ export class KeySource {
     return (this.doc as Discovery).template
   }
 
-  /** The key for `kid`; an unknown one refetches the key set unless that happened within the interval. */
+  /**
+   * The key for `kid`. An unknown one waits for the refresh in progress, or refetches the key set now
+   * unless a fetch started within the short interval.
+   */
   async key (kid: string): Promise<SigningKey> {
     await this.ensureLoaded()
-    this.refreshWhenOld()
+    this.refreshWhenDue()
     const known = this.keys?.get(kid)
     if (known !== undefined) return known
     if (this.inflight !== undefined) await this.inflight.catch(noop)
-    else if (this.mayRefetch()) await this.refresh(false).catch(noop)
+    else if (this.mayFetch()) await this.refresh(false).catch(noop)
     const fetched = this.keys?.get(kid)
     if (fetched === undefined) throw new TokenUnknownKey(shown(kid))
     return fetched
   }
 
-  /** Whether `kid` is in the current key set (a cached verification stays good only while it is). */
+  /**
+   * Whether `kid` is in the current key set (a cached verification stays good only while it is). Starts
+   * the scheduled refresh when it is due, so cached verifications, too, end soon after their key is retired.
+   */
   has (kid: string): boolean {
+    this.refreshWhenDue()
     return this.keys?.has(kid) === true
+  }
+
+  /** Resolves once no fetch is in progress (a background refresh included). */
+  async settled (): Promise<void> {
+    while (this.inflight !== undefined) await this.inflight.catch(noop)
   }
 
   /** Loads the document and keys if they are not loaded yet. */
@@ -99,31 +134,39 @@ export class KeySource {
   }
 
   stats (): KeySourceStats {
-    return { ...this.counts, keys: this.keys?.size ?? 0, loadedAt: this.loadedAt }
+    return { ...this.counts, keys: this.keys?.size ?? 0, loadedAt: this.loadedAt, refreshDueAt: this.refreshDueAt }
   }
 
-  private mayRefetch (): boolean {
-    return this.lastAttemptAt === undefined || this.options.clock.now() - this.lastAttemptAt >= this.options.refreshIntervalMs
+  /** The flood protection: no fetch within the short interval after the last one started. */
+  private mayFetch (): boolean {
+    return this.lastAttemptAt === undefined || this.options.clock.now() - this.lastAttemptAt >= this.options.minRefreshIntervalMs
   }
 
-  private refreshWhenOld (): void {
-    if (this.inflight === undefined && this.options.clock.now() - this.loadedAt >= this.options.maxAgeMs && this.mayRefetch()) {
-      this.refresh(true).catch(noop)
-    }
+  /** The scheduled refresh, in the background: the verification that notices it is due does not wait for it. */
+  private refreshWhenDue (): void {
+    if (this.keys === undefined || this.inflight !== undefined || this.options.clock.now() < this.refreshDueAt || !this.mayFetch()) return
+    this.refresh(false).catch(noop)
   }
 
-  /** One fetch of the key set (and of the discovery document when `full` or not loaded), shared by concurrent callers. */
+  /**
+   * One fetch of the key set (and of the discovery document when `full`, not loaded, or `maxAgeMs` old),
+   * shared by concurrent callers.
+   */
   private async refresh (full: boolean): Promise<void> {
-    this.lastAttemptAt = this.options.clock.now()
+    const startedAt = this.options.clock.now()
+    this.lastAttemptAt = startedAt
     const run = async (): Promise<void> => {
       try {
-        if (full || this.doc === undefined) {
+        if (full || this.doc === undefined || startedAt - this.docLoadedAt >= this.options.maxAgeMs) {
           this.counts.discoveryFetches++
           this.doc = parseDiscovery(await this.options.fetchJson(this.options.discoveryUrl), this.options.homeTenantId)
+          this.docLoadedAt = startedAt
         }
         this.counts.jwksFetches++
         this.keys = parseKeySet(await this.options.fetchJson(this.doc.jwksUri))
-        this.loadedAt = this.options.clock.now()
+        // Due from when the fetch started: the keys are never older than the interval when it comes round.
+        this.loadedAt = startedAt
+        this.refreshDueAt = startedAt + Math.round(this.options.refreshIntervalMs * (1 - JITTER * (this.options.random ?? Math.random)()))
         this.lastError = undefined
       } catch (err) {
         this.counts.failedRefreshes++
@@ -193,12 +236,18 @@ export class SigningKeys {
 
   constructor (options: SigningKeysOptions) {
     const base = `${options.authorityHost}/${options.tenantId}`
-    const common = { homeTenantId: options.tenantId, fetchJson: options.fetchJson, clock: options.clock, refreshIntervalMs: options.refreshIntervalMs, maxAgeMs: options.maxAgeMs, retryAfterFailureMs: options.retryAfterFailureMs, logger: options.logger }
+    const { authorityHost: _host, tenantId: _tenant, ...shared } = options
+    const common = { ...shared, homeTenantId: options.tenantId }
     this.v2 = new KeySource({ ...common, discoveryUrl: `${base}/v2.0/.well-known/openid-configuration` })
     this.v1 = new KeySource({ ...common, discoveryUrl: `${base}/.well-known/openid-configuration` })
   }
 
   source (version: TokenVersion): KeySource {
     return version === 2 ? this.v2 : this.v1
+  }
+
+  /** Resolves once neither key set is being fetched. */
+  async settled (): Promise<void> {
+    await Promise.all([this.v2.settled(), this.v1.settled()])
   }
 }

@@ -4,10 +4,11 @@
 // Cold path: size → compact shape → @fastify/jwt (fast-jwt) decodes the token and asks our `secret`
 // callback for the key; that callback first checks everything that needs no key (RS256 only, tenant
 // allow-list, audience, lifetime against the injected clock, claim shape), then the issuer against the
-// configured authority's discovery document (§1.6), then finds the key for `kid` (refetching at most once
-// per interval) and checks the key's own issuer; @fastify/jwt then checks the RS256 signature and the
-// audience. Warm path: the token is looked up in a bounded LRU of verified tokens, valid until the
-// token expires (plus the skew) and while its signing key is still published: microseconds, no crypto.
+// configured authority's discovery document (§1.6), then finds the key for `kid` (an unknown one refetches
+// the keys at once, at most once per short interval; see keys.ts for the refresh schedule) and checks the
+// key's own issuer; @fastify/jwt then checks the RS256 signature and the audience. Warm path: the token is
+// looked up in a bounded LRU of verified tokens, valid until the token expires (plus the skew) and while
+// its signing key is still published: microseconds, no crypto.
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import { LRUCache } from 'lru-cache'
@@ -32,9 +33,18 @@ export interface TokenVerifierOptions {
   clockSkewSeconds?: number
   /** Time for `exp`/`nbf`, the verified-token cache and the key refresh schedule. Default: the system clock. */
   clock?: Clock
-  /** An unknown `kid` refetches the key set at most once per this interval. Default 5 minutes. */
+  /**
+   * Keys this old (less up to 10 % of jitter) are refreshed in the background by the next verification, so
+   * a key Entra stopped publishing stops verifying within this interval. Default 5 minutes.
+   */
   keyRefreshIntervalMs?: number
-  /** Keys this old are refreshed in the background on the next verification. Default 12 hours. */
+  /**
+   * A token with an unknown `kid` refetches the keys at once unless a fetch started less than this long
+   * ago: a new key is accepted within this interval, and unknown kids cost at most one fetch per interval.
+   * Default 10 s; at least 1 ms.
+   */
+  keyMinRefreshIntervalMs?: number
+  /** The discovery document this old is reread with the next key refresh. Default 12 hours. */
   keyMaxAgeMs?: number
   /** With no keys at all, a failed fetch is retried no sooner than this (it is also the 503's Retry-After). Default 10 s. */
   keyRetryAfterFailureMs?: number
@@ -85,6 +95,7 @@ const CACHE_NAME = 'verified-tokens'
 export const TOKEN_VERIFIER_DEFAULTS = {
   clockSkewSeconds: 300,
   keyRefreshIntervalMs: 5 * 60_000,
+  keyMinRefreshIntervalMs: 10_000,
   keyMaxAgeMs: 12 * 3600_000,
   keyRetryAfterFailureMs: 10_000,
   maxTokenBytes: 16 * 1024,
@@ -124,6 +135,7 @@ export class TokenVerifier {
       fetchJson: o.fetchJson,
       clock: o.clock,
       refreshIntervalMs: o.keyRefreshIntervalMs,
+      minRefreshIntervalMs: o.keyMinRefreshIntervalMs,
       maxAgeMs: o.keyMaxAgeMs,
       retryAfterFailureMs: o.keyRetryAfterFailureMs,
       logger: o.logger
@@ -219,9 +231,18 @@ export class TokenVerifier {
     }
   }
 
-  /** Forgets verified tokens and, for a verifier built without a host, closes its private fastify instance. */
+  /** Resolves once no signing-key fetch is in progress (a background refresh included). */
+  async keysSettled (): Promise<void> {
+    await this.keys.settled()
+  }
+
+  /**
+   * Forgets verified tokens, waits for a key refresh in progress (nothing runs after close) and, for a
+   * verifier built without a host, closes its private fastify instance.
+   */
   async close (): Promise<void> {
     this.cache.clear()
+    await this.keys.settled()
     await this.closeHost?.()
   }
 
@@ -319,6 +340,7 @@ function validate (options: TokenVerifierOptions): Resolved {
     else (numbers as Record<string, number>)[name] = value
   }
   if (numbers.cacheMaxEntries < 1) problems.push('cacheMaxEntries must be at least 1')
+  if (numbers.keyMinRefreshIntervalMs < 1) problems.push('keyMinRefreshIntervalMs must be at least 1 (it bounds the key fetches unknown kids cause)')
   if (numbers.cacheMaxBytes < numbers.maxTokenBytes + ENTRY_OVERHEAD_BYTES) problems.push('cacheMaxBytes must hold at least one token of maxTokenBytes')
   if (problems.length > 0) throw new TypeError(`Invalid token verifier options: ${problems.join('; ')}`)
   return {

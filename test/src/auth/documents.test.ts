@@ -147,6 +147,7 @@ t.test('options', async t => {
     [{ fetchJson: 'https://example.com' }, /fetchJson must be a function/],
     [{ clockSkewSeconds: -1 }, /clockSkewSeconds must be a non-negative number/],
     [{ keyRefreshIntervalMs: Number.NaN }, /keyRefreshIntervalMs must be a non-negative number/],
+    [{ keyMinRefreshIntervalMs: 0 }, /keyMinRefreshIntervalMs must be at least 1/],
     [{ maxTokenBytes: '16k' }, /maxTokenBytes must be a non-negative number/],
     [{ cacheMaxEntries: 0 }, /cacheMaxEntries must be at least 1/],
     [{ cacheMaxBytes: 1000 }, /cacheMaxBytes must hold at least one token/]

@@ -1,14 +1,26 @@
-// Signing keys and time: an unknown kid refetches the key set at most once per interval, rotation
-// (publish, switch, retire) is followed, the periodic refresh runs in the background, a verifier without
+// Signing keys and time: an unknown kid refetches the key set at once but at most once per short interval
+// (10 s), rotation is followed (a new key accepted within seconds, a retired one refused within the 5-minute
+// refresh, which runs in the background), a failed refresh keeps the last good keys, a verifier without
 // keys answers 503 with Retry-After and recovers by itself, and exp/nbf honour the skew on the injected
 // clock and on the emulator's. One emulator for the file: its key rotation and clock moves are undone or harmless.
 import t from 'tap'
 import Fastify from 'fastify'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { startTestEmulator } from '../../helpers/emulator.ts'
 import { stsTenant, T } from '../../helpers/sts.ts'
 import { registerProblemHandlers } from '../../../src/http/problems.ts'
-import { MINUTE, TestClock, keyFetches, mint, randomKid, refused, tamper, verifierFor } from '../../helpers/auth.ts'
+import { MINUTE, TestClock, decodePart, keyFetches, mint, randomKid, refused, tamper, verifierFor } from '../../helpers/auth.ts'
+
+/** Time that moves only when the test moves it, so the interval boundaries below are exact. */
+class ManualClock {
+  private at = Date.now()
+  now (): number {
+    return this.at
+  }
+
+  advance (ms: number): void {
+    this.at += ms
+  }
+}
 
 t.test('signing keys', async t => {
   const { origin, ctx } = await startTestEmulator(t, { tenants: [stsTenant()] })
@@ -17,8 +29,8 @@ t.test('signing keys', async t => {
     t.equal(res.status, 200, `keys/${path}`)
   }
 
-  t.test('50 unknown kids: one key-set refetch per interval, then one more', async t => {
-    const clock = new TestClock()
+  t.test('100 unknown kids: at most one key-set fetch per short interval, concurrent ones sharing it', async t => {
+    const clock = new ManualClock()
     const verifier = await verifierFor(t, origin, { clock })
     const good = await mint(origin, { principalId: T.alice })
     const goodV1 = await mint(origin, { principalId: T.alice, version: 1 })
@@ -26,72 +38,144 @@ t.test('signing keys', async t => {
     await verifier.verify(goodV1.token)
     const loaded = keyFetches(ctx)
     const forged = (n: number, token = good.token): string[] => Array.from({ length: n }, () => tamper(token, { header: { kid: randomKid() } }))
+    const v2Fetches = (): number => keyFetches(ctx).jwksV2 - loaded.jwksV2
 
     const burst = async (tokens: string[]): Promise<void> => {
       const results = await Promise.allSettled(tokens.map(async token => await verifier.verify(token)))
       t.ok(results.every(r => r.status === 'rejected' && (r.reason as { code: string }).code === 'TOKEN_UNKNOWN_KEY'), `${tokens.length} × TOKEN_UNKNOWN_KEY`)
     }
 
-    await burst(forged(50))
-    t.same(keyFetches(ctx), loaded, 'within the interval since the keys were loaded: no refetch at all')
+    await burst(forged(100))
+    t.equal(v2Fetches(), 0, 'within 10 s of loading the keys: no refetch at all')
 
-    clock.advance(5 * MINUTE)
-    await burst(forged(50))
-    await burst(forged(50))
-    let now = keyFetches(ctx)
-    t.equal(now.jwksV2 - loaded.jwksV2, 1, 'past the interval: one refetch for 100 unknown kids, concurrent ones sharing it')
-    t.equal(now.discoveryV2, loaded.discoveryV2, 'an unknown kid refetches the key set, not the discovery document')
-    t.equal(now.jwksV1, loaded.jwksV1, 'v2 tokens never touch the v1 key set')
+    clock.advance(10_000)
+    await burst(forged(100))
+    t.equal(v2Fetches(), 1, '10 s later: one refetch for 100 concurrent unknown kids')
+    await burst(forged(100))
+    t.equal(v2Fetches(), 1, 'and none for the next 100')
+    t.equal(keyFetches(ctx).discoveryV2, loaded.discoveryV2, 'an unknown kid refetches the key set, not the discovery document')
+    t.equal(keyFetches(ctx).jwksV1, loaded.jwksV1, 'v2 tokens never touch the v1 key set')
 
-    clock.advance(4 * MINUTE)
-    await burst(forged(50))
-    t.equal(keyFetches(ctx).jwksV2 - loaded.jwksV2, 1, 'still within 5 minutes of the refetch: none')
-    clock.advance(1 * MINUTE)
-    await burst(forged(50))
+    clock.advance(9_999)
+    await burst(forged(100))
+    t.equal(v2Fetches(), 1, 'still within 10 s of the refetch: none')
+    clock.advance(1)
+    await burst(forged(100))
     await burst(forged(10, goodV1.token))
-    now = keyFetches(ctx)
-    t.equal(now.jwksV2 - loaded.jwksV2, 2, 'the next interval: one more')
-    t.equal(now.jwksV1 - loaded.jwksV1, 1, 'the v1 key set has its own schedule')
-    t.equal(now.total - loaded.total, 3, 'and nothing else was fetched')
-    t.match(verifier.stats().keys, { v2: { jwksFetches: 3, discoveryFetches: 1, failedRefreshes: 0, keys: 3 } })
+    t.equal(v2Fetches(), 2, 'the next interval: one more')
+    t.equal(keyFetches(ctx).jwksV1 - loaded.jwksV1, 1, 'the v1 key set has its own schedule')
+
+    let refusedOnStream = 0
+    for (let second = 1; second <= 100; second++) {
+      clock.advance(1000)
+      const results = await Promise.allSettled(forged(10).map(async token => await verifier.verify(token)))
+      refusedOnStream += results.filter(r => r.status === 'rejected' && (r.reason as { code: string }).code === 'TOKEN_UNKNOWN_KEY').length
+    }
+    t.equal(refusedOnStream, 1000, '1,000 × TOKEN_UNKNOWN_KEY')
+    t.equal(v2Fetches(), 2 + 10, 'a steady stream of unknown kids for 100 s (1,000 tokens): one refetch per 10 s')
+    t.equal(keyFetches(ctx).total - loaded.total, 13, 'and nothing else was fetched')
+    t.match(verifier.stats().keys, { v2: { jwksFetches: 13, discoveryFetches: 1, failedRefreshes: 0 } })
   })
 
-  t.test('rotation: publish + switch, then retire', async t => {
-    const clock = new TestClock()
+  t.test('a newly published key: its tokens are accepted at first sight, or within 10 s of the last fetch', async t => {
+    const clock = new ManualClock()
     const verifier = await verifierFor(t, origin, { clock })
-    const cached = await mint(origin, { principalId: T.alice })
-    const unseen = await mint(origin, { principalId: T.bob })
-    const unseenV1 = await mint(origin, { principalId: T.bob, version: 1 })
-    await verifier.verify(cached.token)
-    const before = keyFetches(ctx)
+    const before = await mint(origin, { principalId: T.alice })
+    await verifier.verify(before.token)
+    const loaded = keyFetches(ctx)
+
+    clock.advance(MINUTE)
+    await post('publish')
+    await post('switch')
+    const first = await mint(origin, { principalId: T.alice, claims: { name: 'after the first switch' } })
+    t.not(decodePart(first.token, 0).kid, decodePart(before.token, 0).kid, 'signed with the new key')
+    t.match(await verifier.verify(first.token), { name: 'after the first switch' }, 'accepted at once')
+    t.equal(keyFetches(ctx).jwksV2 - loaded.jwksV2, 1, 'after one refetch, on the unknown kid')
 
     await post('publish')
     await post('switch')
-    const rotated = await mint(origin, { principalId: T.alice, claims: { name: 'after the switch' } })
-    t.not(JSON.parse(Buffer.from(rotated.token.split('.')[0] as string, 'base64url').toString()).kid,
-      JSON.parse(Buffer.from(cached.token.split('.')[0] as string, 'base64url').toString()).kid, 'signed with the new key')
-
-    await refused(t, verifier.verify(rotated.token), 'TOKEN_UNKNOWN_KEY')
-    t.equal(keyFetches(ctx).jwksV2, before.jwksV2, 'the keys were loaded just now: the new kid waits for the interval')
-    clock.advance(5 * MINUTE)
-    t.match(await verifier.verify(rotated.token), { name: 'after the switch' })
-    t.equal(keyFetches(ctx).jwksV2 - before.jwksV2, 1, 'one refetch on the unknown kid')
-    t.equal((await verifier.verify(unseen.token)).oid, T.bob, 'the previous key is still published: its tokens verify')
-
-    await post('retire')
-    t.equal((await verifier.verify(cached.token)).oid, T.alice, 'until the keys are refetched, the retired key is not known to be gone')
-    clock.advance(5 * MINUTE)
-    await refused(t, verifier.verify(tamper(rotated.token, { header: { kid: randomKid() } })), 'TOKEN_UNKNOWN_KEY')
-    t.equal(keyFetches(ctx).jwksV2 - before.jwksV2, 2, 'a refetch (here on an unknown kid) learns of the retirement')
-    await refused(t, verifier.verify(unseen.token), 'TOKEN_UNKNOWN_KEY')
-    await refused(t, verifier.verify(cached.token), 'TOKEN_UNKNOWN_KEY')
-    t.pass('a cached verification does not outlive its signing key')
-    t.equal((await verifier.verify(rotated.token)).oid, T.alice, 'the current key still verifies')
-    await refused(t, verifier.verify(unseenV1.token), 'TOKEN_UNKNOWN_KEY')
-    t.equal(keyFetches(ctx).jwksV1 - before.jwksV1, 1, 'v1: its key set was loaded on first use, after the retirement')
+    const second = await mint(origin, { principalId: T.alice, claims: { name: 'after the second switch' } })
+    clock.advance(3_000)
+    await refused(t, verifier.verify(second.token), 'TOKEN_UNKNOWN_KEY')
+    t.equal(keyFetches(ctx).jwksV2 - loaded.jwksV2, 1, '3 s after the last fetch: refused, no refetch (flood protection)')
+    clock.advance(7_000)
+    t.match(await verifier.verify(second.token), { name: 'after the second switch' }, '10 s after it: accepted')
+    t.equal(keyFetches(ctx).jwksV2 - loaded.jwksV2, 2)
+    t.equal((await verifier.verify(before.token)).oid, T.alice, 'keys that no longer sign but are still published still verify')
   })
 
-  t.test('the periodic refresh runs in the background once keys are 12 hours old', async t => {
+  t.test('a retired key stops verifying within the refresh interval, cached verifications included', async t => {
+    const clock = new ManualClock()
+    const verifier = await verifierFor(t, origin, { clock })
+    const cached = await mint(origin, { principalId: T.alice })
+    const unseen = await mint(origin, { principalId: T.bob })
+    await verifier.verify(cached.token)
+    const loaded = keyFetches(ctx)
+
+    await post('publish')
+    await post('switch')
+    await post('retire')
+    const current = await mint(origin, { principalId: T.alice, claims: { name: 'signed with the new key' } })
+    t.equal((await verifier.verify(cached.token)).oid, T.alice, 'until the keys are refreshed, the retired key is not known to be gone')
+
+    clock.advance(269_000)
+    t.equal((await verifier.verify(cached.token)).oid, T.alice)
+    await verifier.keysSettled()
+    t.equal(keyFetches(ctx).jwksV2, loaded.jwksV2, 'no scheduled refresh before 90 % of the 5 minutes')
+
+    clock.advance(31_000)
+    t.equal((await verifier.verify(cached.token)).oid, T.alice, 'the first verification past the due time does not wait: it starts the refresh')
+    await verifier.keysSettled()
+    t.equal(keyFetches(ctx).jwksV2 - loaded.jwksV2, 1, 'one scheduled refresh, in the background')
+    t.equal(keyFetches(ctx).discoveryV2, loaded.discoveryV2, 'of the key set only')
+    await refused(t, verifier.verify(cached.token), 'TOKEN_UNKNOWN_KEY')
+    t.pass('the cached verification ended with its key')
+    await refused(t, verifier.verify(unseen.token), 'TOKEN_UNKNOWN_KEY')
+    t.pass('and a token of the retired key not seen before is refused')
+    t.match(await verifier.verify(current.token), { name: 'signed with the new key' }, 'the current key verifies')
+    t.equal(keyFetches(ctx).jwksV2 - loaded.jwksV2, 1, 'with nothing more fetched (the refresh just ran)')
+
+    clock.advance(5 * MINUTE)
+    await verifier.verify(current.token)
+    await verifier.keysSettled()
+    t.equal(keyFetches(ctx).jwksV2 - loaded.jwksV2, 2, 'the schedule goes on: cached verifications start it too')
+  })
+
+  t.test('a failed scheduled refresh keeps the last good keys and is retried after the short interval', async t => {
+    const clock = new ManualClock()
+    const warnings: Array<Record<string, unknown>> = []
+    const verifier = await verifierFor(t, origin, { clock, logger: { warn: (obj, msg) => warnings.push({ ...obj, msg }) } })
+    await verifier.verify((await mint(origin, { principalId: T.alice })).token)
+    const fresh = async (): Promise<string> => (await mint(origin, { principalId: T.bob })).token
+    const down = ctx.faults.add({ route: '*/keys', status: 503 })
+    t.teardown(() => ctx.faults.remove(down.id))
+
+    clock.advance(5 * MINUTE)
+    t.equal((await verifier.verify(await fresh())).oid, T.bob, 'the verification that starts the refresh uses the keys it has')
+    await verifier.keysSettled()
+    t.equal((await verifier.verify(await fresh())).oid, T.bob, 'after the failed refresh: the last good keys')
+    t.match(verifier.stats().keys.v2, { failedRefreshes: 1 })
+    t.match(warnings, [{ msg: /could not be refreshed; the last good keys stay in use/, keptKeys: verifier.stats().keys.v2.keys }])
+
+    clock.advance(9_000)
+    await verifier.verify(await fresh())
+    await verifier.keysSettled()
+    t.match(verifier.stats().keys.v2, { failedRefreshes: 1 }, 'not retried within 10 s')
+    clock.advance(1_000)
+    await verifier.verify(await fresh())
+    await verifier.keysSettled()
+    t.match(verifier.stats().keys.v2, { failedRefreshes: 2 }, 'retried after 10 s')
+
+    ctx.faults.remove(down.id)
+    clock.advance(10_000)
+    await verifier.verify(await fresh())
+    await verifier.keysSettled()
+    const stats = verifier.stats().keys.v2
+    t.match(stats, { failedRefreshes: 2, loadedAt: clock.now() }, 'Entra is back: the next retry succeeds, and the keys are fresh')
+    t.ok(stats.refreshDueAt >= clock.now() + 270_000 && stats.refreshDueAt <= clock.now() + 300_000, 'the next refresh is due in 4.5 to 5 minutes')
+  })
+
+  t.test('the discovery document is reread with the keys once it is 12 hours old', async t => {
     const clock = new TestClock()
     const verifier = await verifierFor(t, origin, { clock })
     const nowSeconds = Math.floor(Date.now() / 1000)
@@ -101,9 +185,8 @@ t.test('signing keys', async t => {
     const before = keyFetches(ctx)
     clock.advance(12 * 3600_000)
     t.equal((await verifier.verify(long.token)).oid, T.alice, 'a cached token does not wait for keys')
-    t.equal((await verifier.verify(other.token)).oid, T.bob, 'a cold verification uses the keys it has, and starts a refresh')
-    for (let i = 0; i < 200 && keyFetches(ctx).jwksV2 === before.jwksV2; i++) await sleep(5)
-    await sleep(20)
+    t.equal((await verifier.verify(other.token)).oid, T.bob, 'a cold verification uses the keys it has')
+    await verifier.keysSettled()
     const after = keyFetches(ctx)
     t.same({ discovery: after.discoveryV2 - before.discoveryV2, jwks: after.jwksV2 - before.jwksV2 }, { discovery: 1, jwks: 1 }, 'both documents refreshed, once')
   })

@@ -32,7 +32,10 @@ async function appWith (t: Test, origin: string): Promise<{ app: FastifyInstance
   const app = Fastify({ logger: false })
   t.teardown(async () => await app.close())
   registerProblemHandlers(app)
-  const verifier = await createTokenVerifier({ authorityHost: origin, tenantId: T.tenantId, audiences: AUDIENCES, fetchJson }, { host: app })
+  // No refetch on a schedule or an unknown kid while the test runs, however slow the machine: the refusals
+  // below must cost no fetch at all (keys.test.ts tests the refresh schedule, on an injected clock).
+  const hour = 3600_000
+  const verifier = await createTokenVerifier({ authorityHost: origin, tenantId: T.tenantId, audiences: AUDIENCES, fetchJson, keyRefreshIntervalMs: hour, keyMinRefreshIntervalMs: hour }, { host: app })
   app.get('/whoami', async (request) => await verifier.authenticate(request.headers.authorization))
   await app.ready()
   return { app, verifier }
