@@ -3,6 +3,15 @@ import createError from '@fastify/error'
 
 export const PrincipalNotFound = createError('PRINCIPAL_NOT_FOUND', 'No user, service principal or group %s exists in tenant %s. Check the id, or whether it was deleted in Entra.', 404)
 export const PrincipalNotFoundAtLogin = createError('PRINCIPAL_NOT_FOUND', 'The signed-in principal %s no longer exists in tenant %s.', 403)
+const SubjectNotAPrincipal = createError('TOKEN_SUBJECT_NOT_A_PRINCIPAL', "The token's oid %s names a %s of tenant %s, not a user or service principal: only users and applications sign in. Send a token Entra issued to a user or an application.", 401)
+/**
+ * A token whose `oid` is a group (or anything else that cannot sign in): Entra never issues one, so it is
+ * refused as a token, with the RFC 6750 challenge every token refusal carries.
+ */
+export function subjectNotAPrincipal (oid: string, kind: string, tenantId: string): Error {
+  const err = new SubjectNotAPrincipal(oid, kind, tenantId)
+  return Object.assign(err, { headers: { 'www-authenticate': `Bearer error="invalid_token", error_description="${err.code}"` } })
+}
 export const PrincipalDisabled = createError('PRINCIPAL_DISABLED', 'The principal %s is disabled in Entra (accountEnabled=false); an administrator must enable it.', 403)
 
 const Unavailable = createError('UPSTREAM_UNAVAILABLE', '%s is unavailable right now and nothing usable is cached; retry after %s seconds.', 503)

@@ -6,7 +6,7 @@ import type { Caller } from '../auth/caller.ts'
 import { DirectoryUnavailableError, type Directory, type DirectoryPrincipal, type GroupRef, type PrincipalQuery } from '../directory/port.ts'
 import { FreshCache, type CacheObserver } from './fresh-cache.ts'
 import { DirectoryAmbiguousError, DirectoryConfigurationError, DirectoryRequestError } from '../directory/errors.ts'
-import { DirectoryMisconfigured, DirectoryRejected, PrincipalAmbiguous, PrincipalDisabled, PrincipalNotFound, PrincipalNotFoundAtLogin, upstreamUnavailable } from './errors.ts'
+import { DirectoryMisconfigured, DirectoryRejected, PrincipalAmbiguous, PrincipalDisabled, PrincipalNotFound, PrincipalNotFoundAtLogin, subjectNotAPrincipal, upstreamUnavailable } from './errors.ts'
 
 export interface ResolverOptions {
   directory: Directory
@@ -110,6 +110,8 @@ export class Resolver {
   async resolveCaller (caller: Caller, options: { includeDisabled?: boolean, groupNames?: boolean } = {}): Promise<Resolution> {
     const principal = this.principals.getFresh(principalKey(caller.tenantId, { id: caller.oid })) ?? await this.lookup(caller.tenantId, { id: caller.oid })
     if (principal === undefined || isNotFound(principal)) throw new PrincipalNotFoundAtLogin(caller.oid, caller.tenantId)
+    // Before anything is read or written for it: a group cannot sign in, nor be the subject of "my permissions".
+    if (principal.kind !== 'user' && principal.kind !== 'servicePrincipal') throw subjectNotAPrincipal(caller.oid, principal.kind, caller.tenantId)
     if (!principal.accountEnabled && options.includeDisabled !== true) throw new PrincipalDisabled(principal.id)
     if (this.options.useGroupsClaim && caller.groupsClaim !== undefined && options.groupNames !== true) {
       return { principal, groups: caller.groupsClaim.map(id => ({ id, displayName: '', securityEnabled: true })), groupsSource: 'token' }
