@@ -69,7 +69,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   // Before the routes: @fastify/swagger collects each route's schema as it is added.
   await registerOpenApi(app)
   await app.register(healthRoutes, { checks: deps.readinessChecks ?? [] })
-  if (deps.metrics !== undefined) await app.register(metricsRoutes, { metrics: deps.metrics })
+  if (deps.metrics !== undefined) await app.register(metricsRoutes, { metrics: deps.metrics, token: deps.config.METRICS_TOKEN })
   if (deps.authenticator !== undefined && deps.resolver !== undefined) {
     registerAuthentication(app, deps.authenticator)
     await app.register(registrationRoutes, { resolver: deps.resolver, runner: deps.registrations })

@@ -12,6 +12,7 @@ export const ConfigSchema = Type.Object({
   LOG_LEVEL: Type.Unsafe<'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'>({ ...LogLevel, default: 'info', description: 'Pino log level.' }),
   NODE_ENV: Type.Optional(Type.String({ description: '`production` refuses to start without the Entra configuration instead of running local mode.' })),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 10_000, description: 'How long in-flight requests may finish after SIGTERM.' }),
+  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 1, description: 'When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`. Unset: /metrics is open, so do not expose the port beyond the scrapers.' })),
   ENTRA_TENANT_ID: Type.Optional(Type.String({ ...GUID, description: 'The Entra tenant (GUID). Unset: local mode, against the emulators and their demo tenant.' })),
   ENTRA_CLIENT_ID: Type.Optional(Type.String({ ...GUID, description: 'The service\'s app registration (client id): it calls Graph with this identity, and tokens for it are accepted.' })),
   ENTRA_CLIENT_SECRET: Type.Optional(Type.String({ minLength: 1, description: 'Client secret of that app; or use ENTRA_CLIENT_CERTIFICATE_PATH.' })),
