@@ -6,6 +6,7 @@ import type { Resolver } from './resolver/resolver.ts'
 import type { Materializer } from './resolver/materializer.ts'
 import type { Metrics } from './observability/metrics.ts'
 import { registerProblemHandlers } from './http/problems.ts'
+import { registerJsonBodyParser } from './http/json-body.ts'
 import { healthRoutes, type ReadinessCheck } from './http/health.ts'
 import { registerAuthentication, type Authenticator } from './http/authenticate.ts'
 import { identityRoutes } from './http/identity-routes.ts'
@@ -48,6 +49,9 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     routerOptions: { maxParamLength: 1024 },
     // Entra tokens with many claims exceed Node's 16 KiB header default; let the verifier answer TOKEN_TOO_LARGE.
     http: { maxHeaderSize: 64 * 1024 },
+    // Every body this API takes is a few hundred bytes, except a registration's (its route sets its own
+    // limit). Bodies are read only after the route's onRequest hooks: authentication and the role come first.
+    bodyLimit: 64 * 1024,
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: 'all' } }
   })
 
@@ -66,6 +70,8 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   })
 
   registerProblemHandlers(app)
+  // JSON with a nesting-depth limit checked before parsing (json-body.ts), for every route.
+  registerJsonBodyParser(app)
   // Before the routes: @fastify/swagger collects each route's schema as it is added.
   await registerOpenApi(app)
   await app.register(healthRoutes, { checks: deps.readinessChecks ?? [] })

@@ -1,5 +1,7 @@
 // Turns the bearer token into `request.caller` before an authenticated route runs; the token verifier
-// raises the precise 401 problem when it cannot.
+// raises the precise 401 problem when it cannot. Both run as onRequest hooks — `onRequest: [app.authenticate,
+// requireRole(role)]` — because fastify reads, parses and validates the body only after onRequest: a caller
+// without a token or the role is refused before its body costs anything (preHandler would be too late).
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import createError from '@fastify/error'
 import type { Caller } from '../auth/caller.ts'
@@ -23,6 +25,7 @@ export function registerAuthentication (app: FastifyInstance, authenticator: Aut
   })
 }
 
+/** An onRequest hook after `app.authenticate`: 403 MISSING_ROLE unless the caller holds `role`. */
 export function requireRole (role: string) {
   return async (request: FastifyRequest): Promise<void> => {
     if (request.caller?.roles.includes(role) !== true) throw new MissingRole(role)

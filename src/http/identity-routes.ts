@@ -58,8 +58,8 @@ export async function identityRoutes (parent: FastifyInstance, { resolver, mater
       }),
       response: { 200: Resolution, 400: Problem, 404: Problem, ...errorResponses }
     },
-    onRequest: app.authenticate,
-    preHandler: requireRole('Identity.Admin')
+    // Role checked before the parameters are validated, let alone Graph asked.
+    onRequest: [app.authenticate, requireRole('Identity.Admin')]
   }, async (request) => {
     const tenantId = request.caller?.tenantId ?? ''
     return resolutionBody(await resolver.resolve(tenantId, principalQuery(request.params.id, request.query.by)))

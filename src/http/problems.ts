@@ -6,6 +6,7 @@ import type { FastifyError, FastifyInstance } from 'fastify'
 
 export const NotReady = createError('NOT_READY', 'The service is not ready: %s', 503)
 export const NotFound = createError('NOT_FOUND', 'No route %s %s: see /docs for the API.', 404)
+export const BodyTooLarge = createError('BODY_TOO_LARGE', 'The request body is larger than the %s that %s %s accepts: send a smaller body, or split it over several requests.', 413)
 
 export interface Problem {
   type: string
@@ -25,13 +26,19 @@ export function problemOf (err: FastifyError, instance: string): Problem {
     detail = `Invalid request: ${err.message}.`
   } else if (code.startsWith('FST_')) {
     // fastify's own 4xx (bad JSON, body too large, wrong media type): keep the message, give a stable code
-    code = status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'INVALID_REQUEST'
+    code = status === 413 ? 'BODY_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'INVALID_REQUEST'
   }
   if (status >= 500 && !isOurs(err)) {
     code = 'INTERNAL'
     detail = 'An unexpected error occurred. It has been logged; retry later or contact the operator.'
   }
   return { type: `urn:jit-identity-resolver:problem:${code}`, title: STATUS_CODES[status] ?? 'Error', status, code, detail, instance }
+}
+
+/** A byte count as people read it: "2 MiB (2097152 bytes)". */
+export function bytes (n: number): string {
+  const unit = n % (1024 * 1024) === 0 ? `${n / (1024 * 1024)} MiB` : n % 1024 === 0 ? `${n / 1024} KiB` : undefined
+  return unit === undefined ? `${n} bytes` : `${unit} (${n} bytes)`
 }
 
 /** Errors created here carry a code without the FST_ prefix; those are safe to show even as 5xx. */
@@ -41,7 +48,11 @@ function isOurs (err: FastifyError): boolean {
 
 export function registerProblemHandlers (app: FastifyInstance): void {
   app.setErrorHandler(async (err: FastifyError, request, reply) => {
-    const problem = problemOf(err, request.url)
+    // fastify's body-too-large error does not say the limit; the route's own limit is known here.
+    const error = err.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+      ? new BodyTooLarge(bytes(request.routeOptions.bodyLimit), request.method, request.routeOptions.url ?? request.url.split('?')[0])
+      : err
+    const problem = problemOf(error, request.url)
     if (problem.status >= 500) request.log.error({ err }, 'request failed')
     const headers = (err as { headers?: Record<string, string> }).headers
     if (headers !== undefined) reply.headers(headers)

@@ -11,6 +11,16 @@ import { Problem, errorResponses } from './schemas.ts'
 import { requireRole } from './authenticate.ts'
 import { GUID } from '../auth/claims.ts'
 
+/**
+ * The largest registration body accepted, from what the largest real request needs. Entra caps a UPN at
+ * 113 characters (64 before the @, 48 after), so 10,000 principals as {"userPrincipalName":"<113 chars>"},
+ * take 10,000 × (22 + 113 + 2 + 1) = 1,380,000 bytes compact, 10,000 × 156 = 1,560,000 bytes pretty-printed
+ * with two-space indentation; 10,000 object ids as strings ("<36 chars>",) take 390,000 bytes. 2 MiB
+ * (2,097,152 bytes) leaves a third more than the worst of these. The schema's 320-character bound on a name
+ * (3.2 MB for 10,000 of them, far more with \u escapes) is a sanity bound, not what names need.
+ */
+export const REGISTRATION_BODY_LIMIT = 2 * 1024 * 1024
+
 /** Failures listed in a progress report; `failed` counts them all. */
 export const MAX_FAILURES_LISTED = 1000
 
@@ -90,15 +100,14 @@ export async function registrationRoutes (parent: FastifyInstance, { runner, res
     schema: {
       tags: ['registrations'],
       summary: 'Register up to 10,000 principals, or a group\'s transitive members, in the Databricks account.',
-      description: 'Needs the `Identity.Admin` app role. Answers 202 at once with the job; `Location` names it, and `GET` on it reports the progress. The job honours Graph\'s and Databricks\' rate limits, retries through throttling and outages, and resumes after a restart.',
+      description: 'Needs the `Identity.Admin` app role. The body may be at most 2 MiB (`413 BODY_TOO_LARGE`), ample for 10,000 names. Answers 202 at once with the job; `Location` names it, and `GET` on it reports the progress. The job honours Graph\'s and Databricks\' rate limits, retries through throttling and outages, and resumes after a restart.',
       security: [{ bearer: [] }],
       body: RegistrationRequest,
-      response: { 202: Registration, 400: Problem, 404: Problem, ...errorResponses }
+      response: { 202: Registration, 400: Problem, 404: Problem, 413: Problem, ...errorResponses }
     },
-    // 10,000 names of up to 320 characters.
-    bodyLimit: 4 * 1024 * 1024,
-    onRequest: app.authenticate,
-    preHandler: requireRole('Identity.Admin')
+    bodyLimit: REGISTRATION_BODY_LIMIT,
+    // Token and role before the body is read: a caller without Identity.Admin never gets it parsed.
+    onRequest: [app.authenticate, requireRole('Identity.Admin')]
   }, async (request, reply) => {
     if (runner === undefined) throw new RegistrationsNotConfigured()
     const caller = request.caller
@@ -137,8 +146,7 @@ export async function registrationRoutes (parent: FastifyInstance, { runner, res
       params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }),
       response: { 200: Registration, 400: Problem, 404: Problem, ...errorResponses }
     },
-    onRequest: app.authenticate,
-    preHandler: requireRole('Identity.Admin')
+    onRequest: [app.authenticate, requireRole('Identity.Admin')]
   }, async (request) => {
     if (runner === undefined) throw new RegistrationsNotConfigured()
     const { id } = request.params
