@@ -1,17 +1,23 @@
 // The Databricks part of the control API, under /_emulator/databricks (loopback only; errors are the
 // control API's `{ error: { code, message } }`): the state endpoint, reset, settings (AIM), the admin
-// set, personal access tokens, rate limits, and seeding of workspaces, objects/folders, dashboards,
-// ACLs and assignments. Faults, latency and call counts are the shared /_emulator/faults and /calls.
+// set, personal access tokens, rate limits, and seeding of workspaces, workspace-local groups (and their
+// members), objects/folders (jobs, pipelines and warehouses with their owner), dashboards, ACLs and
+// assignments. Faults, latency and call counts are the shared /_emulator/faults and /calls.
+//
+// Seeding keeps the invariants the real service has (one owner at most, never a group; a member must
+// exist and may not make a cycle) and skips the caller checks, so tests can set up any reachable state,
+// an ownerless legacy job included.
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type, type Static } from '@sinclair/typebox'
 import { randomBytes } from 'node:crypto'
 import type { EmulatorContext } from '../context.ts'
 import { loopbackOnly } from '../control/loopback.ts'
-import { AccountError, DATABRICKS_ADMIN_PAT, databricksAccount, resetAccount, type DatabricksAccount, type Principal } from './account.ts'
+import { AccountError, DATABRICKS_ADMIN_PAT, databricksAccount, resetAccount, type AccountGroup, type DatabricksAccount, type Principal } from './account.ts'
 import { issueToken } from './auth.ts'
 import { DatabricksError } from './errors.ts'
-import { objectPermissions, typeInfo } from './permissions.ts'
+import { groupOwner, objectPermissions, ownedNoun, planAcl, typeInfo } from './permissions.ts'
+import { ENTITLEMENTS } from './scim.ts'
 import { FAMILIES, type Family, type RateLimiter } from './rate-limits.ts'
 import { renderDashboard } from './dashboards.ts'
 import { WorkspaceError, type Workspace } from './workspace.ts'
@@ -30,6 +36,12 @@ const AclEntry = Type.Object({
   service_principal_name: Type.Optional(Type.String()),
   principal_id: Type.Optional(Id),
   permission_level: Type.String()
+}, { additionalProperties: false })
+/** A principal by id or by the Permissions API's name keys (for an object's owner). */
+const PrincipalRef = Type.Object({
+  user_name: Type.Optional(Type.String()),
+  service_principal_name: Type.Optional(Type.String()),
+  principal_id: Type.Optional(Id)
 }, { additionalProperties: false })
 const FamilyLimits = Type.Object(Object.fromEntries(FAMILIES.map(f => [f, Type.Optional(Type.Union([Type.Null(), Type.Number({ exclusiveMinimum: 0 })]))])), { additionalProperties: false })
 
@@ -58,8 +70,16 @@ const Schemas = {
     type: Type.String({ minLength: 1 }),
     id: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: '^[^/]+$' })),
     name: Type.Optional(Type.String()),
-    path: Type.Optional(Type.String({ minLength: 1 }))
+    path: Type.Optional(Type.String({ minLength: 1 })),
+    /** The owner (IS_OWNER) of a job, pipeline or warehouse: its creator in Databricks. */
+    owner: Type.Optional(PrincipalRef)
   }, { additionalProperties: false }),
+  localGroup: Type.Object({
+    displayName: Type.String({ minLength: 1 }),
+    members: Type.Optional(Type.Array(Id, { maxItems: 10_000 })),
+    entitlements: Type.Optional(Type.Array(Type.String()))
+  }, { additionalProperties: false }),
+  members: Type.Object({ members: Type.Array(Id, { minItems: 1, maxItems: 10_000 }) }, { additionalProperties: false }),
   dashboard: Type.Object({
     displayName: Type.String({ minLength: 1 }),
     parentPath: Type.Optional(Type.String({ minLength: 1 })),
@@ -80,12 +100,20 @@ const Schemas = {
 }
 
 const WorkspaceParams = Type.Object({ workspaceId: Type.String() })
+const GroupParams = Type.Object({ workspaceId: Type.String(), groupId: Type.String() })
 
-/** The principal a seeded ACL entry names, by id or by the Permissions API's name keys. */
-function aclPrincipal (a: DatabricksAccount, ws: Workspace, e: Static<typeof AclEntry>): Principal | undefined {
-  if (e.principal_id !== undefined) return a.get(e.principal_id)
+/**
+ * The principal a seeded ACL entry names, by id or by the Permissions API's name keys; a group name is
+ * the workspace-local group first, as in the Permissions API. A workspace-local group of another
+ * workspace is not there.
+ */
+function aclPrincipal (a: DatabricksAccount, ws: Workspace, e: Static<typeof AclEntry> | Static<typeof PrincipalRef>): Principal | undefined {
+  if (e.principal_id !== undefined) {
+    const p = a.get(e.principal_id)
+    return p?.kind === 'group' && p.workspaceId !== null && p.workspaceId !== ws.id ? undefined : p
+  }
   if (e.user_name !== undefined) return a.userByName(e.user_name)
-  if (e.group_name !== undefined) return a.groupByName(e.group_name, ws.id) ?? a.groupByName(e.group_name)
+  if ('group_name' in e && e.group_name !== undefined) return a.groupByName(e.group_name, ws.id) ?? a.groupByName(e.group_name)
   if (e.service_principal_name !== undefined) return a.servicePrincipalByAppId(e.service_principal_name)
   return undefined
 }
@@ -226,10 +254,74 @@ export async function controlDatabricksRoutes (parent: FastifyInstance, { ctx, l
 
     r.post(`${P}/workspaces/:workspaceId/objects`, { schema: { params: WorkspaceParams, body: Schemas.object } }, async (request, reply) => {
       const ws = workspace(request.params.workspaceId)
-      const type = typeInfo(request.body.type)
+      const { owner, ...body } = request.body
+      const type = typeInfo(body.type)
       if (type.canonical === 'dashboards') throw new ControlError(400, 'invalid-request', 'create dashboards through /_emulator/databricks/workspaces/:id/dashboards')
-      const o = ws.addObject({ ...request.body, type: type.canonical })
-      return await reply.code(201).send({ type: o.type, id: o.id, name: o.name, path: o.path, parentId: o.parentId })
+      let ownerId: string | undefined
+      if (owner !== undefined) {
+        const noun = ownedNoun(type)
+        if (noun === undefined) throw new ControlError(400, 'invalid-request', `${body.type} objects have no owner: only jobs, pipelines and warehouses do`)
+        const p = aclPrincipal(account(), ws, owner)
+        if (p === undefined) throw new ControlError(404, 'not-found', `no principal for owner ${JSON.stringify(owner)}`)
+        if (p.kind === 'group') throw groupOwner(noun, p.displayName)
+        ownerId = p.id
+      }
+      const o = ws.addObject({ ...body, type: type.canonical })
+      if (ownerId !== undefined) o.acl.set(ownerId, 'IS_OWNER')
+      return await reply.code(201).send({ type: o.type, id: o.id, name: o.name, path: o.path, parentId: o.parentId, owner: ownerId ?? null })
+    })
+
+    // Workspace-local groups (meta.resourceType "WorkspaceGroup" in the workspace SCIM API): what a
+    // workspace had before identity federation, and what its admins can still make there.
+    const localGroup = (ws: Workspace, id: string): AccountGroup => {
+      const g = account().get(id)
+      if (g?.kind !== 'group' || g.workspaceId !== ws.id) throw new ControlError(404, 'not-found', `group '${id}' is not a workspace-local group of workspace ${ws.id}`)
+      if (g.system !== null) throw new ControlError(400, 'invalid-request', `${g.displayName} is a system group: its members are the workspace's assignments (PUT /workspaces/:id/assignments)`)
+      return g
+    }
+    /** Members of a local group: account users, service principals and groups, or local groups of the same workspace. */
+    const memberOf = (ws: Workspace, id: string): Principal => {
+      const p = account().get(id)
+      if (p === undefined || (p.kind === 'group' && p.workspaceId !== null && p.workspaceId !== ws.id)) throw new ControlError(404, 'not-found', `principal '${id}' is not in the account or this workspace`)
+      if (p.kind === 'group' && p.system !== null) throw new ControlError(400, 'invalid-request', `${p.displayName} is a system group: it cannot be a member`)
+      return p
+    }
+    const renderLocalGroup = (ws: Workspace, g: AccountGroup): Record<string, unknown> => ({
+      id: g.id,
+      displayName: g.displayName,
+      workspaceId: ws.id,
+      members: [...g.members],
+      entitlements: [...(ws.entitlements.get(g.id) ?? [])]
+    })
+    r.post(`${P}/workspaces/:workspaceId/groups`, { schema: { params: WorkspaceParams, body: Schemas.localGroup } }, async (request, reply) => {
+      const a = account()
+      const ws = workspace(request.params.workspaceId)
+      const { displayName, members = [], entitlements } = request.body
+      for (const e of entitlements ?? []) if (!ENTITLEMENTS.has(e)) throw new ControlError(400, 'invalid-request', `unknown entitlement '${e}'`)
+      const found = members.map(id => memberOf(ws, id))
+      const g = a.createGroup({ displayName, workspaceId: ws.id, origin: 'control' })
+      try {
+        for (const m of found) a.addMember(g.id, m.id)
+      } catch (err) {
+        a.delete(g.id)
+        throw err
+      }
+      if (entitlements !== undefined) ws.entitlements.set(g.id, new Set(entitlements))
+      return await reply.code(201).send(renderLocalGroup(ws, g))
+    })
+    r.post(`${P}/workspaces/:workspaceId/groups/:groupId/members`, { schema: { params: GroupParams, body: Schemas.members } }, async (request) => {
+      const a = account()
+      const ws = workspace(request.params.workspaceId)
+      const g = localGroup(ws, request.params.groupId)
+      for (const m of request.body.members.map(id => memberOf(ws, id))) a.addMember(g.id, m.id)
+      return renderLocalGroup(ws, g)
+    })
+    r.delete(`${P}/workspaces/:workspaceId/groups/:groupId/members`, { schema: { params: GroupParams, body: Schemas.members } }, async (request) => {
+      const a = account()
+      const ws = workspace(request.params.workspaceId)
+      const g = localGroup(ws, request.params.groupId)
+      for (const id of request.body.members) a.removeMember(g.id, id)
+      return renderLocalGroup(ws, g)
     })
 
     r.post(`${P}/workspaces/:workspaceId/dashboards`, { schema: { params: WorkspaceParams, body: Schemas.dashboard } }, async (request, reply) => {
@@ -250,10 +342,11 @@ export async function controlDatabricksRoutes (parent: FastifyInstance, { ctx, l
         if (!type.levels.includes(e.permission_level)) throw new ControlError(400, 'invalid-request', `level ${e.permission_level} is not one of ${type.levels.join(', ')}`)
         const p = aclPrincipal(a, ws, e)
         if (p === undefined) throw new ControlError(404, 'not-found', `no principal for ${JSON.stringify(e)}`)
-        return { id: p.id, level: e.permission_level }
+        return { principal: p, level: e.permission_level }
       })
-      if (request.body.mode !== 'merge') o.acl.clear()
-      for (const e of entries) o.acl.set(e.id, e.level)
+      const next = planAcl(type, o, entries, { replace: request.body.mode !== 'merge', mayChangeOwner: true, callerName: 'the control API', seeding: true })
+      o.acl.clear()
+      for (const [id, level] of next) o.acl.set(id, level)
       return objectPermissions(a, ws, type, o)
     })
 

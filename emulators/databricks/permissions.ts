@@ -5,6 +5,17 @@
 // workspace `admins` group always has CAN_MANAGE, inherited from the type's root ([UNCONF] strings:
 // "/directories/" for tree objects, "/<type>/" otherwise, after the reference's example "/clusters/").
 // A grant to a principal the account does not know: 400 `Principal: UserName(x) does not exist`.
+//
+// Who may change what ("Who may change permissions" in the reference):
+// - changing grants takes CAN_MANAGE or IS_OWNER on the object (own, or through a group), or an admin;
+// - cluster policies: workspace (or account) admins only, whatever the policy's grants say;
+// - jobs, pipelines and warehouses have exactly one owner (IS_OWNER), a user or a service principal,
+//   never a group; only admins change it, and the previous owner keeps CAN_MANAGE ("after a transfer the
+//   previous owner gets CAN MANAGE"). A request that would leave two owners, or none where there was one,
+//   is refused with Databricks' "The job must have exactly one owner." (databricks/cli #3849, #4466).
+//   A PUT must name the owner of a job or pipeline (an ownerless PUT is refused, databricks/cli #5682); a
+//   PUT on a warehouse keeps its owner, and one on a warehouse without an owner must name one
+//   (terraform-provider-databricks #2678, #2894).
 import type { DatabricksAccount, Principal } from './account.ts'
 import type { Caller } from './auth.ts'
 import { DatabricksError, badParameter, endpointNotFound, notFound } from './errors.ts'
@@ -152,7 +163,9 @@ function principalOfEntry (account: DatabricksAccount, ws: Workspace, entry: Rec
   return found
 }
 
-function parseAcl (call: Call, ws: Workspace, type: TypeInfo): Array<{ principal: Principal, level: string }> {
+export interface AclChange { principal: Principal, level: string }
+
+function parseAcl (call: Call, ws: Workspace, type: TypeInfo): AclChange[] {
   const list = call.optionalBody()?.access_control_list
   if (list === undefined || list === null) return []
   if (!Array.isArray(list)) throw badParameter('access_control_list must be an array.')
@@ -167,17 +180,103 @@ function parseAcl (call: Call, ws: Workspace, type: TypeInfo): Array<{ principal
   })
 }
 
+/** Account admins (the built-in admin token and admin applications included) and workspace admins. */
+function isAdmin (ws: Workspace, caller: Caller): boolean {
+  return caller.accountAdmin || caller.principal === null || ws.access(caller.principal.id).level === 'ADMIN'
+}
+
 /** Changing grants takes account or workspace admin, or CAN_MANAGE/IS_OWNER on the object (own or through groups). */
 function requireManage (account: DatabricksAccount, ws: Workspace, caller: Caller, object: WorkspaceObject): void {
-  if (caller.accountAdmin || caller.principal === null) return
-  const me = caller.principal
+  if (isAdmin(ws, caller)) return
+  const me = caller.principal as Principal
   const access = ws.access(me.id).level
-  if (access === 'ADMIN') return
+  // "Cluster policies: … only workspace admins manage a policy and its permissions."
+  if (object.type === 'cluster-policies') {
+    throw new DatabricksError(403, 'PERMISSION_DENIED', `Only workspace admins can change the permissions of cluster policy ${object.id}. ${caller.userName} is not a workspace admin.`)
+  }
   const mine = new Set([me.id, ...account.transitiveParents(me.id), ...(access !== null ? [ws.usersGroupId] : [])])
   for (const [id, list] of grants(ws, object)) {
     if (mine.has(id) && list.some(g => g.permission_level === 'CAN_MANAGE' || g.permission_level === 'IS_OWNER')) return
   }
   throw new DatabricksError(403, 'PERMISSION_DENIED', `${caller.userName} does not have Manage permissions on ${object.type} ${object.id}.`)
+}
+
+/** Object types with an owner (IS_OWNER), and what Databricks calls one in its messages. */
+const OWNED: Readonly<Record<string, string>> = { jobs: 'job', pipelines: 'pipeline', 'sql/warehouses': 'warehouse' }
+
+/** `job`, `pipeline` or `warehouse` for the types with an owner; undefined for the others. */
+export function ownedNoun (type: TypeInfo): string | undefined {
+  return OWNED[type.canonical]
+}
+
+/** The principal id holding IS_OWNER on an object, if any. */
+export function ownerOf (object: WorkspaceObject): string | undefined {
+  for (const [id, level] of object.acl) if (level === 'IS_OWNER') return id
+  return undefined
+}
+
+/** Databricks' message (databricks/cli #3849, #4466); the status and error_code (400 INVALID_PARAMETER_VALUE) are [UNCONF]. */
+const oneOwner = (noun: string): DatabricksError => badParameter(`The ${noun} must have exactly one owner.`)
+
+/** [UNCONF] wording: Databricks refuses a group owner ("A job cannot have a group as an owner", Terraform docs); its exact message is not known. */
+export const groupOwner = (noun: string, name: string): DatabricksError =>
+  badParameter(`Group ${name} cannot be the owner of a ${noun}: a group cannot be the owner. Give IS_OWNER to a user or a service principal.`)
+
+export interface AclPlanOptions {
+  /** PUT (true): the entries replace the direct grants; PATCH (false): they are merged in. */
+  replace: boolean
+  /** Whether the caller may set a new owner (workspace and account admins). */
+  mayChangeOwner: boolean
+  /** Whose request it is, for the messages. */
+  callerName: string
+  /** The control API seeds states the Permissions API would refuse to reach: an ownerless object, a replace without the previous owner. */
+  seeding?: boolean
+}
+
+/**
+ * The direct grants an object has after a PUT or PATCH, with the ownership rules of the types that have
+ * an owner; the object is not changed, so a refused request changes nothing. Throws DatabricksError.
+ */
+export function planAcl (type: TypeInfo, object: WorkspaceObject, entries: readonly AclChange[], opts: AclPlanOptions): Map<string, string> {
+  const requested = new Map<string, string>()
+  for (const { principal, level } of entries) requested.set(principal.id, level)
+  const next = opts.replace ? new Map<string, string>() : new Map(object.acl)
+  const noun = OWNED[type.canonical]
+  if (noun === undefined) {
+    for (const [id, level] of requested) next.set(id, level)
+    return next
+  }
+  for (const { principal, level } of entries) {
+    if (level === 'IS_OWNER' && principal.kind === 'group') throw groupOwner(noun, principal.displayName)
+  }
+  const owners = [...requested].filter(([, level]) => level === 'IS_OWNER').map(([id]) => id)
+  if (owners.length > 1) throw oneOwner(noun)
+  const current = ownerOf(object)
+  const wanted = owners[0]
+  if (wanted !== undefined && wanted !== current && !opts.mayChangeOwner) {
+    // [UNCONF] wording; the rule is the reference's "Only workspace admins change the owner".
+    throw new DatabricksError(403, 'PERMISSION_DENIED', `Only workspace admins can change the owner of ${noun} ${object.id}. ${opts.callerName} is not a workspace admin.`)
+  }
+  for (const [id, level] of requested) next.set(id, level)
+  if (opts.seeding === true) {
+    // Seeding keeps the one-owner rule (a transfer by merge demotes the previous owner) and allows the rest.
+    if (wanted !== undefined && current !== undefined && wanted !== current && !opts.replace && !requested.has(current)) next.set(current, 'CAN_MANAGE')
+    return next
+  }
+  if (wanted === undefined) {
+    if (opts.replace && noun !== 'warehouse') throw oneOwner(noun)
+    if (current === undefined) {
+      if (opts.replace) throw badParameter(`PUT requests for warehouse ${object.id} with no existing owner must provide a new owner.`)
+      return next
+    }
+    // Naming the owner with another level, and no new owner, would leave none.
+    if (requested.has(current)) throw oneOwner(noun)
+    next.set(current, 'IS_OWNER')
+    return next
+  }
+  // A transfer: the previous owner keeps CAN_MANAGE, unless the same request gives it another level.
+  if (current !== undefined && current !== wanted && !requested.has(current)) next.set(current, 'CAN_MANAGE')
+  return next
 }
 
 export function permissionRoutes (): RouteDef[] {
@@ -200,8 +299,9 @@ export function permissionRoutes (): RouteDef[] {
       requireManage(call.account, ws, call.caller, object)
       const entries = parseAcl(call, ws, type)
       // PUT replaces every direct grant ("Deletes all direct permissions if none are specified"); PATCH merges.
-      if (method === 'PUT') object.acl.clear()
-      for (const { principal, level } of entries) object.acl.set(principal.id, level)
+      const next = planAcl(type, object, entries, { replace: method === 'PUT', mayChangeOwner: isAdmin(ws, call.caller), callerName: call.caller.userName })
+      object.acl.clear()
+      for (const [id, level] of next) object.acl.set(id, level)
       return objectPermissions(call.account, ws, type, object)
     }))
   ]

@@ -1,7 +1,8 @@
 // SCIM filters as Databricks accepts them (reference §2.3): `eq ne co sw` joined by `and`/`or`, with
 // parentheses, string values in double or single quotes, at most 200 nodes. The grammar is parsed by the
 // `scim2-parse-filter` library; this module only
-// - rewrites single-quoted strings as double-quoted ones (the library, like RFC 7644, knows only `"`),
+// - reads the string literals itself, as the JSON strings RFC 7644 says they are (every escape decoded,
+//   raw control characters refused), and hands the library placeholders for them,
 // - counts nodes and rejects what Databricks does not support, with 400 INVALID_FILTER / invalidFilter,
 // - evaluates the tree against a resource through per-attribute accessors (case rules per attribute).
 import { parse, type Compare, type Filter, type Suffix } from 'scim2-parse-filter'
@@ -22,39 +23,91 @@ export interface FilterAttribute<R> {
 
 export type FilterAttributes<R> = Record<string, FilterAttribute<R>>
 
-/** Rewrites `'…'` string literals as JSON strings, leaving double-quoted ones untouched. */
-export function normalizeQuotes (text: string): string {
+const ESCAPES: Readonly<Record<string, string>> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' }
+
+/**
+ * Reads the string literal opening at `text[start]` (a `"` or a `'`) and returns its value and the index
+ * after its closing quote. RFC 7644 §3.4.2.2: a filter's attribute value is a JSON value, so a `"…"`
+ * literal is a JSON string (RFC 8259 §7): every escape is decoded (`\" \\ \/ \b \f \n \r \t \uXXXX`), any
+ * other escape and any raw control character (U+0000–U+001F) is a 400 invalidFilter. A `'…'` literal (a
+ * Databricks leniency, reference §2.3) takes the same escapes plus `\'`.
+ */
+export function readStringLiteral (text: string, start: number): { value: string, end: number } {
+  const quote = text[start] as '"' | '\''
+  let value = ''
+  let i = start + 1
+  while (i < text.length) {
+    const c = text[i] as string
+    if (c === quote) return { value, end: i + 1 }
+    const code = c.charCodeAt(0)
+    if (code < 0x20) {
+      throw invalidFilter(`Invalid filter: unescaped control character U+${code.toString(16).toUpperCase().padStart(4, '0')} in a string value at position ${i}; escape it as in JSON.`)
+    }
+    if (c !== '\\') {
+      value += c
+      i += 1
+      continue
+    }
+    const e = text[i + 1]
+    if (e === undefined) break
+    if (e === 'u') {
+      const hex = text.slice(i + 2, i + 6)
+      if (!/^[0-9a-fA-F]{4}$/.test(hex)) throw invalidFilter(`Invalid filter: bad \\u escape in a string value at position ${i}.`)
+      value += String.fromCharCode(parseInt(hex, 16))
+      i += 6
+      continue
+    }
+    const decoded = e === quote ? quote : ESCAPES[e]
+    if (decoded === undefined) throw invalidFilter(`Invalid filter: bad escape \\${e} in a string value at position ${i}.`)
+    value += decoded
+    i += 2
+  }
+  throw invalidFilter(`Unterminated string in filter: ${text}`)
+}
+
+/**
+ * Replaces every string literal with a placeholder the parsing library reads back unchanged (`"0"`, `"1"`…,
+ * indexes into the returned list). The library decodes escapes itself, wrongly (it doubles every
+ * backslash not before a quote, so `\n` stays two characters and `"a\\"` fails), hence the values are decoded
+ * here and put back into the parsed tree by `restoreLiterals`. Every string the tree holds comes from a
+ * placeholder: the grammar has no unquoted strings.
+ */
+export function extractLiterals (text: string): { text: string, literals: string[] } {
   let out = ''
+  const literals: string[] = []
   let i = 0
   while (i < text.length) {
     const c = text[i] as string
-    if (c === '"') {
-      let j = i + 1
-      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1
-      if (j >= text.length) throw invalidFilter(`Unterminated string in filter: ${text}`)
-      out += text.slice(i, j + 1)
-      i = j + 1
-    } else if (c === '\'') {
-      let j = i + 1
-      let value = ''
-      while (j < text.length && text[j] !== '\'') {
-        if (text[j] === '\\' && j + 1 < text.length) {
-          value += text[j + 1]
-          j += 2
-        } else {
-          value += text[j]
-          j += 1
-        }
-      }
-      if (j >= text.length) throw invalidFilter(`Unterminated string in filter: ${text}`)
-      out += JSON.stringify(value)
-      i = j + 1
+    if (c === '"' || c === '\'') {
+      const { value, end } = readStringLiteral(text, i)
+      out += `"${literals.length}"`
+      literals.push(value)
+      i = end
     } else {
       out += c
       i += 1
     }
   }
-  return out
+  return { text: out, literals }
+}
+
+function restoreLiterals (f: Filter, literals: readonly string[]): void {
+  switch (f.op) {
+    case 'and':
+    case 'or':
+      for (const child of f.filters) restoreLiterals(child, literals)
+      return
+    case 'not':
+      restoreLiterals(f.filter, literals)
+      return
+    case '[]':
+      restoreLiterals(f.valFilter, literals)
+      return
+    default: {
+      const compare = f as Compare
+      if (typeof compare.compValue === 'string') compare.compValue = literals[Number(compare.compValue)] as string
+    }
+  }
 }
 
 /** Filter nodes as a binary tree: one per comparison, one per `and`/`or` between two operands. */
@@ -75,9 +128,10 @@ export function countNodes (f: Filter): number {
 /** Parses a filter, or throws Databricks' 400 INVALID_FILTER. */
 export function parseFilter (text: string): Filter {
   if (text.length > MAX_FILTER_LENGTH) throw invalidFilter(`Filter is longer than ${MAX_FILTER_LENGTH} characters.`)
+  const { text: placeheld, literals } = extractLiterals(text)
   let tree: Filter
   try {
-    tree = parse(normalizeQuotes(text))
+    tree = parse(placeheld)
   } catch (err) {
     if (err instanceof DatabricksError) throw err
     throw invalidFilter(`Invalid filter '${text}': ${err instanceof RangeError ? 'too deeply nested' : (err as Error).message}`)
@@ -86,6 +140,7 @@ export function parseFilter (text: string): Filter {
   if (nodes > MAX_FILTER_NODES) {
     throw invalidFilter(`Filter has ${nodes} nodes, more than the maximum of ${MAX_FILTER_NODES}. Break large filters into multiple smaller requests.`)
   }
+  restoreLiterals(tree, literals)
   return tree
 }
 

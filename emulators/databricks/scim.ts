@@ -7,6 +7,8 @@
 // DELETE removes it from the workspace only. Groups are the workspace-local groups (`admins`, `users`,
 // legacy ones; meta.resourceType "WorkspaceGroup") plus the account groups assigned to the workspace
 // ("Group"); account groups cannot be changed here except for their workspace entitlements.
+// The account API refuses the system group names `users`, `admins` and `account users` for an account
+// group (RESERVED_GROUP_NAMES).
 import { randomUUID } from 'node:crypto'
 import type { AccountGroup, AccountServicePrincipal, AccountUser, DatabricksAccount, Principal } from './account.ts'
 import { DatabricksError, conflict, invalidPath, invalidValue, notFound } from './errors.ts'
@@ -43,6 +45,19 @@ interface ComplexValue {
 }
 
 const ACCOUNT_ENTITLEMENTS_ERROR = 'entitlements can only be managed at the workspace level'
+
+/**
+ * Names of Databricks' system groups: the workspace groups `users` and `admins` and the account group
+ * `account users`. The account SCIM API refuses them for an account group, on create and on rename, any
+ * case. [UNCONF] status and wording: Databricks' answer is not published; 400 invalidValue here.
+ */
+export const RESERVED_GROUP_NAMES: ReadonlySet<string> = new Set(['users', 'admins', 'account users'])
+
+function assertAccountGroupName (displayName: string): void {
+  if (RESERVED_GROUP_NAMES.has(displayName.trim().toLowerCase())) {
+    throw invalidValue(`Group name ${displayName} is reserved for a system group (users, admins, account users).`)
+  }
+}
 
 // ---- rendering --------------------------------------------------------------------------------------
 
@@ -385,6 +400,7 @@ function createGroup (call: Call, scope: Scope): Principal {
   if (displayName === undefined || displayName === null || displayName.trim() === '') throw invalidValue('displayName is required.')
   const entitlements = entitlementsFromBody(body, scope)
   const workspaceId = scope.workspace?.id ?? null
+  if (workspaceId === null) assertAccountGroupName(displayName)
   if (account.groupByName(displayName, workspaceId) !== undefined) throw conflict(`Group with name ${displayName} already exists.`)
   const members = listValues(body, 'members') ?? []
   const externalId = optionalString(body, 'externalId')
@@ -421,6 +437,7 @@ function replace (call: Call, p: Principal, scope: Scope): void {
   if (p.kind === 'group') {
     const displayName = optionalString(body, 'displayName')
     if (displayName === undefined || displayName === null || displayName.trim() === '') throw invalidValue('displayName is required.')
+    if (p.workspaceId === null && displayName !== p.displayName) assertAccountGroupName(displayName)
     const members = new Set(listValues(body, 'members') ?? [])
     checkMembers(account, p, members, scope)
     const other = account.groupByName(displayName, p.workspaceId)
@@ -568,6 +585,7 @@ function patch (call: Call, p: Principal, scope: Scope): void {
   // Validate, then commit: a PATCH that fails changes nothing.
   if (p.kind === 'group' && draft.members !== null && !(p.system !== null && scope.workspace !== null)) checkMembers(account, p, draft.members, scope)
   if (p.kind === 'group' && draft.displayName !== p.displayName) {
+    if (p.workspaceId === null) assertAccountGroupName(draft.displayName)
     const other = account.groupByName(draft.displayName, p.workspaceId)
     if (other !== undefined && other.id !== p.id) throw conflict(`Group with name ${draft.displayName} already exists.`)
   }

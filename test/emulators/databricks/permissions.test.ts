@@ -1,6 +1,8 @@
 // The Permissions API and Lakeview dashboards: level sets per object type, PUT replaces and PATCH merges,
 // a grant on a folder is inherited by the dashboard inside it, the workspace admins group's CAN_MANAGE,
-// unknown principals get the documented error, publishing with embed_credentials.
+// unknown principals get the documented error, publishing with embed_credentials; who may change what:
+// one owner (never a group) on jobs, pipelines and warehouses, transferred by admins only, the previous
+// owner keeping CAN_MANAGE; cluster policies managed by admins only.
 import t from 'tap'
 import { DEFAULT_WORKSPACE_ID, IDENTITY, SCIM, T, assertApiError, createGroup, createUser, startDatabricks } from '../../helpers/databricks.ts'
 
@@ -94,10 +96,140 @@ t.test('level sets per object type; PUT replaces, PATCH merges; permissionLevels
   t.same(put.body.access_control_list[2].all_permissions, [{ permission_level: 'CAN_MANAGE', inherited: true, inherited_from_object: ['/jobs/'] }])
   const merged = await api('PATCH', job, { access_control_list: [{ group_name: 'users', permission_level: 'CAN_VIEW' }] })
   t.equal(merged.body.access_control_list.length, 4, 'PATCH keeps the others')
-  const replaced = await api('PUT', job, { access_control_list: [{ group_name: 'users', permission_level: 'CAN_VIEW' }] })
-  t.same(replaced.body.access_control_list.map((e: any) => e.group_name ?? e.user_name), ['users', 'admins'], 'PUT replaces')
-  const emptied = await api('PUT', job, {})
+  const replaced = await api('PUT', job, { access_control_list: [{ user_name: 'owner@contoso.com', permission_level: 'IS_OWNER' }, { group_name: 'users', permission_level: 'CAN_VIEW' }] })
+  t.same(replaced.body.access_control_list.map((e: any) => e.group_name ?? e.user_name), ['owner@contoso.com', 'users', 'admins'], 'PUT replaces')
+  const notebook = `/api/2.0/permissions/notebooks/${String(ids.notebooks)}`
+  await api('PATCH', notebook, { access_control_list: [{ group_name: 'users', permission_level: 'CAN_READ' }] })
+  const emptied = await api('PUT', notebook, {})
   t.same(emptied.body.access_control_list.map((e: any) => e.group_name), ['admins'], 'PUT with nothing deletes every direct grant')
+})
+
+/** `[name, level]` of each direct grant, in response order. */
+function direct (body: any): Array<[string, string]> {
+  const out: Array<[string, string]> = []
+  for (const e of body.access_control_list) {
+    for (const p of e.all_permissions) if (p.inherited === false) out.push([e.user_name ?? e.service_principal_name ?? e.group_name, p.permission_level])
+  }
+  return out
+}
+
+t.test('jobs, pipelines and warehouses: exactly one owner, never a group; only admins transfer it', async t => {
+  const { api, control } = await startDatabricks(t)
+  const ws = `/workspaces/${DEFAULT_WORKSPACE_ID}`
+  const token = async (userName: string, level: 'USER' | 'ADMIN'): Promise<string> => {
+    const id = await createUser(api, userName)
+    await control('PUT', `${ws}/assignments`, { principalId: id, permissions: [level] })
+    return (await control('POST', '/tokens', { principalId: id })).body.token
+  }
+  await createUser(api, 'owner@contoso.com')
+  const manager = await token('manager@contoso.com', 'USER')
+  const wsAdmin = await token('wsadmin@contoso.com', 'ADMIN')
+  await api('POST', `${SCIM}/ServicePrincipals`, { applicationId: T.etlAppId, displayName: 'Nightly ETL' })
+  await createGroup(api, 'Analysts')
+
+  const seeded = await control('POST', `${ws}/objects`, { type: 'jobs', id: '7', owner: { user_name: 'owner@contoso.com' } })
+  t.equal(seeded.status, 201)
+  const job = '/api/2.0/permissions/jobs/7'
+  t.same(direct((await api('GET', job)).body), [['owner@contoso.com', 'IS_OWNER']], 'the seeded owner')
+  await api('PATCH', job, { access_control_list: [{ user_name: 'manager@contoso.com', permission_level: 'CAN_MANAGE' }] })
+
+  // A CAN_MANAGE holder manages grants but cannot take or give ownership.
+  const take = await api('PATCH', job, { access_control_list: [{ user_name: 'manager@contoso.com', permission_level: 'IS_OWNER' }] }, { token: manager })
+  assertApiError(t, take, 403, 'PERMISSION_DENIED', 'Only workspace admins can change the owner of job 7. manager@contoso.com is not a workspace admin.')
+  assertApiError(t, await api('PUT', job, { access_control_list: [{ service_principal_name: T.etlAppId, permission_level: 'IS_OWNER' }, { user_name: 'manager@contoso.com', permission_level: 'CAN_MANAGE' }] }, { token: manager }), 403, 'PERMISSION_DENIED', /change the owner/)
+  const restated = await api('PUT', job, { access_control_list: [{ user_name: 'owner@contoso.com', permission_level: 'IS_OWNER' }, { user_name: 'manager@contoso.com', permission_level: 'CAN_MANAGE' }, { group_name: 'Analysts', permission_level: 'CAN_VIEW' }] }, { token: manager })
+  t.equal(restated.status, 200, 'naming the current owner is not a change')
+  t.same(direct(restated.body), [['owner@contoso.com', 'IS_OWNER'], ['manager@contoso.com', 'CAN_MANAGE'], ['Analysts', 'CAN_VIEW']])
+
+  // Never a group, never two owners, never none.
+  assertApiError(t, await api('PATCH', job, { access_control_list: [{ group_name: 'Analysts', permission_level: 'IS_OWNER' }] }, { token: manager }), 400, 'INVALID_PARAMETER_VALUE', /a group cannot be the owner/)
+  assertApiError(t, await api('PATCH', job, { access_control_list: [{ group_name: 'Analysts', permission_level: 'IS_OWNER' }] }), 400, 'INVALID_PARAMETER_VALUE', /a group cannot be the owner/)
+  assertApiError(t, await api('PATCH', job, { access_control_list: [{ user_name: 'owner@contoso.com', permission_level: 'CAN_VIEW' }] }, { token: manager }), 400, 'INVALID_PARAMETER_VALUE', 'The job must have exactly one owner.')
+  assertApiError(t, await api('PUT', job, { access_control_list: [{ user_name: 'manager@contoso.com', permission_level: 'CAN_MANAGE' }] }, { token: manager }), 400, 'INVALID_PARAMETER_VALUE', 'The job must have exactly one owner.')
+  assertApiError(t, await api('PUT', job, {}), 400, 'INVALID_PARAMETER_VALUE', 'The job must have exactly one owner.')
+  assertApiError(t, await api('PATCH', job, { access_control_list: [{ user_name: 'manager@contoso.com', permission_level: 'IS_OWNER' }, { service_principal_name: T.etlAppId, permission_level: 'IS_OWNER' }] }), 400, 'INVALID_PARAMETER_VALUE', 'The job must have exactly one owner.')
+  t.same(direct((await api('GET', job)).body), [['owner@contoso.com', 'IS_OWNER'], ['manager@contoso.com', 'CAN_MANAGE'], ['Analysts', 'CAN_VIEW']], 'refused requests changed nothing')
+
+  // A workspace admin transfers ownership (PATCH): the previous owner keeps CAN_MANAGE.
+  const transferred = await api('PATCH', job, { access_control_list: [{ service_principal_name: T.etlAppId, permission_level: 'IS_OWNER' }] }, { token: wsAdmin })
+  t.equal(transferred.status, 200)
+  t.same(direct(transferred.body), [['owner@contoso.com', 'CAN_MANAGE'], ['manager@contoso.com', 'CAN_MANAGE'], ['Analysts', 'CAN_VIEW'], [T.etlAppId, 'IS_OWNER']])
+  // …and by PUT: the previous owner is not named, still it keeps CAN_MANAGE; the other grants are replaced.
+  const back = await api('PUT', job, { access_control_list: [{ user_name: 'owner@contoso.com', permission_level: 'IS_OWNER' }, { group_name: 'Analysts', permission_level: 'CAN_MANAGE_RUN' }] })
+  t.same(direct(back.body), [['owner@contoso.com', 'IS_OWNER'], ['Analysts', 'CAN_MANAGE_RUN'], [T.etlAppId, 'CAN_MANAGE']])
+  // Named in the same request, the previous owner gets the level asked for.
+  const named = await api('PATCH', job, { access_control_list: [{ user_name: 'manager@contoso.com', permission_level: 'IS_OWNER' }, { user_name: 'owner@contoso.com', permission_level: 'CAN_VIEW' }] }, { token: wsAdmin })
+  t.same(direct(named.body).filter(([, l]) => l === 'IS_OWNER' || l === 'CAN_VIEW'), [['owner@contoso.com', 'CAN_VIEW'], ['manager@contoso.com', 'IS_OWNER']])
+  t.equal(direct(named.body).filter(([, l]) => l === 'IS_OWNER').length, 1, 'one owner')
+
+  // Pipelines follow the jobs rule.
+  await control('POST', `${ws}/objects`, { type: 'pipelines', id: 'p-1', owner: { service_principal_name: T.etlAppId } })
+  const pipeline = '/api/2.0/permissions/pipelines/p-1'
+  assertApiError(t, await api('PUT', pipeline, { access_control_list: [{ group_name: 'Analysts', permission_level: 'CAN_RUN' }] }), 400, 'INVALID_PARAMETER_VALUE', 'The pipeline must have exactly one owner.')
+  await api('PATCH', pipeline, { access_control_list: [{ user_name: 'manager@contoso.com', permission_level: 'CAN_MANAGE' }] })
+  assertApiError(t, await api('PATCH', pipeline, { access_control_list: [{ user_name: 'manager@contoso.com', permission_level: 'IS_OWNER' }] }, { token: manager }), 403, 'PERMISSION_DENIED', 'Only workspace admins can change the owner of pipeline p-1. manager@contoso.com is not a workspace admin.')
+  t.same(direct((await api('PATCH', pipeline, { access_control_list: [{ user_name: 'owner@contoso.com', permission_level: 'IS_OWNER' }] })).body),
+    [[T.etlAppId, 'CAN_MANAGE'], ['manager@contoso.com', 'CAN_MANAGE'], ['owner@contoso.com', 'IS_OWNER']], 'the account admin transfers it')
+
+  // Warehouses: a PUT keeps the owner; one on a warehouse without an owner must name one.
+  await control('POST', `${ws}/objects`, { type: 'warehouses', id: 'wh-1' })
+  const warehouse = '/api/2.0/permissions/sql/warehouses/wh-1'
+  t.equal((await api('PATCH', warehouse, { access_control_list: [{ group_name: 'Analysts', permission_level: 'CAN_USE' }] })).status, 200, 'PATCH on an ownerless warehouse')
+  assertApiError(t, await api('PUT', warehouse, { access_control_list: [{ group_name: 'Analysts', permission_level: 'CAN_USE' }] }), 400, 'INVALID_PARAMETER_VALUE', 'PUT requests for warehouse wh-1 with no existing owner must provide a new owner.')
+  t.equal((await api('PUT', warehouse, { access_control_list: [{ user_name: 'owner@contoso.com', permission_level: 'IS_OWNER' }] }, { token: wsAdmin })).status, 200)
+  await api('PATCH', warehouse, { access_control_list: [{ user_name: 'manager@contoso.com', permission_level: 'CAN_MANAGE' }] })
+  const kept = await api('PUT', '/api/2.0/permissions/warehouses/wh-1', { access_control_list: [{ group_name: 'Analysts', permission_level: 'CAN_USE' }, { user_name: 'manager@contoso.com', permission_level: 'CAN_MANAGE' }] }, { token: manager })
+  t.same(direct(kept.body), [['Analysts', 'CAN_USE'], ['manager@contoso.com', 'CAN_MANAGE'], ['owner@contoso.com', 'IS_OWNER']], 'a PUT without an owner keeps it')
+  assertApiError(t, await api('PATCH', warehouse, { access_control_list: [{ user_name: 'manager@contoso.com', permission_level: 'IS_OWNER' }] }, { token: manager }), 403, 'PERMISSION_DENIED', 'Only workspace admins can change the owner of warehouse wh-1. manager@contoso.com is not a workspace admin.')
+  assertApiError(t, await api('PATCH', warehouse, { access_control_list: [{ group_name: 'users', permission_level: 'IS_OWNER' }] }, { token: wsAdmin }), 400, 'INVALID_PARAMETER_VALUE', /a group cannot be the owner/)
+})
+
+t.test('cluster policies: only admins change their permissions', async t => {
+  const { api, control } = await startDatabricks(t)
+  const ws = `/workspaces/${DEFAULT_WORKSPACE_ID}`
+  const user = await createUser(api, 'user@contoso.com')
+  const admin = await createUser(api, 'wsadmin@contoso.com')
+  await control('PUT', `${ws}/assignments`, { principalId: user, permissions: ['USER'] })
+  await control('PUT', `${ws}/assignments`, { principalId: admin, permissions: ['ADMIN'] })
+  const userToken = (await control('POST', '/tokens', { principalId: user })).body.token
+  const adminToken = (await control('POST', '/tokens', { principalId: admin })).body.token
+  await control('POST', `${ws}/objects`, { type: 'cluster-policies', id: 'ABC123' })
+  const policy = '/api/2.0/permissions/cluster-policies/ABC123'
+  t.equal((await api('PATCH', policy, { access_control_list: [{ user_name: 'user@contoso.com', permission_level: 'CAN_USE' }] }, { token: adminToken })).status, 200, 'a workspace admin')
+  assertApiError(t, await api('PATCH', policy, { access_control_list: [{ group_name: 'users', permission_level: 'CAN_USE' }] }, { token: userToken }), 403, 'PERMISSION_DENIED', 'Only workspace admins can change the permissions of cluster policy ABC123. user@contoso.com is not a workspace admin.')
+  assertApiError(t, await api('PUT', policy, { access_control_list: [] }, { token: userToken }), 403, 'PERMISSION_DENIED')
+  // Whatever the policy grants a user (CAN_USE is its only level), the user cannot change its grants.
+  t.same(direct((await api('GET', policy, undefined, { token: userToken })).body), [['user@contoso.com', 'CAN_USE']], 'reading is allowed')
+  assertApiError(t, await api('PATCH', policy, { access_control_list: [{ user_name: 'user@contoso.com', permission_level: 'CAN_USE' }] }, { token: userToken }), 403, 'PERMISSION_DENIED')
+  t.equal((await api('PATCH', policy, { access_control_list: [{ group_name: 'users', permission_level: 'CAN_USE' }] })).status, 200, 'an account admin')
+})
+
+t.test('control API: owners of seeded objects keep the one-owner rule', async t => {
+  const { api, control } = await startDatabricks(t)
+  const ws = `/workspaces/${DEFAULT_WORKSPACE_ID}`
+  const owner = await createUser(api, 'owner@contoso.com')
+  const other = await createUser(api, 'other@contoso.com')
+  const group = await createGroup(api, 'Analysts')
+  const groupOwned = await control('POST', `${ws}/objects`, { type: 'jobs', id: '1', owner: { principal_id: group } })
+  t.equal(groupOwned.status, 400)
+  t.match(groupOwned.body.error.message, /a group cannot be the owner/)
+  t.equal((await control('POST', `${ws}/objects`, { type: 'notebooks', path: '/Shared/nb', owner: { principal_id: owner } })).status, 400, 'notebooks have no owner')
+  t.equal((await control('POST', `${ws}/objects`, { type: 'jobs', id: '1', owner: { user_name: 'nobody@contoso.com' } })).status, 404)
+  const created = await control('POST', `${ws}/objects`, { type: 'jobs', id: '1', owner: { principal_id: owner } })
+  t.match(created.body, { type: 'jobs', id: '1', owner })
+
+  const acls = async (body: Record<string, unknown>): Promise<any> => await control('PUT', `${ws}/acls`, { type: 'jobs', id: '1', ...body })
+  const two = await acls({ access_control_list: [{ principal_id: owner, permission_level: 'IS_OWNER' }, { principal_id: other, permission_level: 'IS_OWNER' }] })
+  t.equal(two.status, 400)
+  t.equal(two.body.error.message, 'The job must have exactly one owner.')
+  t.equal((await acls({ access_control_list: [{ group_name: 'Analysts', permission_level: 'IS_OWNER' }] })).status, 400)
+  const moved = await acls({ mode: 'merge', access_control_list: [{ user_name: 'other@contoso.com', permission_level: 'IS_OWNER' }] })
+  t.same(direct(moved.body), [['owner@contoso.com', 'CAN_MANAGE'], ['other@contoso.com', 'IS_OWNER']], 'a transfer by merge keeps one owner')
+  const ownerless = await acls({ access_control_list: [{ group_name: 'Analysts', permission_level: 'CAN_VIEW' }] })
+  t.same(direct(ownerless.body), [['Analysts', 'CAN_VIEW']], 'seeding may leave a legacy job without an owner')
+  // The Permissions API then needs an admin to give it one.
+  assertApiError(t, await api('PUT', '/api/2.0/permissions/jobs/1', { access_control_list: [{ group_name: 'Analysts', permission_level: 'CAN_VIEW' }] }), 400, 'INVALID_PARAMETER_VALUE', 'The job must have exactly one owner.')
+  t.same(direct((await api('PATCH', '/api/2.0/permissions/jobs/1', { access_control_list: [{ user_name: 'owner@contoso.com', permission_level: 'IS_OWNER' }] })).body), [['Analysts', 'CAN_VIEW'], ['owner@contoso.com', 'IS_OWNER']])
 })
 
 t.test('unknown principals and objects get the documented errors', async t => {

@@ -273,3 +273,22 @@ t.test('concurrent group and service principal creates, and concurrent resolves'
   t.equal(state.users.length, 1)
   t.equal(state.servicePrincipals.length, 1)
 })
+
+t.test('account groups cannot take the system group names users, admins and account users', async t => {
+  const { api } = await startDatabricks(t)
+  for (const name of ['users', 'Admins', 'ACCOUNT USERS', ' account users ']) {
+    assertScimError(t, await api('POST', `${SCIM}/Groups`, { displayName: name }), 400, 'invalidValue', `Group name ${name} is reserved for a system group (users, admins, account users).`)
+  }
+  t.equal((await api('GET', `${SCIM}/Groups`)).body.totalResults, 0, 'nothing was made')
+  for (const name of ['users-eu', 'All admins', 'account users (EU)']) t.equal((await api('POST', `${SCIM}/Groups`, { displayName: name })).status, 201, `${name} is free`)
+
+  const ops = await createGroup(api, 'Ops')
+  assertScimError(t, await api('PUT', `${SCIM}/Groups/${ops}`, { displayName: 'USERS' }), 400, 'invalidValue', /reserved/)
+  assertScimError(t, await api('PATCH', `${SCIM}/Groups/${ops}`, patchBody({ op: 'replace', path: 'displayName', value: 'admins' })), 400, 'invalidValue', /reserved/)
+  assertScimError(t, await api('PATCH', `${SCIM}/Groups/${ops}`, patchBody({ op: 'replace', value: { displayName: 'Account Users' } })), 400, 'invalidValue', /reserved/)
+  t.equal((await api('GET', `${SCIM}/Groups/${ops}`)).body.displayName, 'Ops', 'a refused rename changes nothing')
+  t.equal((await api('PUT', `${SCIM}/Groups/${ops}`, { displayName: 'Ops' })).status, 200, 'keeping its own name is fine')
+
+  // The workspace API keeps its own rule: `users` and `admins` are the workspace's system groups.
+  assertScimError(t, await api('POST', `${WS_SCIM}/Groups`, { displayName: 'Users' }), 409, 'uniqueness', 'Group with name Users already exists.')
+})
