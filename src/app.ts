@@ -80,7 +80,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     registerAuthentication(app, deps.authenticator)
     await app.register(registrationRoutes, { resolver: deps.resolver, runner: deps.registrations })
     await app.register(identityRoutes, { resolver: deps.resolver, materializer: deps.materializer })
-    await app.register(accessRoutes, { resolver: deps.resolver, access: deps.access })
+    await app.register(accessRoutes, { access: deps.access })
   }
   return app
 }

@@ -33,6 +33,10 @@ export const ConfigSchema = Type.Object({
   DATABRICKS_SCIM_PATCHES_PER_SECOND: Type.Number({ exclusiveMinimum: 0, default: 2, description: 'Budget for account SCIM PATCHes (Databricks documents 2/s; raise it if your account allows more).' }),
   DATABRICKS_SCIM_WRITES_PER_SECOND: Type.Number({ exclusiveMinimum: 0, default: 5, description: 'Budget for account SCIM creates, replaces and deletes (documented 5/s).' }),
   DATABRICKS_WORKSPACE_URLS: Type.Optional(Type.String({ description: 'Comma-separated `workspaceId=https://host` pairs: where each workspace\'s APIs (permissions, dashboards) are served. A workspace not listed is reached on DATABRICKS_HOST (a unified host).' })),
+  DATABRICKS_GROUP_NAMES: Type.Union([Type.Literal('display-with-id'), Type.Literal('display')], { default: 'display-with-id', description: 'How Entra groups are named in the account: `display-with-id` (`Finance (d0000000)`: the name says which Entra group it is, so a look-alike group created first cannot take it) or `display` (Entra\'s name, disambiguated only when taken).' }),
+  DATABRICKS_GROUP_FILTER: Type.Union([Type.Literal('all'), Type.Literal('security')], { default: 'all', description: 'Which Entra groups are materialized: `all`, or `security` (security-enabled groups only, no Microsoft 365 groups).' }),
+  DATABRICKS_GROUP_PARENTS: Type.Optional(Type.String({ description: 'Comma-separated Entra group object ids: only these groups and groups nested in them are materialized.' })),
+  PRINCIPAL_LOOKUPS_PER_MINUTE: Type.Integer({ minimum: 1, default: 60, description: 'How many other principals one caller (without Identity.Admin) may look up per minute by asking about them or sharing with them.' }),
   TOKEN_CLOCK_SKEW_SECONDS: Type.Integer({ minimum: 0, maximum: 3600, default: 300, description: 'Tolerance for token exp/nbf, as Microsoft\'s validators.' }),
   USE_TOKEN_GROUPS_CLAIM: Type.Boolean({ default: false, description: 'Take groups from the token\'s `groups` claim when it is present and not overaged, instead of Graph.' }),
   CACHE_PRINCIPAL_TTL_SECONDS: Type.Integer({ minimum: 1, default: 300, description: 'How long a principal (enabled, deleted) is served from cache.' }),
@@ -73,6 +77,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   if (raw.ENTRA_TENANT_ID !== undefined && raw.ENTRA_CLIENT_ID === undefined) problems.push('ENTRA_CLIENT_ID: required with ENTRA_TENANT_ID')
   if (raw.DATABRICKS_HOST !== undefined && raw.DATABRICKS_ACCOUNT_ID === undefined) problems.push('DATABRICKS_ACCOUNT_ID: required with DATABRICKS_HOST')
   if (raw.DATABRICKS_WORKSPACE_URLS !== undefined) problems.push(...parseWorkspaceUrls(String(raw.DATABRICKS_WORKSPACE_URLS)).problems)
+  for (const id of listOf(raw.DATABRICKS_GROUP_PARENTS === undefined ? undefined : String(raw.DATABRICKS_GROUP_PARENTS))) {
+    if (!new RegExp(GUID.pattern).test(id)) problems.push(`DATABRICKS_GROUP_PARENTS: '${id}' is not an Entra group object id (a GUID)`)
+  }
   if (raw.ENTRA_CLIENT_ID !== undefined && raw.ENTRA_CLIENT_SECRET === undefined && raw.ENTRA_CLIENT_CERTIFICATE_PATH === undefined) {
     problems.push('ENTRA_CLIENT_SECRET: set it or ENTRA_CLIENT_CERTIFICATE_PATH, the credential the service uses to call Microsoft Graph')
   }

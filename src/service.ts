@@ -1,7 +1,7 @@
 // Builds the whole service from its configuration: upstream clients, token verifier, Graph directory,
 // resolver, metrics, and the app. server.ts and the tests assemble the service the same way.
 import { readFile } from 'node:fs/promises'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { listOf, parseWorkspaceUrls, type Config } from './config.ts'
 import { systemClock, type Clock } from './clock.ts'
 import { buildApp } from './app.ts'
@@ -15,12 +15,13 @@ import { RegistrationRunner } from './registrations/runner.ts'
 import { FileJobStore } from './registrations/store.ts'
 import { RedisJobStore } from './registrations/redis-store.ts'
 import { DatabricksClient } from './target/databricks-client.ts'
-import { DatabricksScimTarget } from './target/scim.ts'
+import { DatabricksScimTarget, type ScimTargetObserver } from './target/scim.ts'
 import { DatabricksAimTarget } from './target/aim.ts'
 import { WorkspaceAssignments } from './target/assignments.ts'
 import { WorkspaceObjects } from './target/workspace-objects.ts'
 import { AccountGroupNames } from './target/account-groups.ts'
 import { ObjectAccess } from './resolver/object-access.ts'
+import { LookupBudget } from './resolver/lookup-budget.ts'
 
 export interface Service {
   app: FastifyInstance
@@ -118,20 +119,43 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       workspaceUrls: parseWorkspaceUrls(config.DATABRICKS_WORKSPACE_URLS).urls
     })
     : undefined
+  const groupNames = databricks === undefined ? undefined : new AccountGroupNames({ client: databricks, clock })
+  // Group names no Entra group may take: those the local groups of the workspaces the service serves hold.
+  const servedWorkspaces = [...parseWorkspaceUrls(config.DATABRICKS_WORKSPACE_URLS).urls.keys()]
+  const namesHeldLocally = async (names: string[]): Promise<Set<string>> => {
+    const held = await Promise.all(servedWorkspaces.map(async id => await (groupNames as AccountGroupNames).localNames(id, names)))
+    return new Set(held.flatMap(set => [...set]))
+  }
+  // The app (and its logger) is built last; until then nothing is materialized.
+  const logs: { log?: FastifyBaseLogger } = {}
+  const scimObserver: ScimTargetObserver = {
+    onGroupNameCollision: collision => {
+      metrics.groupNameCollision(collision.reason)
+      logs.log?.warn({ collision }, `Entra group ${collision.entraGroupId} could not be named '${collision.wanted}' (${collision.reason}); named '${collision.used}'`)
+    },
+    onGroupSkipped: (group, reason) => {
+      metrics.groupSkipped()
+      logs.log?.warn({ entraGroupId: group.id }, `Entra group ${group.id} was left out: Databricks refused its name (${reason})`)
+    }
+  }
   const materializer = databricks === undefined
     ? undefined
     : new Materializer(
       resolver,
-      config.DATABRICKS_MODE === 'aim' ? new DatabricksAimTarget({ client: databricks }) : new DatabricksScimTarget({ client: databricks }),
-      new WorkspaceAssignments({ client: databricks, clock })
+      config.DATABRICKS_MODE === 'aim'
+        ? new DatabricksAimTarget({ client: databricks })
+        : new DatabricksScimTarget({ client: databricks, groupNames: config.DATABRICKS_GROUP_NAMES, namesHeldLocally, observer: scimObserver }),
+      new WorkspaceAssignments({ client: databricks, clock }),
+      { securityOnly: config.DATABRICKS_GROUP_FILTER === 'security', parents: new Set(listOf(config.DATABRICKS_GROUP_PARENTS).map(id => id.toLowerCase())) }
     )
-  const access = databricks === undefined || materializer === undefined
+  const access = databricks === undefined || materializer === undefined || groupNames === undefined
     ? undefined
     : new ObjectAccess({
       resolver,
       materializer,
       objects: new WorkspaceObjects({ client: databricks, clock, ttlMs: config.CACHE_ACL_TTL_SECONDS * 1000 }),
-      groupNames: new AccountGroupNames({ client: databricks, clock })
+      groupNames,
+      lookups: new LookupBudget({ perMinute: config.PRINCIPAL_LOOKUPS_PER_MINUTE })
     })
 
   // Bulk registration jobs, in Redis when configured (shared by replicas), else in files.
@@ -159,6 +183,7 @@ export async function buildService (config: Config, options: ServiceOptions = {}
     readinessChecks: [{ name: 'entra-signing-keys', check: async () => { await verifier.warm() } }]
   })
 
+  logs.log = app.log.child({ component: 'databricks' })
   if (registrations !== undefined) {
     registrations.log = app.log.child({ component: 'registrations' })
     if (options.resumeRegistrations !== false) {

@@ -4,10 +4,8 @@ import type { FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Caller } from '../auth/caller.ts'
-import type { Resolver } from '../resolver/resolver.ts'
-import { ObjectAccess, type ObjectAccessAnswer, type ObjectRef } from '../resolver/object-access.ts'
-import { DatabricksNotConfigured, PermissionQueryForbidden, ShareForbidden, UnsupportedSubject } from '../resolver/errors.ts'
-import { adminLevel } from '../permissions/index.ts'
+import type { ObjectAccess, ObjectRef } from '../resolver/object-access.ts'
+import { DatabricksNotConfigured } from '../resolver/errors.ts'
 import { By, EffectivePermissionResult, Problem, ShareRequest, ShareResult, WorkspaceId, errorResponses } from './schemas.ts'
 import { principalQuery, resolutionBody } from './resolution.ts'
 
@@ -16,13 +14,8 @@ function callerOf (request: { caller?: Caller }): Caller {
   return request.caller
 }
 
-function describeLevel (answer: ObjectAccessAnswer): string {
-  return answer.effective.level ?? 'no permission'
-}
-
-export async function accessRoutes (parent: FastifyInstance, options: { resolver: Resolver, access?: ObjectAccess }): Promise<void> {
+export async function accessRoutes (parent: FastifyInstance, options: { access?: ObjectAccess }): Promise<void> {
   const app = parent.withTypeProvider<TypeBoxTypeProvider>()
-  const { resolver } = options
   // Served without a Databricks account too, to say what is missing instead of a bare 404.
   const configured = (): ObjectAccess => {
     if (options.access === undefined) throw new DatabricksNotConfigured()
@@ -48,22 +41,9 @@ export async function accessRoutes (parent: FastifyInstance, options: { resolver
     },
     onRequest: app.authenticate
   }, async (request) => {
-    const caller = callerOf(request)
-    const access = configured()
     const { workspaceId, principal, by } = request.query
     const ref: ObjectRef = { workspaceId, ...request.params }
-    ObjectAccess.objectType(ref.objectType)
-    const self = await resolver.resolveCaller(caller)
-    let subject = self
-    if (principal !== undefined) {
-      subject = await resolver.resolve(caller.tenantId, principalQuery(principal, by))
-      if (subject.principal.kind === 'group') throw new UnsupportedSubject(principal)
-      if (subject.principal.id !== self.principal.id && !caller.roles.includes('Identity.Admin')) {
-        const own = await access.effective(self, ref, { explain: false })
-        if (!ObjectAccess.canManage(own)) throw new PermissionQueryForbidden(`${own.objectType}/${ref.objectId}`, adminLevel(own.objectType), describeLevel(own))
-      }
-    }
-    const answer = await access.effective(subject, ref)
+    const { subject, answer } = await configured().ask(callerOf(request), ref, principal === undefined ? undefined : principalQuery(principal, by))
     const { effective, workspace, dashboard, blocked } = answer
     return {
       workspaceId,
@@ -89,14 +69,8 @@ export async function accessRoutes (parent: FastifyInstance, options: { resolver
     },
     onRequest: app.authenticate
   }, async (request) => {
-    const caller = callerOf(request)
-    const access = configured()
     const { workspaceId, objectType, objectId, principal, by, level } = request.body
-    const ref: ObjectRef = { workspaceId, objectType, objectId }
-    ObjectAccess.objectType(objectType)
-    const own = await access.effective(await resolver.resolveCaller(caller), ref, { explain: false })
-    if (!ObjectAccess.canManage(own)) throw new ShareForbidden(`${own.objectType}/${objectId}`, adminLevel(own.objectType), describeLevel(own))
-    const shared = await access.share(caller.tenantId, principalQuery(principal, by), ref, level)
+    const shared = await configured().share(callerOf(request), { workspaceId, objectType, objectId }, principalQuery(principal, by), level)
     return {
       grant: { workspaceId, objectType: shared.objectType, objectId, level: shared.level, principalName: shared.principalName, changed: shared.changed },
       principal: resolutionBody({ principal: shared.principal, groups: [], groupsSource: 'graph' }).principal,

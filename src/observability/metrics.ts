@@ -46,12 +46,33 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  private readonly groupNameCollisions = new Counter({
+    name: 'databricks_group_name_collisions_total',
+    help: 'Entra groups that could not get their preferred account name, by reason: reserved (a Databricks system group\'s), workspace-local (a local group holds it), taken (another account group).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry]
+  })
+
+  private readonly groupsSkipped = new Counter({
+    name: 'databricks_groups_skipped_total',
+    help: 'Entra groups left out of a materialization because Databricks refused their name.',
+    registers: [this.registry]
+  })
+
   constructor (options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry })
   }
 
   observeRequest (route: string, method: string, status: number, seconds: number): void {
     this.requests.observe({ route, method, status: String(status) }, seconds)
+  }
+
+  groupNameCollision (reason: string): void {
+    this.groupNameCollisions.inc({ reason })
+  }
+
+  groupSkipped (): void {
+    this.groupsSkipped.inc()
   }
 
   readonly cacheObserver: CacheObserver = {

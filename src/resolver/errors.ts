@@ -37,8 +37,19 @@ export const DatabricksNotConfigured = createError('DATABRICKS_NOT_CONFIGURED', 
 export const UnknownObjectType = createError('UNKNOWN_OBJECT_TYPE', "Unknown object type '%s'; use one of: %s.", 400)
 export const InvalidPermissionLevel = createError('INVALID_PERMISSION_LEVEL', '%s', 400)
 export const ObjectNotFound = createError('OBJECT_NOT_FOUND', '%s', 404)
-export const PermissionQueryForbidden = createError('PERMISSION_QUERY_FORBIDDEN', "Asking about another principal's permissions on %s needs the app role Identity.Admin or %s on the object; you have %s.", 403)
-export const ShareForbidden = createError('SHARE_FORBIDDEN', 'Sharing %s needs %s on it; you have %s. Ask someone who manages the object.', 403)
+export const PermissionQueryForbidden = createError('PERMISSION_QUERY_FORBIDDEN', 'You may not ask about other principals on %s: %s', 403)
+export const ShareForbidden = createError('SHARE_FORBIDDEN', 'You may not share %s: %s Ask someone who manages the object.', 403)
+export const ShareLevelForbidden = createError('SHARE_LEVEL_FORBIDDEN', 'You may not grant %s on %s: %s', 403)
+export const InvalidOwner = createError('INVALID_OWNER', '%s', 400)
+export const ShareTargetExcluded = createError('SHARE_TARGET_EXCLUDED', "The group '%s' is not one this service materializes in Databricks (%s): share with a group the operator admits, or ask the operator.", 409)
+export const ShareTargetNameTaken = createError('SHARE_TARGET_NAME_TAKEN', "The group '%s' is named '%s' in the Databricks account, a name that workspace %s resolves to its own local or system group: a grant by that name would reach that group instead. Rename the group in Entra (automatic identity management names it from there).", 409)
+const LookupsThrottled = createError('PRINCIPAL_LOOKUPS_THROTTLED', 'You looked up more than %s other principals in a minute; retry after %s seconds.', 429)
+
+/** The 429 of a caller over its lookup budget, with Retry-After. */
+export function principalLookupsThrottled (perMinute: number, retryAfterSeconds: number): Error {
+  const seconds = Math.max(1, Math.ceil(retryAfterSeconds))
+  return Object.assign(new LookupsThrottled(perMinute, seconds), { headers: { 'retry-after': String(seconds) } })
+}
 export const ShareTargetNotFound = createError('SHARE_TARGET_NOT_FOUND', "No user, service principal or group '%s' exists in tenant %s, so nothing can be shared with it: check the id, UPN, mail or appId.", 404)
 export const ShareTargetDisabled = createError('SHARE_TARGET_DISABLED', "The %s '%s' is disabled in Entra (accountEnabled=false): enable it before sharing with it.", 409)
 export const UnsupportedSubject = createError('UNSUPPORTED_PRINCIPAL_KIND', "'%s' is a group: effective permissions are asked for a user or service principal; ask about one of the group's members.", 400)

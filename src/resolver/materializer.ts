@@ -6,6 +6,7 @@ import { DatabricksError, ObjectNotFoundError, TargetConfigurationError } from '
 import { WorkspaceNotFoundError, type WorkspaceAssignments } from '../target/assignments.ts'
 import { ObjectNotFound, TargetMisconfigured, TargetRejected, WorkspaceNotFound, upstreamUnavailable } from './errors.ts'
 import type { GroupRef } from '../directory/port.ts'
+import { ALL_GROUPS, filterClosure, type GroupFilter } from './group-filter.ts'
 
 export interface WorkspaceAccess {
   workspaceId: string
@@ -18,7 +19,13 @@ export interface WorkspaceAccess {
 }
 
 export class Materializer {
-  constructor (private readonly resolver: Resolver, private readonly target: Target, readonly assignments: WorkspaceAssignments) {}
+  constructor (
+    private readonly resolver: Resolver,
+    private readonly target: Target,
+    readonly assignments: WorkspaceAssignments,
+    /** Which Entra groups may become account groups (default: all). */
+    readonly groupFilter: GroupFilter = ALL_GROUPS
+  ) {}
 
   /** Whether the materialized principal may use the workspace: an assignment to it or to any of its groups. */
   async workspaceAccess (workspaceId: string, { groups }: Resolution, materialized: Materialized): Promise<WorkspaceAccess> {
@@ -57,8 +64,10 @@ export class Materializer {
 
   async materialize ({ principal, groups }: Resolution): Promise<Materialized> {
     const inClosure = new Set(groups.map(g => g.id))
-    // A target that mirrors no membership (AIM) is spared two directory reads per principal.
-    const [direct, parents] = this.learnsMembershipsItself
+    // A target that mirrors no membership (AIM) is spared two directory reads per principal, unless the
+    // group filter needs the nesting.
+    const needsNesting = !this.learnsMembershipsItself || this.groupFilter.parents.size > 0
+    const [direct, parents] = !needsNesting
       ? [[], new Map<string, string[]>()]
       : await Promise.all([
         this.resolver.directGroups(principal),
@@ -66,18 +75,16 @@ export class Materializer {
       ])
     // Only edges inside the closure: the principal's view of Entra, nothing about unrelated groups.
     const edges = new Map([...parents].map(([id, ps]) => [id, ps.filter(p => inClosure.has(p))]))
-    return await this.guard(this.target.materialize({
-      tenantId: principal.tenantId,
-      principal,
-      groups,
-      directGroupIds: direct.map(g => g.id).filter(id => inClosure.has(id)),
-      parents: edges
-    }))
+    const admitted = filterClosure(this.groupFilter, { groups, directGroupIds: direct.map(g => g.id).filter(id => inClosure.has(id)), parents: edges })
+    return await this.guard(this.target.materialize({ tenantId: principal.tenantId, principal, ...admitted }))
   }
 
-  /** Makes the account hold one Entra group (no members written): its Databricks id and name. */
-  async materializeGroup (tenantId: string, group: GroupRef): Promise<{ groupId: string, name: string }> {
-    return await this.guard(this.target.materializeGroup(tenantId, group))
+  /**
+   * Makes the account hold one Entra group (no members written): its Databricks id and name, never one of
+   * `avoidNames` where the target names groups.
+   */
+  async materializeGroup (tenantId: string, group: GroupRef, avoidNames?: ReadonlySet<string>): Promise<{ groupId: string, name: string }> {
+    return await this.guard(this.target.materializeGroup(tenantId, group, avoidNames === undefined ? {} : { avoidNames }))
   }
 
   /** Databricks failures as the problems a caller sees. */

@@ -4,14 +4,19 @@
 // Resolver, and the decision from the pure permissions/ functions.
 //
 // ACLs name principals the way the account knows them: users by userName (the UPN), service principals
-// by application id, groups by their account display name. A group name is traced back to Entra through
-// the account group's externalId, so a group the SCIM adapter had to rename (`Finance (d0000000)`) still
-// counts, and a Databricks-only group of the same name never does.
+// by application id, groups by their display name, which Databricks resolves to the workspace-local group
+// of that name first. A group name counts for an Entra group only when it is the name of the account group
+// linked to it (externalId) and no local or system group of the workspace holds it: so a renamed group
+// (`Finance (d0000000)`) still counts, and neither a Databricks-only group nor a workspace-local `Ops` ever
+// lends its grants to an Entra group that happens to share its name.
+//
+// The two use cases, `ask` and `share`, take the caller and decide with the pure policy (policy/) before
+// anything about the other principal is looked up.
+import type { Caller } from '../auth/caller.ts'
 import type { DirectoryPrincipal, GroupRef, PrincipalQuery } from '../directory/port.ts'
+import { mayAskAboutOthers, mayGrant, mayManage, type CallerStanding, type Decision } from '../policy/object-policy.ts'
 import {
-  adminLevel,
   effectivePermission,
-  hasAtLeast,
   levelsFor,
   normalizeObjectType,
   OBJECT_TYPE_LEVELS,
@@ -31,12 +36,22 @@ import type { AccountGroupNames } from '../target/account-groups.ts'
 import type { PermissionAssignment, WorkspacePermission } from '../target/assignments.ts'
 import type { Materializer } from './materializer.ts'
 import type { Resolution, Resolver } from './resolver.ts'
+import { isReservedGroupName } from '../target/names.ts'
+import type { LookupBudget } from './lookup-budget.ts'
+import { admitsGroup } from './group-filter.ts'
 import {
+  InvalidOwner,
   InvalidPermissionLevel,
+  PermissionQueryForbidden,
   PrincipalNotFound,
+  ShareForbidden,
+  ShareLevelForbidden,
   ShareTargetDisabled,
+  ShareTargetExcluded,
+  ShareTargetNameTaken,
   ShareTargetNotFound,
-  UnknownObjectType
+  UnknownObjectType,
+  UnsupportedSubject
 } from './errors.ts'
 
 export interface ObjectRef {
@@ -87,6 +102,14 @@ export interface ObjectAccessOptions {
   materializer: Materializer
   objects: WorkspaceObjects
   groupNames: AccountGroupNames
+  /** Each caller's budget of lookups of other principals. */
+  lookups: LookupBudget
+}
+
+/** What `ask` answers: about whom, and what it may do. */
+export interface AskResult {
+  subject: Resolution
+  answer: ObjectAccessAnswer
 }
 
 export class ObjectAccess {
@@ -113,6 +136,51 @@ export class ObjectAccess {
   }
 
   /**
+   * What the caller, or the principal `about` names, may do on the object. Asking about another principal
+   * takes the right to (policy/), decided before that principal is looked up: a caller without it learns
+   * nothing about whether the principal exists, and costs no directory call.
+   */
+  async ask (caller: Caller, ref: ObjectRef, about?: PrincipalQuery): Promise<AskResult> {
+    ObjectAccess.objectType(ref.objectType)
+    const self = await this.deps.resolver.resolveCaller(caller)
+    if (about === undefined || names(about, self.principal)) return { subject: self, answer: await this.effective(self, ref) }
+    const own = await this.effective(self, ref, { explain: false })
+    refuse(mayAskAboutOthers(standingOf(own), caller.roles), reason => new PermissionQueryForbidden(`${own.objectType}/${ref.objectId}`, reason))
+    this.deps.lookups.take(caller)
+    const subject = await this.deps.resolver.resolve(caller.tenantId, about)
+    if (subject.principal.kind === 'group') throw new UnsupportedSubject(Object.values(about)[0] as string)
+    return { subject, answer: await this.effective(subject, ref) }
+  }
+
+  /**
+   * The caller shares the object with `target` at `requested` (default: the type's lowest level): allowed
+   * when the caller may manage the object, never above the caller's own level, IS_OWNER only from a
+   * workspace admin to a user or service principal (policy/). Checked before the target is looked up.
+   */
+  async share (caller: Caller, ref: ObjectRef, target: PrincipalQuery, requested: string | undefined): Promise<ShareResult> {
+    const objectType = ObjectAccess.objectType(ref.objectType)
+    // The type's lowest level (view) unless asked otherwise: sharing is usually "let them see it".
+    const level = requested === undefined ? levelsFor(objectType)[0]! : ObjectAccess.level(objectType, requested)
+    const self = await this.deps.resolver.resolveCaller(caller)
+    const standing = standingOf(await this.effective(self, ref, { explain: false }))
+    const what = `${objectType}/${ref.objectId}`
+    refuse(mayManage(standing), reason => new ShareForbidden(what, reason))
+    // The level alone (a user as the stand-in target): refused before anyone is looked up.
+    const byLevel = mayGrant(standing, level, 'user')
+    refuse(byLevel, reason => new ShareLevelForbidden(level, what, reason))
+    if (!names(target, self.principal)) this.deps.lookups.take(caller)
+    let resolution: Resolution
+    try {
+      resolution = await this.deps.resolver.resolve(caller.tenantId, target)
+    } catch (err) {
+      if (err instanceof PrincipalNotFound) throw new ShareTargetNotFound(Object.values(target)[0] as string, caller.tenantId)
+      throw err
+    }
+    refuse(mayGrant(standing, level, resolution.principal.kind), reason => new InvalidOwner(reason))
+    return await this.grantTo(resolution, ref, objectType, level)
+  }
+
+  /**
    * What `subject` may do on the object, every contributing grant with its reason. `explain: false` leaves
    * the nesting paths out (each group's path is the group alone): enough to decide, cheaper to compute.
    */
@@ -124,8 +192,8 @@ export class ObjectAccess {
       this.deps.materializer.assignments.forWorkspace(ref.workspaceId)
     ]))
     const entries = acl.accessControlList
-    const groups = await this.memberships(subject, entries, assignments, explain)
-    const workspace = workspaceRole(principal, assignments, groups)
+    const { acl: groups, assigned } = await this.memberships(ref.workspaceId, subject, entries, assignments, explain)
+    const workspace = workspaceRole(principal, assignments, assigned)
     const effective = effectivePermission({
       objectType,
       acl: entries,
@@ -149,29 +217,14 @@ export class ObjectAccess {
     }
   }
 
-  /** Whether the caller's answer allows managing the object (CAN_MANAGE, or the type's top level). */
-  static canManage (answer: ObjectAccessAnswer): boolean {
-    return hasAtLeast(answer.effective, adminLevel(answer.objectType))
-  }
-
   /**
-   * Grants `level` on the object to anyone in the directory: resolved in Entra (must exist and be
-   * enabled), made to exist in the account (never assigned to the workspace), then added to the ACL with
-   * a PATCH unless it already holds that level or more directly. The caller's right to share is checked
-   * by the route before.
+   * Grants `level` on the object to a principal found in Entra (it must be enabled): made to exist in the
+   * account (never assigned to the workspace), then added to the ACL with a PATCH unless it already holds
+   * that level or more directly. A group is granted under a name that only it holds in the workspace.
    */
-  async share (tenantId: string, target: PrincipalQuery, ref: ObjectRef, requested: string | undefined): Promise<ShareResult> {
-    const objectType = ObjectAccess.objectType(ref.objectType)
-    // The type's lowest level (view) unless asked otherwise: sharing is usually "let them see it".
-    const level = requested === undefined ? levelsFor(objectType)[0]! : ObjectAccess.level(objectType, requested)
-    let resolution: Resolution
-    try {
-      resolution = await this.deps.resolver.resolve(tenantId, target)
-    } catch (err) {
-      if (err instanceof PrincipalNotFound) throw new ShareTargetNotFound(Object.values(target)[0] as string, tenantId)
-      throw err
-    }
+  private async grantTo (resolution: Resolution, ref: ObjectRef, objectType: ObjectType, level: PermissionLevel): Promise<ShareResult> {
     const { principal } = resolution
+    const tenantId = principal.tenantId
     if (!principal.accountEnabled) throw new ShareTargetDisabled(principal.kind === 'servicePrincipal' ? 'service principal' : principal.kind, principal.displayName)
 
     let principalName: string
@@ -180,7 +233,7 @@ export class ObjectAccess {
     const entryKey = principal.kind === 'group' ? 'group_name' : principal.kind === 'servicePrincipal' ? 'service_principal_name' : 'user_name'
     if (principal.kind === 'group') {
       const group: GroupRef = { id: principal.id, displayName: principal.displayName, securityEnabled: principal.securityEnabled ?? true }
-      const made = await this.deps.materializer.materializeGroup(tenantId, group)
+      const made = await this.materializeGroupFor(tenantId, ref.workspaceId, group, resolution.groups)
       principalName = made.name
       databricksId = made.groupId
       const decided = await this.deps.materializer.guard(this.deps.materializer.assignments.decide(ref.workspaceId, made.groupId, []))
@@ -220,31 +273,66 @@ export class ObjectAccess {
   }
 
   /**
-   * The principal's groups as the ACL and the assignments name them, each with its nesting path in
-   * Entra display names. Only names that trace back (by externalId) to a group the principal is in count.
+   * Makes the account hold the group under a name the workspace resolves to it: not a reserved name, not one
+   * a local group of the workspace holds (the SCIM adapter renames it; where the account names groups
+   * itself, the share is refused). Groups the operator's filter leaves out are never materialized.
    */
-  private async memberships (subject: Resolution, entries: readonly AclEntry[], assignments: readonly PermissionAssignment[], explain: boolean): Promise<PrincipalGroup[]> {
-    const names = new Set<string>()
-    // The workspace-local `admins` and `users` trace to no Entra group (AccountGroupNames answers null for
-    // them): the ADMIN assignment, and any assignment, decide those.
-    for (const e of entries) if (typeof e.group_name === 'string') names.add(e.group_name)
-    for (const a of assignments) if (a.kind === 'group' && a.name !== undefined) names.add(a.name)
-    if (names.size === 0 || subject.groups.length === 0) return []
-    const external = await this.deps.materializer.guard(this.deps.groupNames.externalIds([...names]))
+  private async materializeGroupFor (tenantId: string, workspaceId: string, group: GroupRef, ancestors: readonly GroupRef[]): Promise<{ groupId: string, name: string }> {
+    const { materializer, groupNames } = this.deps
+    if (!admitsGroup(materializer.groupFilter, group, ancestors)) {
+      throw new ShareTargetExcluded(group.displayName, materializer.groupFilter.securityOnly && !group.securityEnabled ? 'not a security group' : 'not nested in a group DATABRICKS_GROUP_PARENTS names')
+    }
+    const heldLocally = async (name: string): Promise<boolean> =>
+      isReservedGroupName(name) || (await materializer.guard(groupNames.localNames(workspaceId, [name]))).has(name.trim().toLowerCase())
+    const avoid = new Set<string>()
+    // Each round avoids one more name (a renamed group's next candidate may be held too); three names at most.
+    for (let round = 0; round < 3; round++) {
+      const made = await materializer.materializeGroup(tenantId, group, avoid)
+      if (!await heldLocally(made.name)) return made
+      if (avoid.has(made.name.trim().toLowerCase())) throw new ShareTargetNameTaken(group.displayName, made.name, workspaceId)
+      avoid.add(made.name.trim().toLowerCase())
+    }
+    throw new ShareTargetNameTaken(group.displayName, group.displayName, workspaceId)
+  }
+
+  /**
+   * The principal's groups as the ACL and the assignments name them, each with its nesting path in Entra
+   * display names. An ACL name counts only when it traces back (by externalId) to an account group the
+   * principal is in and no local or system group of the workspace holds it; an assignment names an account
+   * group by id, so its name needs no such check.
+   */
+  private async memberships (workspaceId: string, subject: Resolution, entries: readonly AclEntry[], assignments: readonly PermissionAssignment[], explain: boolean): Promise<{ acl: PrincipalGroup[], assigned: Set<string> }> {
+    const aclNames = new Set<string>()
+    const assignedNames = new Set<string>()
+    for (const e of entries) if (typeof e.group_name === 'string') aclNames.add(e.group_name)
+    for (const a of assignments) if (a.kind === 'group' && a.name !== undefined) assignedNames.add(a.name)
+    if ((aclNames.size === 0 && assignedNames.size === 0) || subject.groups.length === 0) return { acl: [], assigned: new Set() }
+    const all = [...new Set([...aclNames, ...assignedNames])]
+    const [external, local] = await this.deps.materializer.guard(Promise.all([
+      this.deps.groupNames.externalIds(all),
+      aclNames.size === 0 ? new Set<string>() : this.deps.groupNames.localNames(workspaceId, [...aclNames])
+    ]))
     const inClosure = new Map(subject.groups.map(g => [g.id.toLowerCase(), g]))
-    const matched = [...names].flatMap(name => {
+    const mine = (name: string): GroupRef | undefined => {
       const id = external.get(name)?.toLowerCase()
-      const group = id === undefined ? undefined : inClosure.get(id)
+      return id === undefined ? undefined : inClosure.get(id)
+    }
+    const assigned = new Set([...assignedNames].filter(name => mine(name) !== undefined))
+    const matched = [...aclNames].flatMap(name => {
+      const group = local.has(name.trim().toLowerCase()) ? undefined : mine(name)
       return group === undefined ? [] : [{ name, group }]
     })
-    if (matched.length === 0) return []
-    if (!explain) return matched.map(({ name }) => ({ name, path: [name] }))
+    if (matched.length === 0) return { acl: [], assigned }
+    if (!explain) return { acl: matched.map(({ name }) => ({ name, path: [name] })), assigned }
     const paths = await this.paths(subject)
-    return matched.map(({ name, group }) => {
-      const ids = paths.get(group.id) ?? [group.id]
-      // Entra names along the way, the ACL's own name for the group at the end.
-      return { name, path: [...ids.slice(0, -1).map(id => inClosure.get(id.toLowerCase())?.displayName ?? id), name] }
-    })
+    return {
+      acl: matched.map(({ name, group }) => {
+        const ids = paths.get(group.id) ?? [group.id]
+        // Entra names along the way, the ACL's own name for the group at the end.
+        return { name, path: [...ids.slice(0, -1).map(id => inClosure.get(id.toLowerCase())?.displayName ?? id), name] }
+      }),
+      assigned
+    }
   }
 
   /** The nesting path of each of the principal's groups (from the resolver's cached edges). */
@@ -285,8 +373,8 @@ function directLevel (objectType: ObjectType, entries: readonly AclEntry[], key:
   return best
 }
 
-/** The principal's access to the workspace from the assignments of itself and of its groups (by name). */
-function workspaceRole (principal: DirectoryPrincipal, assignments: readonly PermissionAssignment[], groups: readonly PrincipalGroup[]): WorkspaceRole {
+/** The principal's access to the workspace from the assignments of itself and of its groups (by account group name). */
+function workspaceRole (principal: DirectoryPrincipal, assignments: readonly PermissionAssignment[], groupNames: ReadonlySet<string>): WorkspaceRole {
   const own = (a: PermissionAssignment): boolean => {
     const name = a.name?.toLowerCase()
     if (name === undefined) return false
@@ -294,10 +382,28 @@ function workspaceRole (principal: DirectoryPrincipal, assignments: readonly Per
     if (a.kind === 'servicePrincipal') return principal.kind === 'servicePrincipal' && name === principal.appId?.toLowerCase()
     return false
   }
-  const groupNames = new Set(groups.map(g => g.name))
   const direct = assignments.filter(own).flatMap(a => a.permissions)
   const viaGroups = assignments.filter(a => a.kind === 'group' && a.name !== undefined && groupNames.has(a.name)).flatMap(a => a.permissions)
   const all = [...direct, ...viaGroups]
   if (all.length === 0) return { access: 'NONE' }
   return { access: direct.length > 0 ? 'DIRECT' : 'INDIRECT', permission: all.includes('ADMIN') ? 'ADMIN' : 'USER' }
+}
+
+/** What the caller holds on the object, as the policy reads it. */
+function standingOf (answer: ObjectAccessAnswer): CallerStanding {
+  return { objectType: answer.objectType, level: answer.effective.level, isWorkspaceAdmin: answer.workspace.permission === 'ADMIN' && answer.blocked === undefined }
+}
+
+/** Throws the problem `make` builds from the decision's reason when the policy refuses. */
+function refuse (decision: Decision, make: (reason: string) => Error): void {
+  if (!decision.allowed) throw make(decision.reason)
+}
+
+/** Whether the query names this principal (so asking about it is asking about oneself: no lookup). */
+function names (query: PrincipalQuery, principal: DirectoryPrincipal): boolean {
+  const same = (a: string | null | undefined, b: string): boolean => typeof a === 'string' && a.toLowerCase() === b.trim().toLowerCase()
+  if ('id' in query) return same(principal.id, query.id)
+  if ('userPrincipalName' in query) return same(principal.userPrincipalName, query.userPrincipalName)
+  if ('mail' in query) return same(principal.mail, query.mail)
+  return same(principal.appId, query.appId)
 }

@@ -1,24 +1,30 @@
-// Account group names → Entra object ids. ACLs name groups by display name (`group_name`); the resolver
-// knows a principal's groups by Entra id. This reads, for each name, the account group's externalId
-// (the Entra object id it was created from or linked to), so the two can be matched.
+// Group names as Databricks resolves them. ACLs name groups by display name (`group_name`), and
+// Databricks resolves such a name to the workspace-local group of that name first, to the account group
+// only when the workspace has none. The resolver knows a principal's groups by Entra id. So a name counts
+// for an Entra group only when it is the name of the account group linked to it (externalId) and no
+// workspace-local group of the workspace holds it.
 //
-// - One account SCIM list per 50 names: `displayName eq "a" or displayName eq "b" …` (99 filter nodes,
-//   under Databricks' 200), `attributes=id,displayName,externalId`, every page. Names are quoted with
-//   scimString, so a name can never widen the filter.
+// - externalIds(): account group name → the account group's externalId, one account SCIM list per 50 names
+//   (`displayName eq "a" or …`: 99 filter nodes, under Databricks' 200), every page.
+// - localNames(): which names a workspace's local groups hold (`meta.resourceType` "WorkspaceGroup" in the
+//   workspace SCIM list; the account groups assigned to the workspace are listed there too, as "Group").
+// - Names are quoted with scimString, so a name can never widen a filter; control characters included.
 // - Names compare case-insensitively (Databricks group names are unique regardless of case).
-// - Cached per name (default 5 min; "no such group, or no externalId" for `missingTtlMs`, default 30 s,
-//   since a group may be materialized at any moment); concurrent lookups of one name share one call.
-// - The workspace-local system groups `admins` and `users` are not account groups: null, without a call.
+// - Cached per scope and name (default 5 min); a negative answer (no such account group; no local group)
+//   for `missingTtlMs` (default 30 s), since a group may appear at any moment; concurrent lookups of one
+//   name share one call.
+// - The reserved names (the workspace system groups `admins` and `users`, the account's `account users`)
+//   belong to Databricks: no Entra group is ever credited with them, and no call is made for them.
 import { LRUCache } from 'lru-cache'
 import type { Clock } from '../clock.ts'
 import type { DatabricksClient } from './databricks-client.ts'
-import { scimString } from './scim.ts'
+import { isReservedGroupName, scimString } from './names.ts'
 
 export interface AccountGroupNamesOptions {
   client: DatabricksClient
-  /** How long a name's externalId is served from memory (default 5 min). */
+  /** How long a name's answer is served from memory (default 5 min). */
   ttlMs?: number
-  /** How long "no such group / no externalId" is (default 30 s). */
+  /** How long a negative answer is (default 30 s). */
   missingTtlMs?: number
   /** Names kept (default 100,000). */
   maxEntries?: number
@@ -27,12 +33,13 @@ export interface AccountGroupNamesOptions {
 
 /** Names per list call: `n` comparisons joined by `or` are 2n − 1 filter nodes. */
 export const NAMES_PER_LOOKUP = 50
-/** Workspace-local system groups: never in the account. */
-export const WORKSPACE_SYSTEM_GROUPS: ReadonlySet<string> = new Set(['admins', 'users'])
-
-interface ScimGroup { id: string, displayName?: string, externalId?: string }
+interface ScimGroup { id: string, displayName?: string, externalId?: string, meta?: { resourceType?: string } }
 interface ListResponse { totalResults?: number, Resources?: ScimGroup[] }
-interface Known { externalId: string | null }
+/** externalId for the account scope; `'local'` or null for a workspace's. */
+interface Known { value: string | null }
+
+/** Where names are looked up: the account's groups, or one workspace's local groups. */
+type Scope = { kind: 'account' } | { kind: 'workspace', workspaceId: string }
 
 export class AccountGroupNames {
   private readonly client: DatabricksClient
@@ -51,65 +58,84 @@ export class AccountGroupNames {
     })
   }
 
-  /** Each name (as given) → the account group's externalId, or null (no such account group, none set, or a system group). */
+  /** Each name (as given) → the account group's externalId, or null (no such account group, none set, or a reserved name). */
   async externalIds (names: readonly string[]): Promise<Map<string, string | null>> {
+    return await this.lookup({ kind: 'account' }, names)
+  }
+
+  /** The names (lowercased) that local groups of the workspace hold, the reserved ones always among them. */
+  async localNames (workspaceId: string, names: readonly string[]): Promise<Set<string>> {
+    const found = await this.lookup({ kind: 'workspace', workspaceId }, names)
+    const out = new Set<string>()
+    for (const name of names) if (isReservedGroupName(name) || found.get(name) !== null) out.add(name.trim().toLowerCase())
+    return out
+  }
+
+  /** Forgets every name (e.g. after a group was created or renamed). */
+  invalidate (): void {
+    this.cache.clear()
+  }
+
+  private async lookup (scope: Scope, names: readonly string[]): Promise<Map<string, string | null>> {
+    const prefix = scope.kind === 'account' ? 'a|' : `w${scope.workspaceId}|`
     const out = new Map<string, string | null>()
     const waiting: Array<[string, Promise<string | null>]> = []
     const toLoad = new Map<string, string>()
     for (const name of new Set(names)) {
       const key = name.toLowerCase()
-      if (WORKSPACE_SYSTEM_GROUPS.has(key) || name.trim() === '') {
+      if (isReservedGroupName(name) || name.trim() === '') {
         out.set(name, null)
         continue
       }
-      const known = this.cache.get(key)
+      const known = this.cache.get(prefix + key)
       if (known !== undefined) {
-        out.set(name, known.externalId)
+        out.set(name, known.value)
         continue
       }
-      const flying = this.flights.get(key)
+      const flying = this.flights.get(prefix + key)
       if (flying !== undefined) waiting.push([name, flying])
       else if (!toLoad.has(key)) toLoad.set(key, name)
     }
     const entries = [...toLoad]
     for (let i = 0; i < entries.length; i += NAMES_PER_LOOKUP) {
       const part = entries.slice(i, i + NAMES_PER_LOOKUP)
-      const batch = this.load(part)
+      const batch = this.load(scope, prefix, part)
       for (const [key] of part) {
         const one = batch.then(found => found.get(key) ?? null)
-        this.flights.set(key, one)
+        this.flights.set(prefix + key, one)
         // Settled either way, the flight ends (a failure reaches the callers through `waiting`).
-        const land = (): void => { if (this.flights.get(key) === one) this.flights.delete(key) }
+        const land = (): void => { if (this.flights.get(prefix + key) === one) this.flights.delete(prefix + key) }
         one.then(land, land)
       }
     }
     for (const name of names) {
       const key = name.toLowerCase()
-      if (toLoad.has(key)) waiting.push([name, this.flights.get(key) as Promise<string | null>])
+      if (toLoad.has(key)) waiting.push([name, this.flights.get(prefix + key) as Promise<string | null>])
     }
     for (const [name, promise] of waiting) out.set(name, await promise)
     // In the order the names were given.
     return new Map(names.map(n => [n, out.get(n) ?? null]))
   }
 
-  /** Forgets one name, or every name (e.g. after a group was created or renamed). */
-  invalidate (name?: string): void {
-    if (name === undefined) this.cache.clear()
-    else this.cache.delete(name.toLowerCase())
-  }
-
   /** One list call for up to 50 names ([lowercased, as given]); caches every answer, null included. */
-  private async load (entries: Array<[string, string]>): Promise<Map<string, string | null>> {
+  private async load (scope: Scope, prefix: string, entries: Array<[string, string]>): Promise<Map<string, string | null>> {
     const keys = entries.map(([key]) => key)
     // The names as given: the match below is case-insensitive whatever the filter's comparison is.
     const filter = entries.map(([, name]) => `displayName eq ${scimString(name)}`).join(' or ')
     const found = new Map<string, string | null>()
     for (let startIndex = 1; ;) {
-      const res = await this.client.account<ListResponse>('GET', '/scim/v2/Groups', { query: { filter, attributes: 'id,displayName,externalId', startIndex, count: 1000 } })
+      const query = { filter, attributes: 'id,displayName,externalId,meta', startIndex, count: 1000 }
+      const res = scope.kind === 'account'
+        ? await this.client.account<ListResponse>('GET', '/scim/v2/Groups', { query })
+        : await this.client.workspace<ListResponse>(scope.workspaceId, 'GET', '/api/2.0/preview/scim/v2/Groups', { query })
       const page = res.json?.Resources ?? []
       for (const g of page) {
         const key = g.displayName?.toLowerCase()
         if (key === undefined || !keys.includes(key)) continue
+        if (scope.kind === 'workspace') {
+          if (g.meta?.resourceType === 'WorkspaceGroup') found.set(key, 'local')
+          continue
+        }
         const externalId = typeof g.externalId === 'string' && g.externalId !== '' ? g.externalId : null
         // Two account groups whose names differ only in case should not exist; prefer the linked one.
         if (found.get(key) === undefined || found.get(key) === null) found.set(key, externalId)
@@ -118,9 +144,9 @@ export class AccountGroupNames {
       if (page.length === 0 || startIndex > (res.json?.totalResults ?? 0)) break
     }
     for (const key of keys) {
-      const externalId = found.get(key) ?? null
-      this.cache.set(key, { externalId }, externalId === null ? { ttl: this.missingTtlMs } : {})
-      found.set(key, externalId)
+      const value = found.get(key) ?? null
+      this.cache.set(prefix + key, { value }, value === null ? { ttl: this.missingTtlMs } : {})
+      found.set(key, value)
     }
     return found
   }

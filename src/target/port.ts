@@ -44,8 +44,12 @@ export interface Target {
   readonly mirrorsMemberships?: boolean
   /** Makes the account hold the principal, its groups and their nesting as Entra has them. */
   materialize: (request: MaterializeRequest) => Promise<Materialized>
-  /** Makes the account hold the Entra group (linked by externalId; no members written) and names it. */
-  materializeGroup: (tenantId: string, group: GroupRef) => Promise<MaterializedGroup>
+  /**
+   * Makes the account hold the Entra group (linked by externalId; no members written) and names it. A
+   * target that names groups itself never gives it a name in `avoidNames` (lowercased), renaming it if it
+   * has one; a target whose account names groups (AIM) answers the account's name whatever it is.
+   */
+  materializeGroup: (tenantId: string, group: GroupRef, options?: { avoidNames?: ReadonlySet<string> }) => Promise<MaterializedGroup>
 }
 
 /** Thrown when the target cannot answer now (throttled, down): callers answer 503 with Retry-After. */

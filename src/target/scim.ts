@@ -39,6 +39,7 @@ import type { GroupRef } from '../directory/port.ts'
 import type { MaterializeRequest, Materialized, MaterializedGroup, Target } from './port.ts'
 import type { DatabricksClient } from './databricks-client.ts'
 import { DatabricksBadRequestError, DatabricksConflictError, DatabricksNotFoundError } from './errors.ts'
+import { groupNameCandidates, isReservedGroupName, scimString, type GroupNamePolicy } from './names.ts'
 
 export const SCIM_SCHEMA = {
   user: 'urn:ietf:params:scim:schemas:core:2.0:User',
@@ -65,6 +66,14 @@ export interface DatabricksScimTargetOptions {
   maxGroups?: number
   /** How long a group's known parents are trusted instead of read (default 10 min). */
   groupTtlMs?: number
+  /** How groups are named (default `display-with-id`). */
+  groupNames?: GroupNamePolicy
+  /**
+   * Which of the given names (lowercased answers) workspace-local groups hold in the workspaces the service
+   * serves: a group is never created or left under such a name. The reserved names are always avoided.
+   */
+  namesHeldLocally?: (names: string[]) => Promise<Set<string>>
+  observer?: ScimTargetObserver
 }
 
 interface ScimRef { value: string, type?: string, display?: string }
@@ -108,15 +117,20 @@ interface KnownGroup {
 
 const RESOURCE: Record<PrincipalKind | 'group', string> = { user: 'Users', servicePrincipal: 'ServicePrincipals', group: 'Groups' }
 
-/** A SCIM filter string literal: `"` and `\` escaped, so the value can never end the literal. */
-export function scimString (value: string): string {
-  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`
+/** Why a group did not get the name it would have had. */
+export interface GroupNameCollision {
+  entraGroupId: string
+  wanted: string
+  used: string
+  /** `reserved`: a Databricks system group's name; `workspace-local`: held by a workspace-local group; `taken`: by another account group. */
+  reason: 'reserved' | 'workspace-local' | 'taken'
 }
 
-/** The name a group gets when its Entra display name is taken: candidates in order. */
-export function groupNameCandidates (group: Pick<GroupRef, 'id' | 'displayName'>): string[] {
-  const base = group.displayName.trim() === '' ? group.id : group.displayName
-  return [base, `${base} (${group.id.slice(0, 8)})`, `${base} (${group.id})`]
+/** What the adapter reports besides its results: name collisions, and groups it had to leave out. */
+export interface ScimTargetObserver {
+  onGroupNameCollision?: (collision: GroupNameCollision) => void
+  /** A group Databricks refused to create (its name cannot be expressed): left out, the rest goes on. */
+  onGroupSkipped?: (group: GroupRef, reason: string) => void
 }
 
 function directParents (o: ScimObject): Set<string> {
@@ -155,9 +169,15 @@ export class DatabricksScimTarget implements Target {
   private readonly sourced: LRUCache<string, { externalId: string | null }>
   private readonly lanes = new Map<string, { fingerprint: string, promise: Promise<Materialized> }>()
   private readonly groupFlights = new Map<string, Promise<MaterializedGroup>>()
+  private readonly namePolicy: GroupNamePolicy
+  private readonly namesHeldLocally: (names: string[]) => Promise<Set<string>>
+  private readonly observer: ScimTargetObserver
 
   constructor (options: DatabricksScimTargetOptions) {
     this.client = options.client
+    this.namePolicy = options.groupNames ?? 'display-with-id'
+    this.namesHeldLocally = options.namesHeldLocally ?? (async () => new Set())
+    this.observer = options.observer ?? {}
     this.remembered = new LRUCache({ max: options.maxPrincipals ?? 100_000, ttl: options.materializedTtlMs ?? 3_600_000 })
     this.groups = new LRUCache({ max: options.maxGroups ?? 100_000, ttl: options.groupTtlMs ?? 600_000 })
     this.sourced = new LRUCache({ max: options.maxGroups ?? 100_000, ttl: options.groupTtlMs ?? 600_000 })
@@ -186,18 +206,23 @@ export class DatabricksScimTarget implements Target {
 
   /**
    * Makes the account hold one Entra group (found by externalId, or created, under a disambiguated name if
-   * its name is taken), without touching its members. Known groups cost no call; concurrent calls for one
-   * group share one lookup. The tenant is not part of the key: like the rest of this adapter, groups are
-   * known by their Entra object id (globally unique).
+   * its name is taken), without touching its members. A group found under a name it must not have (a
+   * reserved one, one a workspace-local group holds, or one in `avoidNames`) is renamed. Known groups cost
+   * no call; concurrent calls for one group share one lookup. The tenant is not part of the key: like the
+   * rest of this adapter, groups are known by their Entra object id (globally unique).
    */
-  async materializeGroup (_tenantId: string, group: GroupRef): Promise<MaterializedGroup> {
+  async materializeGroup (_tenantId: string, group: GroupRef, options: { avoidNames?: ReadonlySet<string> } = {}): Promise<MaterializedGroup> {
+    const avoid = options.avoidNames ?? new Set<string>()
     const known = this.groups.get(group.id)
-    if (known?.name !== undefined) return { groupId: known.id, name: known.name }
+    if (known?.name !== undefined && !avoid.has(known.name.toLowerCase())) return { groupId: known.id, name: known.name }
     const flying = this.groupFlights.get(group.id)
-    if (flying !== undefined) return { ...await flying }
+    if (flying !== undefined && avoid.size === 0) return { ...await flying }
     const flight = (async (): Promise<MaterializedGroup> => {
-      const found = (await this.ensureGroups([group])).get(group.id) as ScimObject
-      const name = found.displayName ?? groupNameCandidates(group)[0] as string
+      const found = (await this.ensureGroups([group], avoid)).get(group.id)
+      if (found === undefined) {
+        throw new DatabricksBadRequestError(`Databricks refused every name for Entra group ${group.id}.`, { status: 400, errorCode: 'INVALID_PARAMETER_VALUE', method: 'POST', route: '/scim/v2/Groups' })
+      }
+      const name = found.displayName ?? groupNameCandidates(group, this.namePolicy)[0] as string
       this.groups.set(group.id, { id: found.id, parents: directParents(found), name })
       return { groupId: found.id, name }
     })()
@@ -287,11 +312,18 @@ export class DatabricksScimTarget implements Target {
         unknown.push(g)
       }
     }
-    for (const [entraId, o] of await this.ensureGroups(unknown)) {
+    const ensured = await this.ensureGroups(unknown)
+    for (const [entraId, o] of ensured) {
       groupIds.set(entraId, o.id)
       const parents = directParents(o)
       current.set(o.id, parents)
       this.groups.set(entraId, { id: o.id, parents: new Set(parents), ...(o.displayName !== undefined ? { name: o.displayName } : {}) })
+    }
+    // Groups Databricks refused to create are left out, with every edge to or from them; the rest goes on.
+    for (const g of unknown) {
+      if (ensured.has(g.id)) continue
+      desired.delete(g.id)
+      for (const parents of desired.values()) parents.delete(g.id)
     }
     const dbOf = (entraId: string): string => entraId === p.id ? principalId : groupIds.get(entraId) as string
     const closure = new Set(groupIds.values())
@@ -388,13 +420,16 @@ export class DatabricksScimTarget implements Target {
 
   // ---- groups -------------------------------------------------------------------------------------------
 
-  /** Entra group id → the account's group, created where missing. */
-  private async ensureGroups (groups: GroupRef[]): Promise<Map<string, ScimObject>> {
+  /**
+   * Entra group id → the account's group, created where missing (a group Databricks refuses to create is
+   * left out of the answer and reported). Groups found under a name they must not have are renamed.
+   */
+  private async ensureGroups (groups: GroupRef[], avoid: ReadonlySet<string> = new Set()): Promise<Map<string, ScimObject>> {
     const out = new Map<string, ScimObject>()
     const taken = new Set<string>()
     const missing: GroupRef[] = []
     await Promise.all(chunk(groups, GROUPS_PER_LOOKUP).map(async part => {
-      const filter = part.map(g => `externalId eq ${scimString(g.id)} or displayName eq ${scimString(groupNameCandidates(g)[0] as string)}`).join(' or ')
+      const filter = part.map(g => `externalId eq ${scimString(g.id)} or displayName eq ${scimString(groupNameCandidates(g, this.namePolicy)[0] as string)}`).join(' or ')
       const found = await this.list('Groups', filter, 'id,displayName,externalId,groups')
       for (const o of found) {
         this.sourced.set(o.id, { externalId: o.externalId ?? null })
@@ -406,33 +441,79 @@ export class DatabricksScimTarget implements Target {
         else missing.push(g)
       }
     }))
+    // Names no Entra group may have: the reserved ones, those workspace-local groups hold, and `avoid`.
+    const candidates = [...new Set([
+      ...missing.flatMap(g => groupNameCandidates(g, this.namePolicy)),
+      ...[...out.values()].flatMap(o => o.displayName ?? [])
+    ])]
+    const local = await this.namesHeldLocally(candidates)
+    const blocked = (name: string): GroupNameCollision['reason'] | undefined => {
+      const key = name.trim().toLowerCase()
+      if (isReservedGroupName(key)) return 'reserved'
+      if (local.has(key) || avoid.has(key)) return 'workspace-local'
+      return undefined
+    }
+    // Groups found under such a name (made before this rule, or a local group created since) are renamed.
+    await Promise.all([...out].map(async ([entraId, o]) => {
+      if (o.displayName === undefined || blocked(o.displayName) === undefined) return
+      const group = groups.find(g => g.id === entraId) as GroupRef
+      out.set(entraId, await this.nameGroup(group, taken, blocked, o))
+    }))
     // Groups that share a name are created one after another (sorted by id), so which one gets the plain
     // name does not depend on timing; different names in parallel.
     const byName = new Map<string, GroupRef[]>()
     for (const g of missing.sort((a, b) => a.id.localeCompare(b.id))) {
-      const name = (groupNameCandidates(g)[0] as string).toLowerCase()
+      const name = (groupNameCandidates(g, this.namePolicy)[0] as string).toLowerCase()
       byName.set(name, [...(byName.get(name) ?? []), g])
     }
     await Promise.all([...byName.values()].map(async same => {
-      for (const g of same) out.set(g.id, await this.createGroup(g, taken))
+      for (const g of same) {
+        try {
+          out.set(g.id, await this.nameGroup(g, taken, blocked))
+        } catch (err) {
+          // A name Databricks cannot take (it refuses the create): this group is left out, not the login.
+          if (!(err instanceof DatabricksBadRequestError)) throw err
+          this.observer.onGroupSkipped?.(g, err.message)
+        }
+      }
     }))
     return out
   }
 
-  private async createGroup (group: GroupRef, taken: Set<string>): Promise<ScimObject> {
+  /**
+   * Creates the group (or renames `existing`) under the first candidate name that is free; reports when it
+   * is not the preferred one. A 409 means the name was taken meanwhile: by this group (a concurrent run,
+   * adopted) or by another (the next name is tried).
+   */
+  private async nameGroup (group: GroupRef, taken: Set<string>, blocked: (name: string) => GroupNameCollision['reason'] | undefined, existing?: ScimObject): Promise<ScimObject> {
+    const candidates = groupNameCandidates(group, this.namePolicy)
     let conflict: unknown
-    for (const name of groupNameCandidates(group)) {
-      if (taken.has(name.toLowerCase())) continue
+    let reason: GroupNameCollision['reason'] | undefined
+    for (const name of candidates) {
+      const why = blocked(name) ?? (taken.has(name.toLowerCase()) && existing?.displayName?.toLowerCase() !== name.toLowerCase() ? 'taken' : undefined)
+      if (why !== undefined) {
+        reason ??= why
+        continue
+      }
       try {
-        const res = await this.client.account<ScimObject>('POST', '/scim/v2/Groups', { body: { schemas: [SCIM_SCHEMA.group], displayName: name, externalId: group.id } })
-        const created = res.json as ScimObject
+        let made: ScimObject
+        if (existing === undefined) {
+          const res = await this.client.account<ScimObject>('POST', '/scim/v2/Groups', { body: { schemas: [SCIM_SCHEMA.group], displayName: name, externalId: group.id } })
+          made = { ...res.json as ScimObject, groups: [] }
+        } else {
+          await this.patch('Groups', existing.id, [{ op: 'replace', path: 'displayName', value: name }])
+          made = { ...existing, displayName: name }
+        }
         taken.add(name.toLowerCase())
-        this.sourced.set(created.id, { externalId: group.id })
-        return { ...created, groups: [] }
+        this.sourced.set(made.id, { externalId: group.id })
+        if (reason !== undefined) this.observer.onGroupNameCollision?.({ entraGroupId: group.id, wanted: candidates[0] as string, used: name, reason })
+        return made
       } catch (err) {
         if (!(err instanceof DatabricksConflictError)) throw err
         conflict = err
+        reason ??= 'taken'
         taken.add(name.toLowerCase())
+        if (existing !== undefined) continue
         // Created meanwhile under this name by a concurrent run? Then adopt it; else try the next name.
         const again = await this.list('Groups', `externalId eq ${scimString(group.id)}`, 'id,displayName,externalId,groups')
         const mine = again.find(o => o.externalId === group.id)

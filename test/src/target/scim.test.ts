@@ -3,8 +3,11 @@
 // internal groups and members left alone; duplicate names; guests; filter injection.
 import t from 'tap'
 import { databricksNesting, entraNesting, entraRequest, scimEnv, smallTenant, T, withUser } from '../../helpers/target.ts'
-import { scimString } from '../../../src/target/scim.ts'
+import { scimString } from '../../../src/target/names.ts'
+import type { GroupNameCollision } from '../../../src/target/scim.ts'
 import { SCIM, createGroup, createUser, patchBody } from '../../helpers/databricks.ts'
+
+const withId = (name: string, id: string): string => `${name} (${id.slice(0, 8)})`
 
 const dup1 = 'd1000000-0000-4000-8000-000000000001'
 const dup2 = 'd2000000-0000-4000-8000-000000000002'
@@ -23,13 +26,13 @@ t.test('a first materialization creates the user, its groups and the nesting; th
   t.same(new Set(state.groups.map(g => g.externalId)), new Set(request.groups.map(g => g.id)), 'every group of the closure, linked by externalId')
   for (const g of request.groups) {
     const made = state.groups.find(x => x.externalId === g.id)
-    t.equal(made?.displayName, g.displayName, `${g.displayName} keeps its name`)
+    t.equal(made?.displayName, withId(g.displayName, g.id), `${g.displayName} is named with its object id (the default policy)`)
     t.equal(result.groupIds.get(g.id), made?.id, `${g.displayName}: id returned`)
   }
   t.same(databricksNesting(state, request), entraNesting(request), 'memberships equal Entra\'s')
   const user = await env.db.api('GET', `${SCIM}/Users/${result.principalId}`)
   t.same(user.body.emails, [{ value: 'alice@contoso.com', type: 'work', primary: true }], 'emails from mail')
-  t.same(new Set(user.body.groups.filter((g: { type: string }) => g.type === 'indirect').map((g: { display: string }) => g.display)), new Set(['Engineering', 'All Staff']), 'Databricks evaluates the nesting as Entra does')
+  t.same(new Set(user.body.groups.filter((g: { type: string }) => g.type === 'indirect').map((g: { display: string }) => g.display)), new Set([withId('Engineering', T.engineering), withId('All Staff', T.allStaff)]), 'Databricks evaluates the nesting as Entra does')
 
   env.resetCalls()
   const again = await env.target.materialize(env.request(T.alice))
@@ -158,12 +161,14 @@ t.test('two Entra groups with one display name are told apart deterministically'
     ...base,
     groups: [...base.groups, { id: dup2, displayName: 'Analysts', members: [T.alice] }, { id: dup1, displayName: 'Analysts', members: [T.alice] }]
   }
-  const env = await scimEnv(t, { tenant: fixture })
+  const collisions: GroupNameCollision[] = []
+  const env = await scimEnv(t, { tenant: fixture, target: { groupNames: 'display', observer: { onGroupNameCollision: c => collisions.push(c) } } })
   const request = env.request(T.alice)
   const result = await env.target.materialize(request)
   const state = await env.state()
   const name = (id: string): string | undefined => state.groups.find(g => g.id === result.groupIds.get(id))?.displayName
   t.equal(name(dup1), 'Analysts', 'the first by object id keeps the name')
+  t.same(collisions, [{ entraGroupId: dup2, wanted: 'Analysts', used: `Analysts (${dup2.slice(0, 8)})`, reason: 'taken' }], 'the collision is reported')
   t.equal(name(dup2), `Analysts (${dup2.slice(0, 8)})`, 'the second gets a prefix of its object id')
   t.same(databricksNesting(state, request), entraNesting(request), 'both linked by externalId, alice in both')
 
@@ -212,9 +217,9 @@ t.test('a display name crafted as a filter injection matches nothing but itself'
   const result = await env.target.materialize(request)
   const state = await env.state()
   const made = (id: string): { displayName?: string, externalId?: string | null } => state.groups.find(g => g.id === result.groupIds.get(id)) ?? {}
-  t.match(made(evil), { displayName: 'x" or displayName sw "', externalId: evil }, 'created under its own name: the filter matched no other group')
-  t.equal(made(evil2).displayName, 'y\\" or externalId sw \\"', 'backslashes too')
-  t.equal(made(unicode).displayName, 'Équipe données 数据 "α"', 'non-ASCII and quotes')
+  t.match(made(evil), { displayName: withId('x" or displayName sw "', evil), externalId: evil }, 'created under its own name: the filter matched no other group')
+  t.equal(made(evil2).displayName, withId('y\\" or externalId sw \\"', evil2), 'backslashes too')
+  t.equal(made(unicode).displayName, withId('Équipe données 数据 "α"', unicode), 'non-ASCII and quotes')
   t.not(result.groupIds.get(evil), internal, 'no other group adopted')
   t.equal(state.groups.find(g => g.id === internal)?.externalId, null, 'the internal group is untouched')
   t.equal(state.users.find(u => u.id === other)?.externalId, null, 'the other user is untouched')
@@ -227,7 +232,7 @@ t.test('a display name crafted as a filter injection matches nothing but itself'
   t.notOk(env.dbCalls().routes['POST /api/2.0/accounts/:accountId/scim/v2/Groups'])
 
   // The escaped literal, as the adapter sends it, matches exactly the one group.
-  for (const name of ['x" or displayName sw "', 'Équipe données 数据 "α"']) {
+  for (const name of [withId('x" or displayName sw "', evil), withId('Équipe données 数据 "α"', unicode)]) {
     const res = await env.db.api('GET', `${SCIM}/Groups?filter=${encodeURIComponent(`displayName eq ${scimString(name)}`)}`)
     t.same(res.body.Resources?.map((g: { displayName: string }) => g.displayName), [name], `filter for ${name}`)
   }
@@ -259,8 +264,8 @@ t.test('materializeGroup: the group linked by externalId, no members, its real n
   const made = await env.target.materializeGroup(T.tenantId, finance)
   const state = await env.state()
   t.equal(state.groups.length, 1)
-  t.match(state.groups[0], { id: made.groupId, displayName: 'Finance', externalId: T.finance, members: [] })
-  t.same(made, { groupId: state.groups[0]?.id, name: 'Finance' })
+  t.match(state.groups[0], { id: made.groupId, displayName: withId('Finance', T.finance), externalId: T.finance, members: [] })
+  t.same(made, { groupId: state.groups[0]?.id, name: withId('Finance', T.finance) })
 
   env.resetCalls()
   t.same(await env.target.materializeGroup(T.tenantId, finance), made)
@@ -283,7 +288,7 @@ t.test('materializeGroup: the group linked by externalId, no members, its real n
 })
 
 t.test('materializeGroup: a taken name gives the disambiguated name the account holds', async t => {
-  const env = await scimEnv(t)
+  const env = await scimEnv(t, { target: { groupNames: 'display' } })
   await createGroup(env.db.api, 'Finance')
   const made = await env.target.materializeGroup(T.tenantId, { id: T.finance, displayName: 'Finance', securityEnabled: true })
   t.equal(made.name, `Finance (${T.finance.slice(0, 8)})`)
@@ -293,4 +298,98 @@ t.test('materializeGroup: a taken name gives the disambiguated name the account 
   // A materialization of a member then knows the name without reading it.
   const bob = await env.target.materialize(env.request(T.bob))
   t.equal(bob.groupIds.get(T.finance), made.groupId)
+})
+
+t.test('names no Entra group may take: the system groups\', and those workspace-local groups hold', async t => {
+  const users = 'e4000000-0000-4000-8000-000000000004'
+  const admins = 'e5000000-0000-4000-8000-000000000005'
+  const accountUsers = 'e6000000-0000-4000-8000-000000000006'
+  const ops = 'e7000000-0000-4000-8000-000000000007'
+  const base = smallTenant()
+  const fixture = withUser({
+    ...base,
+    groups: [
+      ...base.groups,
+      { id: users, displayName: 'users', members: [] },
+      { id: admins, displayName: 'Admins', members: [] },
+      { id: accountUsers, displayName: 'account users', members: [] },
+      { id: ops, displayName: 'Ops', members: [] }
+    ]
+  }, { id: 'a0000000-0000-4000-8000-0000000000e5', userPrincipalName: 'mallory@contoso-test.onmicrosoft.com', displayName: 'Mallory' }, [users, admins, accountUsers, ops])
+  const collisions: GroupNameCollision[] = []
+  const asked: string[][] = []
+  // Even with Entra's names as they are, none of these is ever used.
+  const env = await scimEnv(t, {
+    tenant: fixture,
+    target: {
+      groupNames: 'display',
+      observer: { onGroupNameCollision: c => collisions.push(c) },
+      namesHeldLocally: async names => { asked.push(names); return new Set(names.map(n => n.toLowerCase()).filter(n => n === 'ops')) }
+    }
+  })
+  const result = await env.target.materialize(env.request('a0000000-0000-4000-8000-0000000000e5'))
+  const state = await env.state()
+  const name = (id: string): string | undefined => state.groups.find(g => g.id === result.groupIds.get(id))?.displayName
+  t.equal(name(users), withId('users', users))
+  t.equal(name(admins), withId('Admins', admins), 'case-insensitive')
+  t.equal(name(accountUsers), withId('account users', accountUsers))
+  t.equal(name(ops), withId('Ops', ops), 'the name a workspace-local group holds')
+  t.same(collisions.map(c => [c.entraGroupId, c.reason]).sort(), [[users, 'reserved'], [admins, 'reserved'], [accountUsers, 'reserved'], [ops, 'workspace-local']].sort(), 'each one reported')
+  t.ok(asked.flat().includes('Ops'), 'the candidate names were checked against the workspaces')
+})
+
+t.test('a group found under a name it must not have (made before the rule) is renamed', async t => {
+  const env = await scimEnv(t, { target: { groupNames: 'display' } })
+  // An earlier version created the account group for Entra's `Finance` under the name `Ops`, which a
+  // workspace-local group holds too.
+  const old = await createGroup(env.db.api, 'Ops', { externalId: T.finance })
+  const made = await env.target.materializeGroup(T.tenantId, { id: T.finance, displayName: 'Finance', securityEnabled: true }, { avoidNames: new Set(['ops']) })
+  t.equal(made.groupId, old, 'the same group (grants to it stay)')
+  t.equal(made.name, 'Finance', 'under the name it should have')
+  t.equal((await env.state()).groups.find(g => g.id === old)?.displayName, 'Finance')
+  // Asked to avoid its current name again: the next candidate.
+  const again = await env.replica().materializeGroup(T.tenantId, { id: T.finance, displayName: 'Finance', securityEnabled: true }, { avoidNames: new Set(['finance']) })
+  t.equal(again.name, withId('Finance', T.finance))
+})
+
+t.test('names with control characters: escaped in every filter, created and found again', async t => {
+  const ids = ['e8000000-0000-4000-8000-000000000001', 'e8000000-0000-4000-8000-000000000002', 'e8000000-0000-4000-8000-000000000003', 'e8000000-0000-4000-8000-000000000004']
+  const names = ['Line\nbreak', 'Tab\there', 'Bell\u0001\u001f', 'Trailing\\']
+  const base = smallTenant()
+  const fixture = withUser({
+    ...base,
+    groups: [...base.groups, ...ids.map((id, i) => ({ id, displayName: names[i] as string, members: [] }))]
+  }, { id: 'a0000000-0000-4000-8000-0000000000e6', userPrincipalName: 'ctl@contoso-test.onmicrosoft.com', displayName: 'Ctl' }, [...ids, T.finance])
+  for (const policy of ['display', 'display-with-id'] as const) {
+    const env = await scimEnv(t, { tenant: fixture, target: { groupNames: policy } })
+    const request = env.request('a0000000-0000-4000-8000-0000000000e6')
+    const result = await env.target.materialize(request)
+    const state = await env.state()
+    for (const [i, id] of ids.entries()) {
+      const expected = policy === 'display' ? names[i] : withId(names[i] as string, id)
+      t.equal(state.groups.find(g => g.id === result.groupIds.get(id))?.displayName, expected, `${policy}: ${JSON.stringify(names[i])}`)
+    }
+    t.same(databricksNesting(state, request), entraNesting(request))
+    env.resetCalls()
+    const again = await env.replica().materialize(request)
+    t.same(again.groupIds, result.groupIds, `${policy}: a cold replica finds every one again`)
+    t.notOk(env.dbCalls().routes['POST /api/2.0/accounts/:accountId/scim/v2/Groups'], 'and creates nothing')
+  }
+})
+
+t.test('a group Databricks refuses to create is left out, with a warning; the rest of the login goes on', async t => {
+  const skipped: string[] = []
+  const env = await scimEnv(t, { target: { observer: { onGroupSkipped: g => skipped.push(g.id) } } })
+  // Bob is in Engineering and Finance, and through them in All Staff: Finance is the one group created.
+  const allStaff = await createGroup(env.db.api, withId('All Staff', T.allStaff), { externalId: T.allStaff })
+  await createGroup(env.db.api, withId('Engineering', T.engineering), { externalId: T.engineering })
+  env.db.ctx.faults.add({ route: '/api/2.0/accounts/*/scim/v2/Groups', method: 'POST', status: 400, times: 1 })
+  const request = env.request(T.bob)
+  const result = await env.target.materialize(request)
+  env.db.ctx.faults.remove()
+  t.same(skipped, [T.finance], 'Finance was refused and reported')
+  t.notOk(result.groupIds.has(T.finance))
+  t.equal(result.groupIds.get(T.allStaff), allStaff, 'the other group is there')
+  const state = await env.state()
+  t.equal(state.users.length, 1, 'bob is materialized')
 })
