@@ -233,7 +233,9 @@ export class ObjectAccess {
     const entryKey = principal.kind === 'group' ? 'group_name' : principal.kind === 'servicePrincipal' ? 'service_principal_name' : 'user_name'
     if (principal.kind === 'group') {
       const group: GroupRef = { id: principal.id, displayName: principal.displayName, securityEnabled: principal.securityEnabled ?? true }
-      const made = await this.materializeGroupFor(tenantId, ref.workspaceId, group, resolution.groups)
+      // The group's own ancestors only when the filter asks for them: one Graph read otherwise spared.
+      const ancestors = this.deps.materializer.groupFilter.parents.size > 0 ? await this.deps.resolver.ancestorsOf(principal) : []
+      const made = await this.materializeGroupFor(tenantId, ref.workspaceId, group, ancestors)
       principalName = made.name
       databricksId = made.groupId
       const decided = await this.deps.materializer.guard(this.deps.materializer.assignments.decide(ref.workspaceId, made.groupId, []))

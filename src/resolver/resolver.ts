@@ -135,6 +135,11 @@ export class Resolver {
     return { principal, groups: principal.kind === 'group' ? [] : await this.groupsOf(principal), groupsSource: 'graph' }
   }
 
+  /** The groups a group is nested in, at any depth (cached as a principal's groups are). */
+  async ancestorsOf (group: DirectoryPrincipal): Promise<GroupRef[]> {
+    return await this.groupsOf(group)
+  }
+
   /** Every user and service principal in the group, through nesting (not cached: read once per job); null: no such group. */
   async groupMembers (tenantId: string, groupId: string): Promise<DirectoryPrincipal[] | null> {
     return await this.guard(this.directory.transitiveMembers(tenantId, groupId))
