@@ -56,7 +56,9 @@ async function setUp (t: Test, mode: 'scim' | 'aim') {
   }
   const folder = await control('POST', `/workspaces/${WS}/objects`, { type: 'directories', path: '/Shared/Sales' })
   const dashboard = await control('POST', `/workspaces/${WS}/dashboards`, { displayName: 'Pipeline', parentPath: '/Shared/Sales', published: { embedCredentials: true } })
-  await control('PUT', `/workspaces/${WS}/acls`, { type: 'directories', id: folder.id, access_control_list: [{ group_name: 'All Staff', permission_level: 'CAN_EDIT' }] })
+  // The account's name for the group: named with its object id in SCIM mode (the default naming), as Entra names it under AIM.
+  const allStaff = mode === 'scim' ? `All Staff (${T.allStaff.slice(0, 8)})` : 'All Staff'
+  await control('PUT', `/workspaces/${WS}/acls`, { type: 'directories', id: folder.id, access_control_list: [{ group_name: allStaff, permission_level: 'CAN_EDIT' }] })
   await control('PUT', `/workspaces/${WS}/acls`, { type: 'dashboards', id: dashboard.dashboard_id, access_control_list: [{ user_name: UPN.bob, permission_level: 'CAN_MANAGE' }] })
   const dashboardId = dashboard.dashboard_id as string
   const permissions = async (token: string, query = '', id = dashboardId, type = 'dashboards') => await app.inject({
@@ -70,12 +72,12 @@ async function setUp (t: Test, mode: 'scim' | 'aim') {
     headers: { authorization: `Bearer ${token}` },
     payload: { workspaceId: WS, objectType: 'dashboards', objectId: dashboardId, ...payload }
   })
-  return { app, tokens, folderId: folder.id as string, dashboardId, permissions, share }
+  return { app, tokens, folderId: folder.id as string, dashboardId, permissions, share, allStaff }
 }
 
 for (const mode of ['scim', 'aim'] as const) {
   t.test(`${mode}: three groups deep under a folder grant: CAN_EDIT on the dashboard, with the path and the inheritance`, async t => {
-    const { tokens, folderId, permissions } = await setUp(t, mode)
+    const { tokens, folderId, permissions, allStaff } = await setUp(t, mode)
     const res = await permissions(tokens.alice)
     t.equal(res.statusCode, 200)
     const body = res.json()
@@ -84,8 +86,8 @@ for (const mode of ['scim', 'aim'] as const) {
     t.match(body.grants[0], {
       level: 'CAN_EDIT',
       via: 'group',
-      group: 'All Staff',
-      groupPath: ['Data Platform', 'Engineering', 'All Staff'],
+      group: allStaff,
+      groupPath: ['Data Platform', 'Engineering', allStaff],
       inherited: true,
       inheritedFrom: [`/directories/${folderId}`]
     })
