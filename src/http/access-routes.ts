@@ -26,7 +26,7 @@ export async function accessRoutes (parent: FastifyInstance, options: { access?:
     schema: {
       tags: ['permissions'],
       summary: 'What a principal can do on a workspace object, and why.',
-      description: 'For the caller, or with `principal` for anyone in the directory: that needs the app role `Identity.Admin` or CAN_MANAGE on the object. Lists every grant that applies — direct or inherited from a parent folder, to the principal or to a group it belongs to through any nesting — with the group path and a reason. The object\'s ACL is cached for a few seconds.',
+      description: 'For the caller, or with `principal` for anyone in the directory: that needs the app role `Identity.Admin` or the right to manage the object (CAN_MANAGE or IS_OWNER, or workspace admin; cluster policies: workspace admins only), checked before the principal is looked up, and a caller without the role may look up `PRINCIPAL_LOOKUPS_PER_MINUTE` others a minute. Lists every grant that applies — direct or inherited from a parent folder, to the principal or to a group it belongs to through any nesting — with the group path and a reason. The object\'s ACL is cached for a few seconds.',
       security: [{ bearer: [] }],
       params: Type.Object({
         objectType: Type.String({ minLength: 1, maxLength: 64, description: 'dashboards, notebooks, directories, files, repos, clusters, jobs, pipelines, warehouses, queries, alerts, experiments, registered-models, serving-endpoints, apps, …' }),
@@ -37,7 +37,7 @@ export async function accessRoutes (parent: FastifyInstance, options: { access?:
         principal: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Ask about this user or service principal instead of the caller.' })),
         by: By
       }),
-      response: { 200: EffectivePermissionResult, 400: Problem, 404: Problem, 502: Problem, ...errorResponses }
+      response: { 200: EffectivePermissionResult, 400: Problem, 404: Problem, 429: Problem, 502: Problem, ...errorResponses }
     },
     onRequest: app.authenticate
   }, async (request) => {
@@ -62,10 +62,10 @@ export async function accessRoutes (parent: FastifyInstance, options: { access?:
     schema: {
       tags: ['permissions'],
       summary: 'Share a workspace object with anyone in the directory.',
-      description: 'The caller needs CAN_MANAGE on the object. The principal (user, service principal or group, by object id, UPN, mail or appId) must exist and be enabled in Entra; it is made to exist in the Databricks account — never assigned to the workspace, as automatic identity management does — and granted `level` with a Permissions PATCH. Idempotent: sharing again writes nothing. For dashboards the answer says whether a principal without workspace access can still view the published copy (embedded credentials).',
+      description: 'The caller needs the right to manage the object (CAN_MANAGE or IS_OWNER, or workspace admin; cluster policies: workspace admins only) and can grant no level above its own; IS_OWNER transfers ownership and only a workspace admin grants it, to a user or service principal. The principal (user, service principal or group, by object id, UPN, mail or appId) must exist and be enabled in Entra; it is made to exist in the Databricks account — never assigned to the workspace, as automatic identity management does — and granted `level` with a Permissions PATCH; a group under a name no local or system group of the workspace holds. Idempotent: sharing again writes nothing. For dashboards the answer says whether a principal without workspace access can still view the published copy (embedded credentials).',
       security: [{ bearer: [] }],
       body: ShareRequest,
-      response: { 200: ShareResult, 400: Problem, 404: Problem, 409: Problem, 502: Problem, ...errorResponses }
+      response: { 200: ShareResult, 400: Problem, 404: Problem, 409: Problem, 413: Problem, 429: Problem, 502: Problem, ...errorResponses }
     },
     onRequest: app.authenticate
   }, async (request) => {
