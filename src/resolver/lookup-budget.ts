@@ -1,6 +1,6 @@
 // How many other principals one caller may have looked up in Entra: asking about someone, or sharing with
-// someone, costs a Graph call on a miss, so a caller who may ask could otherwise enumerate the directory
-// and slow everyone's logins. A token bucket per caller (limiter's), in a bounded LRU; holders of the app
+// someone, costs Graph calls when the principal is not cached, so a caller who may ask could otherwise
+// turn requests into Graph traffic and slow everyone's logins. Only lookups that miss the caches count. A token bucket per caller (limiter's), in a bounded LRU; holders of the app
 // role Identity.Admin (automation that registers and audits) are not limited.
 import { LRUCache } from 'lru-cache'
 import { TokenBucket } from 'limiter'

@@ -146,7 +146,7 @@ export class ObjectAccess {
     if (about === undefined || names(about, self.principal)) return { subject: self, answer: await this.effective(self, ref) }
     const own = await this.effective(self, ref, { explain: false })
     refuse(mayAskAboutOthers(standingOf(own), caller.roles), reason => new PermissionQueryForbidden(`${own.objectType}/${ref.objectId}`, reason))
-    this.deps.lookups.take(caller)
+    this.spendLookup(caller, about)
     const subject = await this.deps.resolver.resolve(caller.tenantId, about)
     if (subject.principal.kind === 'group') throw new UnsupportedSubject(Object.values(about)[0] as string)
     return { subject, answer: await this.effective(subject, ref) }
@@ -162,13 +162,14 @@ export class ObjectAccess {
     // The type's lowest level (view) unless asked otherwise: sharing is usually "let them see it".
     const level = requested === undefined ? levelsFor(objectType)[0]! : ObjectAccess.level(objectType, requested)
     const self = await this.deps.resolver.resolveCaller(caller)
-    const standing = standingOf(await this.effective(self, ref, { explain: false }))
+    // The caller's standing from the ACL as it is now: a right revoked a moment ago must not write a grant.
+    const standing = standingOf(await this.effective(self, ref, { explain: false, fresh: true }))
     const what = `${objectType}/${ref.objectId}`
     refuse(mayManage(standing), reason => new ShareForbidden(what, reason))
     // The level alone (a user as the stand-in target): refused before anyone is looked up.
     const byLevel = mayGrant(standing, level, 'user')
     refuse(byLevel, reason => new ShareLevelForbidden(level, what, reason))
-    if (!names(target, self.principal)) this.deps.lookups.take(caller)
+    if (!names(target, self.principal)) this.spendLookup(caller, target)
     let resolution: Resolution
     try {
       resolution = await this.deps.resolver.resolve(caller.tenantId, target)
@@ -180,15 +181,21 @@ export class ObjectAccess {
     return await this.grantTo(resolution, ref, objectType, level)
   }
 
+  /** A lookup that needs the directory costs one of the caller's budget; one answered from the caches is free. */
+  private spendLookup (caller: Caller, query: PrincipalQuery): void {
+    if (!this.deps.resolver.isWarm(caller.tenantId, query)) this.deps.lookups.take(caller)
+  }
+
   /**
    * What `subject` may do on the object, every contributing grant with its reason. `explain: false` leaves
-   * the nesting paths out (each group's path is the group alone): enough to decide, cheaper to compute.
+   * the nesting paths out (each group's path is the group alone): enough to decide, cheaper to compute;
+   * `fresh: true` reads the ACL again instead of from the cache.
    */
-  async effective (subject: Resolution, ref: ObjectRef, { explain = true }: { explain?: boolean } = {}): Promise<ObjectAccessAnswer> {
+  async effective (subject: Resolution, ref: ObjectRef, { explain = true, fresh = false }: { explain?: boolean, fresh?: boolean } = {}): Promise<ObjectAccessAnswer> {
     const objectType = ObjectAccess.objectType(ref.objectType)
     const { principal } = subject
     const [acl, assignments] = await this.deps.materializer.guard(Promise.all([
-      this.deps.objects.acl(ref.workspaceId, objectType, ref.objectId),
+      this.deps.objects.acl(ref.workspaceId, objectType, ref.objectId, { fresh }),
       this.deps.materializer.assignments.forWorkspace(ref.workspaceId)
     ]))
     const entries = acl.accessControlList

@@ -135,6 +135,15 @@ export class Resolver {
     return { principal, groups: principal.kind === 'group' ? [] : await this.groupsOf(principal), groupsSource: 'graph' }
   }
 
+  /** Whether the query is answered from fresh cache entries alone, without a directory call. */
+  isWarm (tenantId: string, query: PrincipalQuery): boolean {
+    const key = principalKey(tenantId, query)
+    if (!this.principals.hasFresh(key)) return false
+    const principal = this.principals.getFresh(key)
+    if (principal === undefined || isNotFound(principal) || principal.kind === 'group') return true
+    return this.groups.hasFresh(groupsKey(principal))
+  }
+
   /** The groups a group is nested in, at any depth (cached as a principal's groups are). */
   async ancestorsOf (group: DirectoryPrincipal): Promise<GroupRef[]> {
     return await this.groupsOf(group)
