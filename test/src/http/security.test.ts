@@ -169,7 +169,7 @@ for (const names of ['display-with-id', 'display'] as const) {
 }
 
 t.test('Entra groups named users and admins: materialized under other names; a share reaches exactly their members', async t => {
-  const { tokens, share, ask, dashboardId } = await setUp(t, { DATABRICKS_GROUP_NAMES: 'display' })
+  const { app, tokens, share, ask, dashboardId } = await setUp(t, { DATABRICKS_GROUP_NAMES: 'display' })
   for (const [id, name] of [[G.users, 'users'], [G.admins, 'admins']] as const) {
     const res = await share(tokens.bob, { objectType: 'dashboards', objectId: dashboardId, principal: id, level: 'CAN_RUN' })
     t.equal(res.statusCode, 200, `shared with the Entra group ${name}`)
@@ -183,6 +183,8 @@ t.test('Entra groups named users and admins: materialized under other names; a s
   t.same(uma.json().grants.map((g: { group: string }) => g.group).sort(), [withId('admins', G.admins), withId('users', G.users)], 'through both of her groups')
   const pat = await ask(tokens.alice, 'dashboards', dashboardId, `&principal=${U.pat.id}`)
   t.equal(pat.json().level, null, 'someone else has not')
+  const metrics = await app.inject({ method: 'GET', url: '/metrics' })
+  t.match(metrics.body, /databricks_group_name_collisions_total\{reason="reserved"\} 2/, 'both collisions are counted')
 })
 
 t.test('squatting: with the default names, an administrator\'s grant to the real Payroll never reaches a look-alike made first', async t => {
