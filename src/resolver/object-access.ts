@@ -36,7 +36,6 @@ import type { AccountGroupNames } from '../target/account-groups.ts'
 import type { PermissionAssignment, WorkspacePermission } from '../target/assignments.ts'
 import type { Materializer } from './materializer.ts'
 import type { Resolution, Resolver } from './resolver.ts'
-import { isReservedGroupName } from '../target/names.ts'
 import type { LookupBudget } from './lookup-budget.ts'
 import { admitsGroup } from './group-filter.ts'
 import {
@@ -291,8 +290,8 @@ export class ObjectAccess {
     if (!admitsGroup(materializer.groupFilter, group, ancestors)) {
       throw new ShareTargetExcluded(group.displayName, materializer.groupFilter.securityOnly && !group.securityEnabled ? 'not a security group' : 'not nested in a group DATABRICKS_GROUP_PARENTS names')
     }
-    const heldLocally = async (name: string): Promise<boolean> =>
-      isReservedGroupName(name) || (await materializer.guard(groupNames.localNames(workspaceId, [name]))).has(name.trim().toLowerCase())
+    // The reserved names are always among those localNames answers.
+    const heldLocally = async (name: string): Promise<boolean> => (await materializer.guard(groupNames.localNames(workspaceId, [name]))).has(name.trim().toLowerCase())
     const avoid = new Set<string>()
     // Each round avoids one more name (a renamed group's next candidate may be held too); three names at most.
     for (let round = 0; round < 3; round++) {
