@@ -52,6 +52,8 @@ export async function buildService (config: Config, options: ServiceOptions = {}
   const ca = options.ca ?? (config.UPSTREAM_CA_FILE !== undefined ? await readFile(config.UPSTREAM_CA_FILE, 'utf8') : undefined)
   const metrics = new Metrics({ processMetrics: options.processMetrics })
   const observer = metrics.upstreamObserver
+  // The app, and its logger, is built last: the parts built before it log through this once it exists.
+  const logs: { log?: FastifyBaseLogger } = {}
 
   const entra = new UpstreamClient({ name: 'entra', ca, observer, concurrency: 8 })
   const graph = new UpstreamClient({
@@ -77,7 +79,8 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       if (response.status < 200 || response.status >= 300) throw new Error(`GET ${url}: HTTP ${response.status}`)
       return response.json
     },
-    cacheObserver: metrics.cacheObserver
+    cacheObserver: metrics.cacheObserver,
+    logger: { warn: (obj, msg) => { logs.log?.warn({ component: 'entra-keys', ...obj }, msg) } }
   })
 
   const credential = config.ENTRA_CLIENT_CERTIFICATE_PATH !== undefined
@@ -126,16 +129,14 @@ export async function buildService (config: Config, options: ServiceOptions = {}
     const held = await Promise.all(servedWorkspaces.map(async id => await (groupNames as AccountGroupNames).localNames(id, names)))
     return new Set(held.flatMap(set => [...set]))
   }
-  // The app (and its logger) is built last; until then nothing is materialized.
-  const logs: { log?: FastifyBaseLogger } = {}
   const scimObserver: ScimTargetObserver = {
     onGroupNameCollision: collision => {
       metrics.groupNameCollision(collision.reason)
-      logs.log?.warn({ collision }, `Entra group ${collision.entraGroupId} could not be named '${collision.wanted}' (${collision.reason}); named '${collision.used}'`)
+      logs.log?.warn({ component: 'databricks', collision }, `Entra group ${collision.entraGroupId} could not be named '${collision.wanted}' (${collision.reason}); named '${collision.used}'`)
     },
     onGroupSkipped: (group, reason) => {
       metrics.groupSkipped()
-      logs.log?.warn({ entraGroupId: group.id }, `Entra group ${group.id} was left out: Databricks refused its name (${reason})`)
+      logs.log?.warn({ component: 'databricks', entraGroupId: group.id }, `Entra group ${group.id} was left out: Databricks refused its name (${reason})`)
     }
   }
   const materializer = databricks === undefined
@@ -183,7 +184,7 @@ export async function buildService (config: Config, options: ServiceOptions = {}
     readinessChecks: [{ name: 'entra-signing-keys', check: async () => { await verifier.warm() } }]
   })
 
-  logs.log = app.log.child({ component: 'databricks' })
+  logs.log = app.log
   if (registrations !== undefined) {
     registrations.log = app.log.child({ component: 'registrations' })
     if (options.resumeRegistrations !== false) {
