@@ -254,7 +254,8 @@ t.test('signing keys', async t => {
     const microseconds = Number(process.hrtime.bigint() - started) / 1000 / n
     t.match(verifier.stats(), { signatureChecks: 1, cache: { hits: n } }, 'every warm verification was a cache hit')
     t.equal(ctx.calls.snapshot().total, calls, 'with Entra down, nothing was asked of it')
-    t.ok(microseconds < 100, `warm verification: ${microseconds.toFixed(2)} µs each`)
+    // How fast is for `npm run bench`; printed here for the curious, never asserted on a shared machine.
+    t.comment(`warm verification: ${microseconds.toFixed(2)} µs each`)
   })
 
   t.test('the injected clock: 4 minutes past exp passes with the default skew, 6 minutes fails', async t => {

@@ -106,13 +106,11 @@ t.test('a persistent 503: DirectoryUnavailableError with Retry-After, after the 
 t.test('a Retry-After longer than the client waits: the error at once, with that Retry-After', async t => {
   const { directory, rec } = sharedDirectory()
   ctx.faults.add({ route: '/v1.0/users/*', status: 429, retryAfter: 30 })
-  const started = Date.now()
   const err = await directory.transitiveGroups(tid, ALICE).catch((e: unknown) => e) as DirectoryUnavailableError
   t.type(err, DirectoryUnavailableError)
   t.equal(err.retryAfterSeconds, 30)
   t.equal(err.throttled, true, 'a 429: throttled, not down')
-  t.ok(Date.now() - started < 5_000, 'no 30 s wait')
-  t.same(rec.events.filter(e => e.hook === 'retry'), [], 'no retry at all')
+  t.same(rec.events.filter(e => e.hook === 'retry'), [], 'no retry at all, so no 30 s wait')
 })
 
 t.test('other 5xx answers are unavailability too (not retried)', async t => {
@@ -134,15 +132,14 @@ t.test('a dropped connection is retried; connections that keep dropping: the typ
 })
 
 t.test('a hung request times out and is retried; requests that keep hanging: the typed error', async t => {
-  const { directory } = await warm(t, { timeoutMs: 300 })
-  ctx.faults.add({ route: '/v1.0/users/*', timeout: true, hangMs: 5_000, times: 1 })
+  // Generous per-attempt timeouts: a loaded machine may be slow to answer the retry.
+  const { directory } = await warm(t, { timeoutMs: 1_500 })
+  ctx.faults.add({ route: '/v1.0/users/*', timeout: true, hangMs: 600_000, times: 1 })
   t.equal((await directory.transitiveGroups(tid, ALICE)).length, 4)
-  ctx.faults.add({ route: '/v1.0/users/*', timeout: true, hangMs: 5_000 })
-  const started = Date.now()
+  ctx.faults.add({ route: '/v1.0/users/*', timeout: true, hangMs: 600_000 })
   const err = await directory.transitiveGroups(tid, ALICE).catch((e: unknown) => e) as DirectoryUnavailableError
   t.type(err, DirectoryUnavailableError)
-  t.match((err.cause as UpstreamUnavailableError).details, { reason: 'timeout', attempts: 3 })
-  t.ok(Date.now() - started < 4_000, 'bounded: three attempts of 300 ms plus short backoffs, not three 5 s hangs')
+  t.match((err.cause as UpstreamUnavailableError).details, { reason: 'timeout', attempts: 3 }, 'bounded: three attempts that each timed out, not three 10-minute hangs')
 })
 
 t.test('a token Graph no longer accepts is replaced once, transparently', async t => {
