@@ -5,8 +5,17 @@ import { startEmulators } from './server.ts'
 import { primaryTenant } from './context.ts'
 import type { TenantFixture } from './tenant/model.ts'
 import { DATABRICKS_ADMIN_PAT, DEFAULT_ACCOUNT_ID, DEFAULT_WORKSPACE_ID } from './databricks/account.ts'
+import { DEMO_DASHBOARD } from './databricks/demo-workspace.ts'
 
 const env = process.env
+const flag = (name: string): boolean => {
+  const value = (env[name] ?? '').trim().toLowerCase()
+  if (['', '0', 'false', 'no'].includes(value)) return false
+  if (['1', 'true', 'yes'].includes(value)) return true
+  console.error(`${name} must be true or false (got '${env[name] ?? ''}')`)
+  process.exit(1)
+}
+const demoWorkspace = flag('EMULATORS_DEMO_WORKSPACE')
 const tenants = env.EMULATORS_TENANT_FILE !== undefined
   ? [JSON.parse(await readFile(env.EMULATORS_TENANT_FILE, 'utf8')) as TenantFixture]
   : undefined
@@ -15,6 +24,10 @@ const emulators = await startEmulators({
   host: env.EMULATORS_HOST ?? '127.0.0.1',
   dataDir: env.EMULATORS_DATA_DIR,
   logLevel: env.EMULATORS_LOG_LEVEL,
+  // Behind a published port or a compose network the emulators are called by another name than they
+  // listen on: issuers and links name it, and so does the server certificate.
+  origin: env.EMULATORS_ORIGIN !== undefined && env.EMULATORS_ORIGIN !== '' ? env.EMULATORS_ORIGIN : undefined,
+  demoWorkspace,
   tenants
 })
 
@@ -32,6 +45,9 @@ const lines = [
   `                   ${o}/api/2.0/accounts/${DEFAULT_ACCOUNT_ID}/scim/v2/Users (see docs/databricks-emulator.md)`,
   `  Control API    : ${o}/_emulator (loopback only; see docs/emulators.md)`
 ]
+if (demoWorkspace) {
+  lines.push(`  Demo workspace : ${DEMO_DASHBOARD.workspaceId}: dashboard '${DEMO_DASHBOARD.displayName}' ${DEMO_DASHBOARD.id} in ${DEMO_DASHBOARD.folder}, managed by ${DEMO_DASHBOARD.manager}`)
+}
 if (app !== undefined) {
   lines.push(
     `  Client id      : ${app.appId}`,

@@ -15,6 +15,7 @@ import { controlRoutes } from './control/routes.ts'
 import { stsRoutes } from './sts/routes.ts'
 import { graphRoutes } from './graph/routes.ts'
 import { databricksRoutes } from './databricks/routes.ts'
+import { seedDemoWorkspace } from './databricks/demo-workspace.ts'
 
 export interface EmulatorOptions extends EmulatorSettings {
   /** Tenants to load at start; the first is the primary one. Default: the demo tenant. */
@@ -23,6 +24,15 @@ export interface EmulatorOptions extends EmulatorSettings {
   dataDir?: string
   /** Pino log level for the emulators' own log; default silent. */
   logLevel?: string
+  /**
+   * The origin clients reach the emulators at, when it is not the address they listen on: issuers,
+   * discovery documents and next links name it, and the server certificate names its host (a compose
+   * service such as `https://emulators:8443`). Default: `https://<host>:<port>` as listened on, with
+   * `localhost` for a wildcard host (0.0.0.0, ::).
+   */
+  origin?: string
+  /** Seed the demo workspace (the dashboard local mode shares); needs the demo tenant. */
+  demoWorkspace?: boolean
 }
 
 export interface Emulator {
@@ -34,8 +44,23 @@ export interface Emulator {
   close: () => Promise<void>
 }
 
+/** An advertised origin as `https://host[:port]`, or an error naming what is wrong with it. */
+export function parseOrigin (origin: string): { origin: string, hostname: string } {
+  let url: URL
+  try {
+    url = new URL(origin)
+  } catch {
+    throw new Error(`the emulators' origin '${origin}' is not a URL (expected https://host:port)`)
+  }
+  if (url.protocol !== 'https:' || url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+    throw new Error(`the emulators' origin '${origin}' must be https://host[:port], with no path`)
+  }
+  return { origin: url.origin, hostname: url.hostname.replace(/^\[(.*)\]$/, '$1') }
+}
+
 export async function buildEmulator (options: EmulatorOptions = {}): Promise<{ app: FastifyInstance, ctx: EmulatorContext, caPath: string, ca: string }> {
-  const pki = await ensurePki(options.dataDir ?? defaultDataDir)
+  const advertised = options.origin !== undefined ? parseOrigin(options.origin) : undefined
+  const pki = await ensurePki(options.dataDir ?? defaultDataDir, advertised !== undefined ? [advertised.hostname] : [])
   const clock = new EmulatorClock()
   const tenants = new Map<string, Directory>()
   for (const fixture of options.tenants ?? [demoTenant()]) {
@@ -43,7 +68,7 @@ export async function buildEmulator (options: EmulatorOptions = {}): Promise<{ a
     tenants.set(d.tenantId, d)
   }
   const ctx: EmulatorContext = {
-    origin: 'https://127.0.0.1:8443',
+    origin: advertised?.origin ?? 'https://127.0.0.1:8443',
     clock,
     keys: await KeyStore.create(),
     tenants,
@@ -91,6 +116,8 @@ export async function buildEmulator (options: EmulatorOptions = {}): Promise<{ a
   await app.register(stsRoutes, { ctx })
   await app.register(graphRoutes, { ctx })
   await app.register(databricksRoutes, { ctx })
+  // Seeded before the server listens: whoever finds it up finds the workspace too.
+  if (options.demoWorkspace === true) await seedDemoWorkspace(app, ctx)
   return { app, ctx, caPath: pki.caPath, ca: pki.ca }
 }
 
@@ -118,13 +145,17 @@ async function applyFault (ctx: EmulatorContext, fault: Fault, request: FastifyR
   await reply.code(status).headers(headers ?? {}).send(body)
 }
 
-/** Starts the emulators on `https://host:port` (port 0 picks a free one). */
+/**
+ * Starts the emulators on `https://host:port` (port 0 picks a free one). The origin is `options.origin`
+ * when given, else the address listened on (`localhost` for a wildcard host, which no client can call).
+ */
 export async function startEmulators (options: EmulatorOptions & { port?: number, host?: string } = {}): Promise<Emulator> {
   const { app, ctx, caPath, ca } = await buildEmulator(options)
   const host = options.host ?? '127.0.0.1'
   await app.listen({ port: options.port ?? 8443, host })
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : options.port
-  ctx.origin = `https://${host.includes(':') ? `[${host}]` : host}:${String(port)}`
+  const named = host === '0.0.0.0' || host === '::' || host === '' ? 'localhost' : host
+  ctx.origin = options.origin !== undefined ? parseOrigin(options.origin).origin : `https://${named.includes(':') ? `[${named}]` : named}:${String(port)}`
   return { app, ctx, origin: ctx.origin, caPath, ca, close: async () => await app.close() }
 }

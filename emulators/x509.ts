@@ -42,7 +42,7 @@ export async function selfSigned (commonName: string, years = 2, ca = false): Pr
   return await finish(cert, keys)
 }
 
-/** A TLS server certificate for loopback names, signed by `ca`. */
+/** A TLS server certificate for the given DNS names and IP addresses, signed by `ca`. */
 export async function serverCertificate (ca: CertifiedKey, names: { dns: string[], ip: string[] }): Promise<CertifiedKey> {
   const keys = await generateRsaKeyPair()
   const caCert = new x509.X509Certificate(ca.certPem)
