@@ -6,6 +6,7 @@ import type { Resolver } from './resolver/resolver.ts'
 import type { Materializer } from './resolver/materializer.ts'
 import type { Metrics } from './observability/metrics.ts'
 import { registerProblemHandlers } from './http/problems.ts'
+import { registerDeadlines } from './http/deadline.ts'
 import { registerJsonBodyParser } from './http/json-body.ts'
 import { healthRoutes, type ReadinessCheck } from './http/health.ts'
 import { registerAuthentication, type Authenticator } from './http/authenticate.ts'
@@ -42,9 +43,12 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     },
     // Our own single line per request (below) replaces fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
-    connectionTimeout: 120_000,
-    requestTimeout: 60_000,
-    keepAliveTimeout: 10_000,
+    // Every /v1 request is answered within REQUEST_TIMEOUT_MS (http/deadline.ts): a socket idle that long is
+    // never reset mid-request; 30 s to receive a request (headers and body); idle keep-alive connections
+    // outlive a load balancer's (60 s is common), so it never reuses one the service is closing.
+    connectionTimeout: deps.config.REQUEST_TIMEOUT_MS + 30_000,
+    requestTimeout: 30_000,
+    keepAliveTimeout: 72_000,
     // Entra tokens can be large (many claims); anything bigger is not a token.
     routerOptions: { maxParamLength: 1024 },
     // Entra tokens with many claims exceed Node's 16 KiB header default; let the verifier answer TOKEN_TOO_LARGE.
@@ -70,6 +74,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   })
 
   registerProblemHandlers(app)
+  registerDeadlines(app, { timeoutMs: deps.config.REQUEST_TIMEOUT_MS })
   // JSON with a nesting-depth limit checked before parsing (json-body.ts), for every route.
   registerJsonBodyParser(app)
   // Before the routes: @fastify/swagger collects each route's schema as it is added.

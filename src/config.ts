@@ -12,6 +12,8 @@ export const ConfigSchema = Type.Object({
   LOG_LEVEL: Type.Unsafe<'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'>({ ...LogLevel, default: 'info', description: 'Pino log level.' }),
   NODE_ENV: Type.Optional(Type.String({ description: '`production` refuses to start without the Entra configuration instead of running local mode.' })),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 10_000, description: 'How long in-flight requests may finish after SIGTERM.' }),
+  REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'Deadline of every /v1 request: past it the caller gets 503 DEADLINE_EXCEEDED with Retry-After while the work goes on, its result cached for the retry.' }),
+  UPSTREAM_TIMEOUT_MS: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000, description: 'How long one attempt of an outbound call (Graph, Entra, Databricks) may take before it is abandoned and retried. Default: half of REQUEST_TIMEOUT_MS, so a retry fits in a request\'s deadline; at most REQUEST_TIMEOUT_MS.' })),
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 1, description: 'When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`. Unset: /metrics is open, so do not expose the port beyond the scrapers.' })),
   ENTRA_TENANT_ID: Type.Optional(Type.String({ ...GUID, description: 'The Entra tenant (GUID). Unset: local mode, against the emulators and their demo tenant.' })),
   ENTRA_CLIENT_ID: Type.Optional(Type.String({ ...GUID, description: 'The service\'s app registration (client id): it calls Graph with this identity, and tokens for it are accepted.' })),
@@ -69,7 +71,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const value = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, raw))
   const problems = [...Value.Errors(ConfigSchema, value)].map(e => {
     const name = e.path.replace(/^\//, '')
-    return `${name}: ${e.message}${raw[name] !== undefined ? ` (got '${String(raw[name])}')` : ''}`
+    return `${name}: ${expected(e.schema as Record<string, unknown>, e.message)}${raw[name] !== undefined ? ` (got '${String(raw[name])}')` : ''}`
   })
   if (env.NODE_ENV === 'production') {
     for (const k of REQUIRED_IN_PRODUCTION) if (raw[k] === undefined) problems.push(`${k}: required when NODE_ENV=production`)
@@ -80,6 +82,10 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   for (const id of listOf(raw.DATABRICKS_GROUP_PARENTS === undefined ? undefined : String(raw.DATABRICKS_GROUP_PARENTS))) {
     if (!new RegExp(GUID.pattern).test(id)) problems.push(`DATABRICKS_GROUP_PARENTS: '${id}' is not an Entra group object id (a GUID)`)
   }
+  const { REQUEST_TIMEOUT_MS: requestTimeout, UPSTREAM_TIMEOUT_MS: upstreamTimeout } = value as Partial<Config>
+  if (upstreamTimeout !== undefined && requestTimeout !== undefined && upstreamTimeout > requestTimeout) {
+    problems.push(`UPSTREAM_TIMEOUT_MS: must be at most REQUEST_TIMEOUT_MS (${requestTimeout}), so that one attempt of an outbound call fits in a request's deadline (got '${String(raw.UPSTREAM_TIMEOUT_MS)}')`)
+  }
   if (raw.ENTRA_CLIENT_ID !== undefined && raw.ENTRA_CLIENT_SECRET === undefined && raw.ENTRA_CLIENT_CERTIFICATE_PATH === undefined) {
     problems.push('ENTRA_CLIENT_SECRET: set it or ENTRA_CLIENT_CERTIFICATE_PATH, the credential the service uses to call Microsoft Graph')
   }
@@ -87,8 +93,37 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   return value as Config
 }
 
+/**
+ * What a value must be, in the operator's words: a union of literals lists its allowed values, a boolean
+ * says true or false, a number its bounds; anything else keeps TypeBox's message.
+ */
+function expected (schema: Record<string, unknown>, message: string): string {
+  const options = Array.isArray(schema.anyOf) ? (schema.anyOf as Array<Record<string, unknown>>).map(s => s.const) : []
+  if (options.length > 0 && options.every(o => typeof o === 'string' || typeof o === 'number')) {
+    return `must be one of ${options.map(o => `'${String(o)}'`).join(', ')}`
+  }
+  if (schema.type === 'boolean') return "must be 'true' or 'false'"
+  if (schema.pattern === GUID.pattern) return 'must be a GUID such as 8f2c5a1e-4b7d-4e3a-9c61-2d5e8f0a7b13'
+  if (typeof schema.pattern === 'string' && schema.pattern.startsWith('^https://')) return schema.pattern.endsWith('/?$') ? 'must be an https:// origin, without a path' : 'must be an https:// URL'
+  if (schema.pattern === '^rediss?://') return 'must be a redis:// or rediss:// URL'
+  if (schema.type === 'integer' || schema.type === 'number') {
+    const kind = schema.type === 'integer' ? 'an integer' : 'a number'
+    const min = typeof schema.minimum === 'number' ? `${schema.minimum}` : typeof schema.exclusiveMinimum === 'number' ? `more than ${schema.exclusiveMinimum}` : undefined
+    const max = typeof schema.maximum === 'number' ? schema.maximum : undefined
+    if (min !== undefined && max !== undefined) return `must be ${kind} from ${min} to ${max}`
+    if (min !== undefined) return `must be ${kind}${min.startsWith('more') ? ` ${min}` : ` of at least ${min}`}`
+    if (max !== undefined) return `must be ${kind} of at most ${max}`
+    return `must be ${kind}`
+  }
+  return message
+}
+
 /** Local mode: no Entra tenant configured, so the service runs against the emulators. */
 export const isLocalMode = (config: Config): boolean => config.ENTRA_TENANT_ID === undefined
+
+/** Per-attempt timeout of outbound calls: UPSTREAM_TIMEOUT_MS, else half the request deadline (a retry fits in it). */
+export const upstreamTimeoutMs = (config: Pick<Config, 'REQUEST_TIMEOUT_MS' | 'UPSTREAM_TIMEOUT_MS'>): number =>
+  config.UPSTREAM_TIMEOUT_MS ?? Math.max(100, Math.floor(config.REQUEST_TIMEOUT_MS / 2))
 
 /** Comma-separated list → trimmed, non-empty entries. */
 export const listOf = (value: string | undefined): string[] => (value ?? '').split(',').map(s => s.trim()).filter(s => s !== '')

@@ -20,7 +20,12 @@ async function main (): Promise<void> {
   if (isLocalMode(config)) {
     // Imported lazily: production never loads the emulators.
     const { startLocalMode } = await import('./local/local-mode.ts')
-    local = await startLocalMode(config)
+    try {
+      local = await startLocalMode(config)
+    } catch (err) {
+      exitIfCannotListen(err, 'the emulators', 'EMULATORS_PORT', config.EMULATORS_PORT, '127.0.0.1')
+      throw err
+    }
     config = local.config
     ca = local.ca
     console.warn(local.banner)
@@ -33,8 +38,32 @@ async function main (): Promise<void> {
     await service.close()
     await local?.close()
   })
-  const url = await service.app.listen({ port: config.PORT, host: config.HOST })
+  let url: string
+  try {
+    url = await service.app.listen({ port: config.PORT, host: config.HOST })
+  } catch (err) {
+    exitIfCannotListen(err, 'the service', 'PORT', config.PORT, config.HOST, 'HOST')
+    throw err
+  }
   if (local !== undefined) console.warn(`\n${local.walkthrough(url).text}\n`)
+}
+
+/**
+ * A port that is taken (or not ours to take) is an operator's mistake, not a crash: one line naming the
+ * variable to change, and exit 1. Other errors are left to the caller.
+ */
+function exitIfCannotListen (err: unknown, what: string, portVariable: string, port: number, host: string, hostVariable?: string): void {
+  const code = (err as { code?: unknown }).code
+  const hint = code === 'EADDRINUSE'
+    ? `port ${port} on ${host} is already in use: set ${portVariable} to a free port, or stop the process that holds it`
+    : code === 'EACCES'
+      ? `port ${port} on ${host} needs privileges this process lacks: set ${portVariable} to a port above 1023`
+      : code === 'EADDRNOTAVAIL' && hostVariable !== undefined
+        ? `${host} is not an address of this machine: set ${hostVariable} to one of its addresses (0.0.0.0 for all)`
+        : undefined
+  if (hint === undefined) return
+  console.error(`Cannot start ${what}: ${hint}.`)
+  process.exit(1)
 }
 
 await main()

@@ -2,7 +2,7 @@
 // resolver, metrics, and the app. server.ts and the tests assemble the service the same way.
 import { readFile } from 'node:fs/promises'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { listOf, parseWorkspaceUrls, type Config } from './config.ts'
+import { listOf, parseWorkspaceUrls, upstreamTimeoutMs, type Config } from './config.ts'
 import { systemClock, type Clock } from './clock.ts'
 import { buildApp } from './app.ts'
 import { Metrics } from './observability/metrics.ts'
@@ -13,7 +13,7 @@ import { Resolver } from './resolver/resolver.ts'
 import { Materializer } from './resolver/materializer.ts'
 import { RegistrationRunner } from './registrations/runner.ts'
 import { FileJobStore } from './registrations/store.ts'
-import { RedisJobStore } from './registrations/redis-store.ts'
+import { RedisJobStore, type RedisStateChange } from './registrations/redis-store.ts'
 import { DatabricksClient } from './target/databricks-client.ts'
 import { DatabricksScimTarget, type ScimTargetObserver } from './target/scim.ts'
 import { DatabricksAimTarget } from './target/aim.ts'
@@ -55,11 +55,14 @@ export async function buildService (config: Config, options: ServiceOptions = {}
   // The app, and its logger, is built last: the parts built before it log through this once it exists.
   const logs: { log?: FastifyBaseLogger } = {}
 
-  const entra = new UpstreamClient({ name: 'entra', ca, observer, concurrency: 8 })
+  // One attempt of an outbound call fits in a request's deadline (REQUEST_TIMEOUT_MS), with room for a retry.
+  const timeoutMs = upstreamTimeoutMs(config)
+  const entra = new UpstreamClient({ name: 'entra', ca, observer, concurrency: 8, timeoutMs })
   const graph = new UpstreamClient({
     name: 'graph',
     ca,
     observer,
+    timeoutMs,
     concurrency: config.GRAPH_MAX_CONCURRENCY,
     ratePerSecond: config.GRAPH_MAX_REQUESTS_PER_SECOND,
     burst: Math.max(1, Math.ceil(config.GRAPH_MAX_REQUESTS_PER_SECOND))
@@ -80,7 +83,8 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       return response.json
     },
     cacheObserver: metrics.cacheObserver,
-    logger: { warn: (obj, msg) => { logs.log?.warn({ component: 'entra-keys', ...obj }, msg) } }
+    // Entra unreachable is expected now and then: the error's message, not its stack.
+    logger: { warn: (obj, msg) => { logs.log?.warn({ component: 'entra-keys', ...obj, ...('err' in obj ? { err: messageOf(obj.err) } : {}) }, msg) } }
   })
 
   const credential = config.ENTRA_CLIENT_CERTIFICATE_PATH !== undefined
@@ -109,8 +113,10 @@ export async function buildService (config: Config, options: ServiceOptions = {}
   })
 
   // Databricks, when configured: every login also materializes the caller in the account.
-  const databricks = config.DATABRICKS_HOST !== undefined && config.DATABRICKS_ACCOUNT_ID !== undefined
+  const databricksHttp = config.DATABRICKS_HOST !== undefined ? new UpstreamClient({ name: 'databricks', ca, observer, concurrency: 4, timeoutMs }) : undefined
+  const databricks = databricksHttp !== undefined && config.DATABRICKS_HOST !== undefined && config.DATABRICKS_ACCOUNT_ID !== undefined
     ? new DatabricksClient({
+      http: databricksHttp,
       host: config.DATABRICKS_HOST,
       accountId: config.DATABRICKS_ACCOUNT_ID,
       ...(config.DATABRICKS_TOKEN !== undefined
@@ -160,12 +166,15 @@ export async function buildService (config: Config, options: ServiceOptions = {}
     })
 
   // Bulk registration jobs, in Redis when configured (shared by replicas), else in files.
+  const redis = materializer === undefined || config.REDIS_URL === undefined
+    ? undefined
+    : new RedisJobStore({ url: config.REDIS_URL, ...(options.registrationsKeyPrefix !== undefined ? { prefix: options.registrationsKeyPrefix } : {}) })
+  // One line per change of the connection, never one per reconnection attempt.
+  redis?.onStateChange(change => { logRedis(logs.log, change) })
   const registrations = materializer === undefined
     ? undefined
     : new RegistrationRunner({
-      store: config.REDIS_URL !== undefined
-        ? new RedisJobStore({ url: config.REDIS_URL, ...(options.registrationsKeyPrefix !== undefined ? { prefix: options.registrationsKeyPrefix } : {}) })
-        : new FileJobStore(config.REGISTRATIONS_DIR),
+      store: redis ?? new FileJobStore(config.REGISTRATIONS_DIR),
       resolver,
       materializer,
       clock,
@@ -180,8 +189,11 @@ export async function buildService (config: Config, options: ServiceOptions = {}
     registrations,
     materializer,
     access,
-    // Ready once the signing keys are loaded: without them no request can be served.
-    readinessChecks: [{ name: 'entra-signing-keys', check: async () => { await verifier.warm() } }]
+    // Ready once the signing keys are loaded: without them no request can be served. With Redis: while it answers.
+    readinessChecks: [
+      { name: 'entra-signing-keys', check: async () => { await verifier.warm() } },
+      ...(redis !== undefined ? [{ name: 'redis', check: async () => { await redis.check() } }] : [])
+    ]
   })
 
   logs.log = app.log
@@ -206,8 +218,23 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       await verifier.close()
       await directory.close()
       await databricks?.close()
-      await Promise.all([entra.close(), graph.close()])
+      await Promise.all([entra.close(), graph.close(), databricksHttp?.close()])
     }
+  }
+}
+
+/** An error as a log line shows an expected failure: its message, without the stack. */
+function messageOf (err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+function logRedis (log: FastifyBaseLogger | undefined, change: RedisStateChange): void {
+  const line = { component: 'redis', redis: change.state, ...(change.reason !== undefined ? { reason: change.reason } : {}), ...(change.downMs !== undefined ? { downMs: change.downMs } : {}) }
+  switch (change.state) {
+    case 'connected': log?.info(line, 'Redis connected'); break
+    case 'reconnected': log?.info(line, `Redis reconnected after ${Math.round((change.downMs ?? 0) / 100) / 10} s; registrations go on`); break
+    case 'unreachable': log?.warn(line, 'Redis unreachable; registrations wait for it, /readyz reports it'); break
+    case 'lost': log?.warn(line, 'Redis connection lost; registrations pause until it is back, /readyz reports it')
   }
 }
 

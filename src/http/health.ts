@@ -1,5 +1,7 @@
 // Liveness and readiness. /healthz answers while the process can serve at all; /readyz answers 200 only
 // when every readiness check passes, so a load balancer stops sending traffic to a replica that can't work.
+// The checks run together, each bounded in time (a probe that hangs is a failing probe, not a hung one),
+// and the 503 names every check that failed.
 import type { FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { NotReady } from './problems.ts'
@@ -9,21 +11,32 @@ export interface ReadinessCheck {
   check: () => Promise<void> | void
 }
 
+/** How long one readiness check may take before it counts as failed. */
+export const CHECK_TIMEOUT_MS = 2000
+
 const Status = Type.Object({ status: Type.String(), checks: Type.Optional(Type.Record(Type.String(), Type.String())) })
 
-export async function healthRoutes (app: FastifyInstance, opts: { checks: ReadinessCheck[] }): Promise<void> {
+export async function healthRoutes (app: FastifyInstance, opts: { checks: ReadinessCheck[], checkTimeoutMs?: number }): Promise<void> {
+  const timeoutMs = opts.checkTimeoutMs ?? CHECK_TIMEOUT_MS
   app.get('/healthz', { schema: { tags: ['health'], response: { 200: Status } } }, async () => ({ status: 'ok' }))
 
   app.get('/readyz', { schema: { tags: ['health'], response: { 200: Status } } }, async () => {
-    const checks: Record<string, string> = {}
-    for (const { name, check } of opts.checks) {
-      try {
-        await check()
-        checks[name] = 'ok'
-      } catch (err) {
-        throw new NotReady(`${name}: ${(err as Error).message}`)
-      }
-    }
-    return { status: 'ready', checks }
+    const results = await Promise.all(opts.checks.map(async ({ name, check }) => ({ name, failure: await failureOf(check, timeoutMs) })))
+    const failed = results.filter(r => r.failure !== undefined)
+    if (failed.length > 0) throw new NotReady(failed.map(r => `${r.name}: ${r.failure ?? ''}`).join('; '))
+    return { status: 'ready', checks: Object.fromEntries(results.map(r => [r.name, 'ok'])) }
   })
+}
+
+/** Why the check failed, or undefined when it passed in time. */
+async function failureOf (check: ReadinessCheck['check'], timeoutMs: number): Promise<string | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<string>(resolve => { timer = setTimeout(() => { resolve(`no answer within ${timeoutMs} ms`) }, timeoutMs) })
+  try {
+    return await Promise.race([Promise.resolve().then(check).then(() => undefined), late])
+  } catch (err) {
+    return (err as Error).message
+  } finally {
+    clearTimeout(timer)
+  }
 }

@@ -53,7 +53,12 @@ export function registerProblemHandlers (app: FastifyInstance): void {
       ? new BodyTooLarge(bytes(request.routeOptions.bodyLimit), request.method, request.routeOptions.url ?? request.url.split('?')[0])
       : err
     const problem = problemOf(error, request.url)
-    if (problem.status >= 500) request.log.error({ err }, 'request failed')
+    // Only the unexpected is an `error` with its stack. An expected condition (an upstream throttling or
+    // down, a deadline, not ready: 5xx with our code) is a warn without one, the service's own credentials
+    // refused (*_MISCONFIGURED) an error without one (the operator must act), a refusal (4xx) an info.
+    if (problem.code === 'INTERNAL') request.log.error({ err }, 'request failed')
+    else if (problem.status >= 500) request.log[problem.code.endsWith('_MISCONFIGURED') ? 'error' : 'warn']({ code: problem.code, detail: problem.detail }, 'request failed')
+    else request.log.info({ code: problem.code }, 'request refused')
     const headers = (err as { headers?: Record<string, string> }).headers
     if (headers !== undefined) reply.headers(headers)
     return await reply.code(problem.status).type('application/problem+json').send(problem)

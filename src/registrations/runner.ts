@@ -12,6 +12,9 @@
 //   Materialization is idempotent, so items in flight at a crash are simply done again after a restart.
 // - close(): no new item starts, waits are cut short, in-flight items finish, the job is checkpointed
 //   as it stands (still `running` or `listing`) and a later start resumes it.
+// - A store that goes away (Redis down) pauses the items: none starts until the store is back, then they go
+//   on. A failed checkpoint is taken again later; the last one (the job's end) waits for the store, so a
+//   finished job is never left `running`. resume() waits for the store too.
 import { setTimeout as sleep } from 'node:timers/promises'
 import pLimit, { type LimitFunction } from 'p-limit'
 import type { Clock } from '../clock.ts'
@@ -20,7 +23,7 @@ import type { Resolution, Resolver } from '../resolver/resolver.ts'
 import type { Materializer } from '../resolver/materializer.ts'
 import { MAX_PRINCIPALS, countsOf, isFinished, newJob, type ItemFailure, type JobItem, type JobSource, type RegistrationJob } from './job.ts'
 import type { JobStore } from './store.ts'
-import { ShuttingDown } from './errors.ts'
+import { ShuttingDown, isStoreUnavailable } from './errors.ts'
 
 export interface RunnerLog {
   info: (obj: object, msg: string) => void
@@ -64,7 +67,7 @@ const silent: RunnerLog = { info: () => {}, warn: () => {}, error: () => {} }
 /** One job being run: the live document, its checkpointing, and whether it must stop. */
 class Run {
   finishedSince = 0
-  saving: Promise<void> | undefined
+  saving: Promise<boolean> | undefined
   again = false
   fatal: ItemFailure | undefined
   timer: NodeJS.Timeout | undefined
@@ -115,21 +118,33 @@ export class RegistrationRunner {
     return this.runs.get(id.toLowerCase())?.run.job ?? await this.options.store.get(id)
   }
 
-  /** Starts every unfinished job of the store (at service start). Returns how many. */
+  /**
+   * Starts every unfinished job of the store (at service start), waiting for the store if it is away.
+   * Returns how many.
+   */
   async resume (): Promise<number> {
     const resuming = (async () => {
       let n = 0
-      for (const id of await this.options.store.unfinished()) {
-        if (this.closing) break
-        if (this.runs.has(id.toLowerCase())) continue
-        const job = await this.options.store.get(id)
-        if (this.closing) break
-        if (job === undefined || isFinished(job.status)) continue
-        this.log.info({ registration: job.id, status: job.status, registered: countsOf(job).registered }, 'resuming registration')
-        this.start(job)
-        n++
+      for (let attempt = 1; ; attempt++) {
+        if (!await this.storeAvailable()) return n
+        try {
+          for (const id of await this.options.store.unfinished()) {
+            if (this.closing) break
+            if (this.runs.has(id.toLowerCase())) continue
+            const job = await this.options.store.get(id)
+            if (this.closing) break
+            if (job === undefined || isFinished(job.status) || this.runs.has(job.id)) continue
+            this.log.info({ registration: job.id, status: job.status, registered: countsOf(job).registered }, 'resuming registration')
+            this.start(job)
+            n++
+          }
+          return n
+        } catch (err) {
+          // Away again between the check and the reads: the jobs are still there, read them when it is back.
+          if (!isStoreUnavailable(err)) throw err
+          await this.wait(this.delay(attempt, 0))
+        }
       }
-      return n
     })()
     this.resuming = resuming.then(() => {}, () => {})
     return await resuming
@@ -172,7 +187,15 @@ export class RegistrationRunner {
     } else if (!this.closing) {
       this.finish(job, 'completed')
     }
-    await this.checkpoint(run)
+    await this.lastCheckpoint(run)
+  }
+
+  /** The job's end (or where a closing runner left it) must reach the store: through an outage, once it is back. */
+  private async lastCheckpoint (run: Run): Promise<void> {
+    for (let attempt = 1; !await this.checkpoint(run) && !this.closing; attempt++) {
+      if (!await this.storeAvailable()) return
+      await this.wait(this.delay(attempt, 0))
+    }
   }
 
   /** Lists the group's members into the job's items; false when the job cannot go on (failed or stopping). */
@@ -194,14 +217,14 @@ export class RegistrationRunner {
         }
         const failure = outcome.kind === 'fail' || outcome.kind === 'fatal' ? outcome.failure : unavailable(attempt)
         this.finish(job, 'failed', failure)
-        await this.checkpoint(run)
+        await this.lastCheckpoint(run)
         return false
       }
       if (members === null || members.length > MAX_PRINCIPALS) {
         this.finish(job, 'failed', members === null
           ? { code: 'GROUP_NOT_FOUND', message: `No group ${groupId} exists in tenant ${job.tenantId} (any more).` }
           : { code: 'GROUP_TOO_LARGE', message: `Group ${groupId} has ${members.length} users and service principals; a registration takes at most ${MAX_PRINCIPALS}. Register its subgroups separately.` })
-        await this.checkpoint(run)
+        await this.lastCheckpoint(run)
         return false
       }
       job.items = members.map(principal => ({ query: { id: principal.id }, principal, state: 'pending', attempts: 0 }))
@@ -213,6 +236,8 @@ export class RegistrationRunner {
   private async item (run: Run, item: JobItem): Promise<void> {
     for (;;) {
       const outcome = await this.limit(async (): Promise<Outcome> => {
+        // Paused while the store is away: progress that cannot be checkpointed is not made.
+        if (!await this.storeAvailable()) return { kind: 'stopped' }
         if (this.closing || run.fatal !== undefined) return { kind: 'stopped' }
         try {
           return await this.register(run.job, item)
@@ -302,6 +327,14 @@ export class RegistrationRunner {
     return Math.max(retryAfterMs, backoff) * (1 + 0.2 * Math.random())
   }
 
+  /** Waits while the store is away; false when the runner closes meanwhile. */
+  private async storeAvailable (): Promise<boolean> {
+    if (this.closing) return false
+    const available = this.options.store.available
+    if (available === undefined) return true
+    return await available.call(this.options.store, this.stop.signal) && !this.closing
+  }
+
   /** A wait that close() cuts short. */
   private async wait (ms: number): Promise<void> {
     try {
@@ -327,30 +360,38 @@ export class RegistrationRunner {
     job.finishedAt = job.updatedAt
   }
 
-  /** Saves the job; one save at a time per job, and one more if it changed meanwhile. */
-  private async checkpoint (run: Run): Promise<void> {
+  /**
+   * Saves the job; one save at a time per job, and one more if it changed meanwhile. Resolves whether the
+   * last save succeeded.
+   */
+  private async checkpoint (run: Run): Promise<boolean> {
     if (run.saving !== undefined) {
       run.again = true
       return await run.saving
     }
     run.saving = (async () => {
+      let saved = false
       try {
         do {
           run.again = false
           run.finishedSince = 0
           try {
             await this.options.store.save(run.job)
+            saved = true
           } catch (err) {
             // The next checkpoint tries again; a restart meanwhile redoes the items since the last one.
-            this.log.warn({ err, registration: run.job.id }, 'registration checkpoint failed')
+            saved = false
+            const expected = isStoreUnavailable(err)
+            this.log[expected ? 'warn' : 'error'](expected ? { registration: run.job.id, code: (err as { code: string }).code } : { err, registration: run.job.id }, 'registration checkpoint failed')
           }
         } while (run.again)
       } finally {
         // In the same turn as the last check of `again`: no request to save can fall in between.
         run.saving = undefined
       }
+      return saved
     })()
-    await run.saving
+    return await run.saving
   }
 }
 

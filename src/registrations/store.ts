@@ -12,6 +12,11 @@ export interface JobStore {
   /** Ids of the jobs that are neither completed nor failed: what a starting service resumes. */
   unfinished: () => Promise<string[]>
   close: () => Promise<void>
+  /**
+   * Resolves true once the store can be written again (a store that can be away, Redis), false if `signal`
+   * aborts first. Absent: always available. The runner pauses its items on it during an outage.
+   */
+  available?: (signal?: AbortSignal) => Promise<boolean>
 }
 
 const ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ConfigError, isLocalMode, listOf, loadConfig, parseWorkspaceUrls } from '../../src/config.ts'
+import { ConfigError, isLocalMode, listOf, loadConfig, parseWorkspaceUrls, upstreamTimeoutMs } from '../../src/config.ts'
 
 t.test('defaults give a runnable local-mode configuration', async t => {
   const config = loadConfig({})
@@ -76,4 +76,38 @@ t.test('DATABRICKS_WORKSPACE_URLS: id=https://host pairs, each bad entry named',
   })) as ConfigError
   t.same(err.problems.filter(p => p.startsWith('DATABRICKS_WORKSPACE_URLS')).length, 5, 'every bad entry, next to the other problems')
   t.match(err.problems, [/PORT/, /'adb-1=https:\/\/adb-1\.azuredatabricks\.net' is not workspaceId=https:\/\/host/, /workspace 2 must be an https origin/, /workspace 3 must be an https origin.*got 'https:\/\/adb-3\.net\/path'/, /'4' is not workspaceId/, /workspace 5 is listed twice/])
+})
+
+t.test('a value outside a set of choices is told the choices', async t => {
+  const err = t.throws(() => loadConfig({ LOG_LEVEL: 'verbose', DATABRICKS_MODE: 'auto', DATABRICKS_GROUP_NAMES: 'id', DATABRICKS_GROUP_FILTER: 'm365', USE_TOKEN_GROUPS_CLAIM: 'yes' })) as ConfigError
+  t.same(err.problems, [
+    "LOG_LEVEL: must be one of 'fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent' (got 'verbose')",
+    "DATABRICKS_MODE: must be one of 'scim', 'aim' (got 'auto')",
+    "DATABRICKS_GROUP_NAMES: must be one of 'display-with-id', 'display' (got 'id')",
+    "DATABRICKS_GROUP_FILTER: must be one of 'all', 'security' (got 'm365')",
+    "USE_TOKEN_GROUPS_CLAIM: must be 'true' or 'false' (got 'yes')"
+  ])
+  t.notMatch(err.message, /Expected union value/)
+})
+
+t.test('numbers, ids and URLs say what they must be', async t => {
+  const err = t.throws(() => loadConfig({ PORT: '70000', GRAPH_MAX_REQUESTS_PER_SECOND: '0', ENTRA_TENANT_ID: 'contoso', DATABRICKS_HOST: 'https://accounts.example/api', DATABRICKS_ACCOUNT_ID: 'a', REDIS_URL: 'localhost:6379' })) as ConfigError
+  t.match(err.problems, [
+    "PORT: must be an integer from 0 to 65535 (got '70000')",
+    /^ENTRA_TENANT_ID: must be a GUID such as [0-9a-f-]{36} \(got 'contoso'\)$/,
+    "GRAPH_MAX_REQUESTS_PER_SECOND: must be a number more than 0 (got '0')",
+    "DATABRICKS_HOST: must be an https:// origin, without a path (got 'https://accounts.example/api')",
+    "REDIS_URL: must be a redis:// or rediss:// URL (got 'localhost:6379')"
+  ])
+})
+
+t.test('request deadline and upstream timeouts: defaults, and one attempt fits in a deadline', async t => {
+  const config = loadConfig({})
+  t.equal(config.REQUEST_TIMEOUT_MS, 10_000)
+  t.equal(config.UPSTREAM_TIMEOUT_MS, undefined)
+  t.equal(upstreamTimeoutMs(config), 5_000, 'half the deadline: room for a retry')
+  t.equal(upstreamTimeoutMs(loadConfig({ REQUEST_TIMEOUT_MS: '3000', UPSTREAM_TIMEOUT_MS: '3000' })), 3000)
+  t.same((t.throws(() => loadConfig({ REQUEST_TIMEOUT_MS: '2000', UPSTREAM_TIMEOUT_MS: '2500' })) as ConfigError).problems,
+    ["UPSTREAM_TIMEOUT_MS: must be at most REQUEST_TIMEOUT_MS (2000), so that one attempt of an outbound call fits in a request's deadline (got '2500')"])
+  t.match((t.throws(() => loadConfig({ REQUEST_TIMEOUT_MS: '50' })) as ConfigError).problems, [/REQUEST_TIMEOUT_MS: must be an integer from 100 to 600000/])
 })

@@ -1,0 +1,114 @@
+// Deadlines: every /v1 request is answered within REQUEST_TIMEOUT_MS. When its deadline passes, the caller
+// gets 503 DEADLINE_EXCEEDED with Retry-After and the work goes on: what it loads lands in the resolver's
+// caches, whose loads are shared by concurrent callers, and materialization is idempotent, so the retry
+// joins the work still running or reads what it produced. Nothing is cancelled: abandoning a half-done
+// login would only make the retry start it again.
+//
+// The clock starts when the request arrives (an onRequest hook registered before the routes' own), so a
+// slow authentication counts too. A deadline that passes before the handler runs is answered from the
+// timer; one that passes while the handler runs rejects the handler's wrapper, so fastify answers exactly
+// once and the handler's late result is only logged, never sent on a reply that is already gone.
+import createError from '@fastify/error'
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify'
+
+const Exceeded = createError('DEADLINE_EXCEEDED', 'No answer within the deadline of this request (%s ms): an upstream is slow. The work goes on and its result is kept: retry after %s seconds, usually answered at once.', 503)
+
+/** The 503 a caller gets when its request's deadline passes, with Retry-After. */
+export function deadlineExceeded (timeoutMs: number, retryAfterSeconds: number): Error {
+  return Object.assign(new Exceeded(timeoutMs, retryAfterSeconds), { headers: { 'retry-after': String(retryAfterSeconds) } })
+}
+
+export interface DeadlineOptions {
+  /** REQUEST_TIMEOUT_MS. */
+  timeoutMs: number
+  /** Retry-After of the 503 (default 1 s: a retry joins the work still running, so it costs nothing). */
+  retryAfterSeconds?: number
+  /** Which routes have a deadline (default: every /v1 route). */
+  applies?: (route: { method: string, url: string }) => boolean
+}
+
+interface Deadline {
+  timer: NodeJS.Timeout
+  expired: boolean
+  /** Set while the handler runs: makes its wrapper reject with the 503. */
+  abandon?: (err: Error) => void
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Set on routes that have a deadline (registerDeadlines). */
+    deadlineMs?: number
+  }
+}
+
+const everyV1Route = ({ url }: { url: string }): boolean => url.startsWith('/v1/')
+
+/**
+ * Gives the routes added after it a deadline. Call it before the routes are registered (it wraps each
+ * route's handler as it is added) and before other onRequest hooks (the clock starts in its own).
+ */
+export function registerDeadlines (app: FastifyInstance, options: DeadlineOptions): void {
+  const { timeoutMs } = options
+  const retryAfterSeconds = options.retryAfterSeconds ?? 1
+  const applies = options.applies ?? everyV1Route
+  const deadlines = new WeakMap<FastifyRequest, Deadline>()
+  const wrapped = new WeakSet<RouteHandlerMethod>()
+
+  app.addHook('onRoute', route => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method]
+    if (wrapped.has(route.handler) || !methods.some(method => applies({ method, url: route.url }))) return
+    const handler = route.handler
+    const withDeadline: RouteHandlerMethod = async function (this: FastifyInstance, request, reply) {
+      const deadline = deadlines.get(request)
+      if (deadline === undefined) return await handler.call(this, request, reply)
+      // Answered by the timer a moment ago: nothing to start, nothing to send.
+      if (deadline.expired) return await new Promise<never>(() => {})
+      const work = Promise.resolve().then(async () => await handler.call(this, request, reply))
+      work.then(() => { lateOutcome(request, reply, deadline) }, (err: unknown) => { lateOutcome(request, reply, deadline, err) })
+      return await new Promise((resolve, reject) => {
+        deadline.abandon = reject
+        work.then(resolve, reject)
+      })
+    }
+    wrapped.add(withDeadline)
+    route.handler = withDeadline
+    route.config = { ...route.config, deadlineMs: timeoutMs }
+  })
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.routeOptions.config.deadlineMs === undefined) return
+    const deadline: Deadline = {
+      expired: false,
+      timer: setTimeout(() => {
+        deadline.expired = true
+        const err = deadlineExceeded(timeoutMs, retryAfterSeconds)
+        // In the handler: its wrapper rejects and fastify answers. Still in the hooks (authentication): answer here.
+        if (deadline.abandon !== undefined) deadline.abandon(err)
+        else if (!reply.sent) reply.send(err)
+      }, timeoutMs)
+    }
+    deadlines.set(request, deadline)
+  })
+  const stop = async (request: FastifyRequest): Promise<void> => { clearTimeout(deadlines.get(request)?.timer) }
+  app.addHook('onResponse', stop)
+  app.addHook('onRequestAbort', stop)
+}
+
+/** After the caller got its 503, the work's own end: logged, its result kept by the caches for the retry. */
+function lateOutcome (request: FastifyRequest, reply: FastifyReply, deadline: Deadline, err?: unknown): void {
+  clearTimeout(deadline.timer)
+  if (!deadline.expired) return
+  const ms = Math.round(reply.elapsedTime)
+  if (err === undefined) {
+    request.log.info({ ms }, 'request work finished after its deadline; its result is cached for the retry')
+    return
+  }
+  const e = err as { code?: unknown, statusCode?: unknown, message?: unknown }
+  if (typeof e.code === 'string' && !e.code.startsWith('FST_') && typeof e.statusCode === 'number') {
+    // An outcome the service expects (an upstream still down, a principal not found): no stack.
+    const level = e.statusCode >= 500 ? 'warn' : 'info'
+    request.log[level]({ ms, code: e.code, status: e.statusCode }, 'request work ended after its deadline without a result')
+  } else {
+    request.log.error({ ms, err }, 'request work failed after its deadline')
+  }
+}
