@@ -1,11 +1,14 @@
 // buildApp(deps): the composition root of the HTTP service. It registers plugins and routes with the
 // dependencies it is given and never listens, so tests and local mode assemble the same app.
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
+import type { DestinationStream } from 'pino'
 import type { Config } from './config.ts'
 import type { Resolver } from './resolver/resolver.ts'
 import type { Materializer } from './resolver/materializer.ts'
 import type { Metrics } from './observability/metrics.ts'
-import { registerProblemHandlers } from './http/problems.ts'
+import { MAX_HEADER_BYTES, MAX_URL_LENGTH, clientErrorHandler, frameworkErrors, registerProblemHandlers } from './http/problems.ts'
+import { registerRequestIds, requestIdOf } from './http/request-id.ts'
+import { AJV_OPTIONS } from './http/validation.ts'
 import { registerDeadlines } from './http/deadline.ts'
 import { registerJsonBodyParser } from './http/json-body.ts'
 import { healthRoutes, type ReadinessCheck } from './http/health.ts'
@@ -32,6 +35,8 @@ export interface AppDeps {
   materializer?: Materializer
   /** With a Databricks account configured: effective permissions and sharing. */
   access?: ObjectAccess
+  /** Where the log lines go (default: stdout); tests read them here. */
+  logStream?: DestinationStream
 }
 
 export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
@@ -39,33 +44,44 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     logger: {
       level: deps.config.LOG_LEVEL,
       // Bearer tokens and secrets never reach a log line.
-      redact: { paths: ['req.headers.authorization', 'req.headers.cookie', '*.client_secret', '*.access_token'], censor: '[redacted]' }
+      redact: { paths: ['req.headers.authorization', 'req.headers.cookie', '*.client_secret', '*.access_token'], censor: '[redacted]' },
+      ...(deps.logStream !== undefined ? { stream: deps.logStream } : {})
     },
     // Our own single line per request (below) replaces fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
+    // Every request has an id (a well-formed incoming x-request-id is kept, request-id.ts): in every log
+    // line of the request (`reqId`), the x-request-id response header and every problem.
+    requestIdHeader: false,
+    genReqId: requestIdOf,
+    // Answers fastify and Node's parser would give in their own shapes, as problems (problems.ts).
+    frameworkErrors,
+    clientErrorHandler,
+    return503OnClosing: false,
     // Every /v1 request is answered within REQUEST_TIMEOUT_MS (http/deadline.ts): a socket idle that long is
     // never reset mid-request; 30 s to receive a request (headers and body); idle keep-alive connections
     // outlive a load balancer's (60 s is common), so it never reuses one the service is closing.
     connectionTimeout: deps.config.REQUEST_TIMEOUT_MS + 30_000,
     requestTimeout: 30_000,
     keepAliveTimeout: 72_000,
-    // Entra tokens can be large (many claims); anything bigger is not a token.
-    routerOptions: { maxParamLength: 1024 },
+    // Path parameters as long as a URL may be: an id too long for its schema is a 400 that says so.
+    routerOptions: { maxParamLength: MAX_URL_LENGTH },
     // Entra tokens with many claims exceed Node's 16 KiB header default; let the verifier answer TOKEN_TOO_LARGE.
-    http: { maxHeaderSize: 64 * 1024 },
+    http: { maxHeaderSize: MAX_HEADER_BYTES },
     // Every body this API takes is a few hundred bytes, except a registration's (its route sets its own
     // limit). Bodies are read only after the route's onRequest hooks: authentication and the role come first.
     bodyLimit: 64 * 1024,
-    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: 'all' } }
+    // Strict: unknown properties are refused, nothing is coerced, every error is reported (validation.ts).
+    ajv: AJV_OPTIONS
   })
 
+  registerRequestIds(app)
   // One log line per request, after the response, with the caller's object id (never the token).
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched'
     deps.metrics?.observeRequest(route, request.method, reply.statusCode, reply.elapsedTime / 1000)
     request.log.info({
       method: request.method,
-      url: request.url,
+      url: request.url.length > 2048 ? `${request.url.slice(0, 2048)}…` : request.url,
       status: reply.statusCode,
       ms: Math.round(reply.elapsedTime * 10) / 10,
       ...(request.caller !== undefined ? { oid: request.caller.oid, tid: request.caller.tenantId } : {})
@@ -75,7 +91,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
 
   registerProblemHandlers(app)
   registerDeadlines(app, { timeoutMs: deps.config.REQUEST_TIMEOUT_MS })
-  // JSON with a nesting-depth limit checked before parsing (json-body.ts), for every route.
+  // JSON with a nesting-depth limit checked before parsing (json-body.ts), for every route; no other body.
   registerJsonBodyParser(app)
   // Before the routes: @fastify/swagger collects each route's schema as it is added.
   await registerOpenApi(app)

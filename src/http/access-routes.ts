@@ -4,14 +4,21 @@ import type { FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Caller } from '../auth/caller.ts'
-import type { ObjectAccess, ObjectRef } from '../resolver/object-access.ts'
+import { ObjectAccess, type ObjectRef } from '../resolver/object-access.ts'
 import { DatabricksNotConfigured } from '../resolver/errors.ts'
-import { By, EffectivePermissionResult, Problem, ShareRequest, ShareResult, WorkspaceId, errorResponses } from './schemas.ts'
+import { By, EffectivePermissionResult, Name, ObjectIdString, ObjectTypeName, Problem, ShareRequest, ShareResult, Strict, WorkspaceId, errorResponses } from './schemas.ts'
 import { principalQuery, resolutionBody } from './resolution.ts'
+import { checkObjectId } from './object-ids.ts'
 
 function callerOf (request: { caller?: Caller }): Caller {
   if (request.caller === undefined) throw new Error('authenticate did not set the caller')
   return request.caller
+}
+
+/** The object as the request names it, its id checked against its type's shape (400 INVALID_OBJECT_ID). */
+function refOf (workspaceId: string, objectType: string, objectId: string): ObjectRef {
+  checkObjectId(ObjectAccess.objectType(objectType), objectId)
+  return { workspaceId, objectType, objectId }
 }
 
 export async function accessRoutes (parent: FastifyInstance, options: { access?: ObjectAccess }): Promise<void> {
@@ -28,22 +35,23 @@ export async function accessRoutes (parent: FastifyInstance, options: { access?:
       summary: 'What a principal can do on a workspace object, and why.',
       description: 'For the caller, or with `principal` for anyone in the directory: that needs the app role `Identity.Admin` or the right to manage the object (CAN_MANAGE or IS_OWNER, or workspace admin; cluster policies: workspace admins only), checked before the principal is looked up, and a caller without the role may look up `PRINCIPAL_LOOKUPS_PER_MINUTE` others a minute. Lists every grant that applies — direct or inherited from a parent folder, to the principal or to a group it belongs to through any nesting — with the group path and a reason. The object\'s ACL is cached for a few seconds.',
       security: [{ bearer: [] }],
-      params: Type.Object({
-        objectType: Type.String({ minLength: 1, maxLength: 64, description: 'dashboards, notebooks, directories, files, repos, clusters, jobs, pipelines, warehouses, queries, alerts, experiments, registered-models, serving-endpoints, apps, …' }),
-        objectId: Type.String({ minLength: 1, maxLength: 256 })
+      params: Strict({
+        objectType: ObjectTypeName,
+        objectId: ObjectIdString
       }),
-      querystring: Type.Object({
+      querystring: Strict({
         workspaceId: WorkspaceId,
-        principal: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Ask about this user or service principal instead of the caller.' })),
+        principal: Type.Optional(Name(1024, { description: 'Ask about this user or service principal instead of the caller.' })),
         by: By
-      }),
+      }, { description: 'Every query parameter not listed here is refused (400 UNKNOWN_PROPERTY).' }),
       response: { 200: EffectivePermissionResult, 400: Problem, 404: Problem, 429: Problem, 502: Problem, ...errorResponses }
     },
     onRequest: app.authenticate
   }, async (request) => {
     const { workspaceId, principal, by } = request.query
-    const ref: ObjectRef = { workspaceId, ...request.params }
-    const { subject, answer } = await configured().ask(callerOf(request), ref, principal === undefined ? undefined : principalQuery(principal, by))
+    const access = configured()
+    const ref = refOf(workspaceId, request.params.objectType, request.params.objectId)
+    const { subject, answer } = await access.ask(callerOf(request), ref, principal === undefined ? undefined : principalQuery(principal, by, 'principal'))
     const { effective, workspace, dashboard, blocked } = answer
     return {
       workspaceId,
@@ -70,7 +78,8 @@ export async function accessRoutes (parent: FastifyInstance, options: { access?:
     onRequest: app.authenticate
   }, async (request) => {
     const { workspaceId, objectType, objectId, principal, by, level } = request.body
-    const shared = await configured().share(callerOf(request), { workspaceId, objectType, objectId }, principalQuery(principal, by), level)
+    const access = configured()
+    const shared = await access.share(callerOf(request), refOf(workspaceId, objectType, objectId), principalQuery(principal, by, 'principal'), level)
     return {
       grant: { workspaceId, objectType: shared.objectType, objectId, level: shared.level, principalName: shared.principalName, changed: shared.changed },
       principal: resolutionBody({ principal: shared.principal, groups: [], groupsSource: 'graph' }).principal,

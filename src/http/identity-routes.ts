@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Resolver } from '../resolver/resolver.ts'
-import { By, LoginResult, Resolution, WorkspaceId, errorResponses, Problem } from './schemas.ts'
+import { By, LoginResult, Name, Resolution, Strict, WorkspaceId, errorResponses, Problem } from './schemas.ts'
 import { databricksBody, principalQuery, resolutionBody } from './resolution.ts'
 import type { Materializer } from '../resolver/materializer.ts'
 import { DatabricksNotConfigured, PrincipalDisabled } from '../resolver/errors.ts'
@@ -18,9 +18,9 @@ export async function identityRoutes (parent: FastifyInstance, { resolver, mater
       summary: 'Resolve the signed-in caller: its principal and every group it belongs to.',
       description: 'Called by a login hook with the user\'s or service principal\'s Entra access token. With a Databricks account configured, the caller, its groups and their nesting are also materialized there.',
       security: [{ bearer: [] }],
-      body: Type.Object({
+      body: Strict({
         workspaceId: Type.Optional(WorkspaceId)
-      }),
+      }, { description: 'May be empty, or absent. Every property not listed here is refused (400 UNKNOWN_PROPERTY).' }),
       response: { 200: LoginResult, 400: Problem, 404: Problem, 502: Problem, ...errorResponses }
     },
     // Authenticate first: a caller without a valid token learns nothing about the API's input rules.
@@ -52,16 +52,16 @@ export async function identityRoutes (parent: FastifyInstance, { resolver, mater
       summary: 'Look up any user, service principal or group and its transitive groups.',
       description: 'Needs the `Identity.Admin` app role. `id` is an object id or a user principal name; `by` names another key.',
       security: [{ bearer: [] }],
-      params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 1024 }) }),
-      querystring: Type.Object({
+      params: Strict({ id: Name(1024, { description: 'An object id (GUID, any case) or a user principal name; with `by`, what it names.' }) }),
+      querystring: Strict({
         by: By
-      }),
+      }, { description: 'Every query parameter not listed here is refused (400 UNKNOWN_PROPERTY).' }),
       response: { 200: Resolution, 400: Problem, 404: Problem, ...errorResponses }
     },
     // Role checked before the parameters are validated, let alone Graph asked.
     onRequest: [app.authenticate, requireRole('Identity.Admin')]
   }, async (request) => {
     const tenantId = request.caller?.tenantId ?? ''
-    return resolutionBody(await resolver.resolve(tenantId, principalQuery(request.params.id, request.query.by)))
+    return resolutionBody(await resolver.resolve(tenantId, principalQuery(request.params.id, request.query.by, 'id')))
   })
 }

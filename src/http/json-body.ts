@@ -42,8 +42,13 @@ export function nestsDeeperThan (text: string, max: number): boolean {
   return false
 }
 
-/** Replaces fastify's application/json parser; empty and invalid bodies keep fastify's own 400 errors. */
+/**
+ * Replaces fastify's application/json parser (empty and invalid bodies keep fastify's own 400 errors) and
+ * removes its text/plain one: JSON is the only body this API reads, so any other is 415 UNSUPPORTED_MEDIA_TYPE
+ * (a text/plain body would otherwise reach the schema as a string, "body must be object").
+ */
 export function registerJsonBodyParser (app: FastifyInstance, maxDepth = MAX_JSON_DEPTH): void {
+  if (app.hasContentTypeParser('text/plain')) app.removeContentTypeParser('text/plain')
   const { onProtoPoisoning = 'error', onConstructorPoisoning = 'error' } = app.initialConfig
   const options = { protoAction: onProtoPoisoning, constructorAction: onConstructorPoisoning }
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {

@@ -7,7 +7,8 @@ import type { PrincipalQuery } from '../directory/port.ts'
 import type { RegistrationRunner } from '../registrations/runner.ts'
 import { MAX_PRINCIPALS, countsOf, labelOf, type RegistrationJob } from '../registrations/job.ts'
 import { AmbiguousSource, GroupNotFound, NoPrincipals, NotAGroup, RegistrationNotFound, RegistrationsNotConfigured, TooManyPrincipals } from '../registrations/errors.ts'
-import { Problem, errorResponses } from './schemas.ts'
+import { Guid, Name, Problem, Strict, errorResponses } from './schemas.ts'
+import { EXPECTED } from './validation.ts'
 import { requireRole } from './authenticate.ts'
 import { GUID } from '../auth/claims.ts'
 
@@ -24,19 +25,34 @@ export const REGISTRATION_BODY_LIMIT = 2 * 1024 * 1024
 /** Failures listed in a progress report; `failed` counts them all. */
 export const MAX_FAILURES_LISTED = 1000
 
-const Key = Type.String({ minLength: 1, maxLength: 320 })
-const PrincipalRef = Type.Union([
-  Type.String({ minLength: 1, maxLength: 320, description: 'A GUID is an object id (else tried as an application id); anything else a user principal name (else tried as a mail address).' }),
-  Type.Object({ id: Key }, { additionalProperties: false }),
-  Type.Object({ userPrincipalName: Key }, { additionalProperties: false }),
-  Type.Object({ mail: Key }, { additionalProperties: false }),
-  Type.Object({ appId: Key }, { additionalProperties: false })
-])
+const Key = Name(320)
+/**
+ * A name (a string), or an object with exactly one key. One schema whose keywords apply by type rather than
+ * a union: a union's errors would list every branch, and an item naming two keys must be refused, not cut
+ * down to one of them.
+ */
+const PrincipalRef = Type.Unsafe<string | { id: string } | { userPrincipalName: string } | { mail: string } | { appId: string }>({
+  type: ['string', 'object'],
+  minLength: 1,
+  maxLength: 320,
+  pattern: Key.pattern,
+  properties: {
+    id: Guid(),
+    userPrincipalName: Key,
+    mail: Key,
+    appId: Guid({ [EXPECTED]: 'an application id (GUID), e.g. 8f3b9a0f-1206-4f5e-b418-b6e000a771b5' })
+  },
+  additionalProperties: false,
+  minProperties: 1,
+  maxProperties: 1,
+  [EXPECTED]: 'a name without control characters, that is an object id, UPN, mail or application id; or an object with exactly one of id, userPrincipalName, mail and appId',
+  description: 'A name: a GUID is an object id (else tried as an application id), anything else a user principal name (else tried as a mail address). Or an object with exactly one of `id`, `userPrincipalName`, `mail`, `appId`.'
+})
 
-const RegistrationRequest = Type.Object({
+const RegistrationRequest = Strict({
   principals: Type.Optional(Type.Array(PrincipalRef, { description: `Users and service principals to register, at most ${MAX_PRINCIPALS}.` })),
-  group: Type.Optional(Type.String({ pattern: GUID.source, description: 'Object id of a group: every user and service principal in it, directly or through nested groups, is registered.' }))
-}, { description: 'Exactly one of `principals` and `group`.' })
+  group: Type.Optional(Guid({ description: 'Object id of a group (any case): every user and service principal in it, directly or through nested groups, is registered.' }))
+}, { description: 'Exactly one of `principals` and `group`; every other property is refused (400 UNKNOWN_PROPERTY).' })
 
 // No unions in the response (see schemas.ts): optional fields instead.
 const Failure = Type.Object({
@@ -88,9 +104,17 @@ export function registrationBody (job: RegistrationJob): RegistrationBody {
 
 /** A string as the request gave it: a GUID is an object id or else an appId; otherwise a UPN or else a mail. */
 function queryOf (ref: Static<typeof PrincipalRef>): { query: PrincipalQuery, alternate?: PrincipalQuery } {
-  if (typeof ref !== 'string') return { query: ref as PrincipalQuery }
+  if (typeof ref !== 'string') {
+    // Object and application ids in any case; passed on in lowercase, as Entra writes them.
+    const [key, value] = Object.entries(ref)[0] as [string, string]
+    return { query: { [key]: key === 'id' || key === 'appId' ? value.toLowerCase() : value } as unknown as PrincipalQuery }
+  }
   const value = ref.trim()
-  return GUID.test(value) ? { query: { id: value }, alternate: { appId: value } } : { query: { userPrincipalName: value }, alternate: { mail: value } }
+  if (GUID.test(value)) {
+    const id = value.toLowerCase()
+    return { query: { id }, alternate: { appId: id } }
+  }
+  return { query: { userPrincipalName: value }, alternate: { mail: value } }
 }
 
 export async function registrationRoutes (parent: FastifyInstance, { runner, resolver }: { runner?: RegistrationRunner, resolver: Resolver }): Promise<void> {
@@ -143,14 +167,14 @@ export async function registrationRoutes (parent: FastifyInstance, { runner, res
       summary: 'The progress of a registration: counts, status and the principals that failed.',
       description: 'Needs the `Identity.Admin` app role; only registrations of the caller\'s tenant are found.',
       security: [{ bearer: [] }],
-      params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }),
+      params: Strict({ id: Name(64, { description: 'The id the Location header of the POST named.' }) }),
       response: { 200: Registration, 400: Problem, 404: Problem, ...errorResponses }
     },
     onRequest: [app.authenticate, requireRole('Identity.Admin')]
   }, async (request) => {
     if (runner === undefined) throw new RegistrationsNotConfigured()
     const { id } = request.params
-    const job = GUID.test(id) ? await runner.get(id) : undefined
+    const job = GUID.test(id) ? await runner.get(id.toLowerCase()) : undefined
     if (job === undefined || job.tenantId.toLowerCase() !== request.caller?.tenantId.toLowerCase()) throw new RegistrationNotFound(id)
     return registrationBody(job)
   })

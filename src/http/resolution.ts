@@ -3,6 +3,7 @@ import type { Resolution } from '../resolver/resolver.ts'
 import type { Materialized } from '../target/port.ts'
 import type { PrincipalQuery } from '../directory/port.ts'
 import type { DatabricksIdentityBody, ResolutionBody } from './schemas.ts'
+import createError from '@fastify/error'
 import { GUID } from '../auth/claims.ts'
 
 export function resolutionBody ({ principal, groups, groupsSource }: Resolution): ResolutionBody {
@@ -35,8 +36,17 @@ export function databricksBody ({ groups }: Resolution, materialized: Materializ
   }
 }
 
-/** A principal named by id, UPN, mail or appId; without `by`, a GUID is an object id, anything else a UPN. */
-export function principalQuery (value: string, by?: 'id' | 'userPrincipalName' | 'mail' | 'appId'): PrincipalQuery {
+export const InvalidPrincipalId = createError('INVALID_REQUEST', 'Invalid request: %s must be an Entra %s (GUID), e.g. 8f3b9a0f-1206-4f5e-b418-b6e000a771b5, when by=%s; a name is given with by=userPrincipalName or by=mail.', 400)
+
+/**
+ * A principal named by id, UPN, mail or appId; without `by`, a GUID is an object id, anything else a UPN.
+ * Object and application ids are GUIDs (400 otherwise, naming `field`), in any case: passed on in lowercase.
+ */
+export function principalQuery (value: string, by?: 'id' | 'userPrincipalName' | 'mail' | 'appId', field = 'id'): PrincipalQuery {
   const key = by ?? (GUID.test(value) ? 'id' : 'userPrincipalName')
+  if (key === 'id' || key === 'appId') {
+    if (!GUID.test(value)) throw new InvalidPrincipalId(field, key === 'id' ? 'object id' : 'application id', key)
+    return { [key]: value.toLowerCase() } as unknown as PrincipalQuery
+  }
   return { [key]: value } as unknown as PrincipalQuery
 }

@@ -1,5 +1,9 @@
 // Shared TypeBox schemas of the HTTP API: the single source of validation, types and the OpenAPI document.
-import { Type, type Static } from '@sinclair/typebox'
+// Request schemas are strict: every object refuses properties it does not know (`Strict`), ids are
+// strings (nothing is coerced), and each id says what it must look like (`x-expected`, used by the 400's
+// detail instead of the raw pattern; see validation.ts).
+import { Type, type Static, type TProperties, type ObjectOptions } from '@sinclair/typebox'
+import { EXPECTED } from './validation.ts'
 
 // Response schemas compile to fast-json-stringify serializers. A union (anyOf) makes it validate every
 // branch on each response, so enums and nullable strings are plain JSON-schema keywords instead.
@@ -13,8 +17,25 @@ export const Problem = Type.Object({
   status: Type.Integer(),
   code: Type.String({ description: 'Stable machine-readable error code, e.g. TOKEN_EXPIRED.' }),
   detail: Type.String({ description: 'What went wrong and what to do about it.' }),
-  instance: Type.String()
+  instance: Type.String(),
+  requestId: Type.String({ description: 'The request\'s id, also in the `x-request-id` response header: quote it to the operator, who finds the request\'s log lines under it.' })
 }, { $id: 'Problem', description: 'RFC 9457 problem details.' })
+
+/** A request object: a property it does not define is a 400 UNKNOWN_PROPERTY, never silently dropped. */
+export const Strict = <T extends TProperties>(properties: T, options: ObjectOptions = {}) =>
+  Type.Object(properties, { ...options, additionalProperties: false })
+
+/** Not blank, and no control characters (C0, DEL, C1, line and paragraph separators). */
+export const PRINTABLE = '^(?=[\\s\\S]*\\S)[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$'
+
+/** A name given by the caller (a UPN, mail, object id or application id): printable, not blank. */
+export const Name = (maxLength: number, options: object = {}) =>
+  Type.String({ minLength: 1, maxLength, pattern: PRINTABLE, [EXPECTED]: 'a name without control characters, not blank', ...options })
+
+/** An Entra object or application id, in any case. */
+export const GUID_PATTERN = '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$'
+export const Guid = (options: object = {}) =>
+  Type.String({ pattern: GUID_PATTERN, [EXPECTED]: 'an Entra object id (GUID), e.g. 8f3b9a0f-1206-4f5e-b418-b6e000a771b5', ...options })
 
 export const Principal = Type.Object({
   id: Type.String({ description: 'Entra object id.' }),
@@ -74,7 +95,29 @@ export const By = Type.Optional(StringEnum(['id', 'userPrincipalName', 'mail', '
   description: 'What the principal is given as; default: an object id when it is a GUID, else a user principal name.'
 }))
 
-export const WorkspaceId = Type.String({ pattern: '^[0-9]{1,20}$', description: 'The workspace (the number in its URL, ?o=…).' })
+export const WorkspaceId = Type.String({
+  pattern: '^[0-9]{1,20}$',
+  [EXPECTED]: 'a workspace id: up to 20 digits, the number in the workspace URL, ?o=…',
+  description: 'The workspace (the number in its URL, ?o=…), as a string: a JSON number cannot hold every workspace id exactly.'
+})
+
+/** An object type as the Permissions API names it (any spelling normalizeObjectType knows). */
+export const ObjectTypeName = Type.String({
+  minLength: 1,
+  maxLength: 64,
+  pattern: '^[A-Za-z/_-]+$',
+  [EXPECTED]: 'an object type: letters, "-", "_" or "/", e.g. dashboards, notebooks, directories, warehouses',
+  description: 'The Permissions API object type: dashboards, notebooks, directories, files, repos, clusters, jobs, pipelines, warehouses, queries, alerts, experiments, registered-models, serving-endpoints, apps, …'
+})
+
+/** An object id; its shape per type is checked by the route (object-ids.ts), which names it. */
+export const ObjectIdString = Type.String({
+  minLength: 1,
+  maxLength: 256,
+  pattern: PRINTABLE,
+  [EXPECTED]: 'an object id, not blank and without control characters',
+  description: 'The object\'s id, as its type has it: a dashboard\'s 32 hexadecimal characters, a notebook\'s, folder\'s or job\'s digits, a cluster\'s 0123-456789-abcdefgh, a warehouse\'s hexadecimal id, …'
+})
 
 export const PermissionGrant = Type.Object({
   level: Type.String(),
@@ -111,14 +154,20 @@ export const EffectivePermissionResult = Type.Object({
   dashboard: Type.Optional(DashboardPublication)
 })
 
-export const ShareRequest = Type.Object({
+export const ShareRequest = Strict({
   workspaceId: WorkspaceId,
-  objectType: Type.String({ minLength: 1, maxLength: 64, description: 'The Permissions API object type, e.g. dashboards, notebooks, directories, warehouses.' }),
-  objectId: Type.String({ minLength: 1, maxLength: 256 }),
-  principal: Type.String({ minLength: 1, maxLength: 1024, description: 'Who to share with: an object id (user, service principal or group), a UPN, a mail or an appId.' }),
+  objectType: ObjectTypeName,
+  objectId: ObjectIdString,
+  principal: Name(1024, { description: 'Who to share with: an object id (user, service principal or group), a UPN, a mail or an appId.' }),
   by: By,
-  level: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Default: the type\'s lowest level (CAN_READ for dashboards: "Can View").' }))
-})
+  level: Type.Optional(Type.String({
+    minLength: 1,
+    maxLength: 64,
+    pattern: '^[A-Za-z_]+$',
+    [EXPECTED]: 'a permission level such as CAN_READ, CAN_RUN, CAN_EDIT or CAN_MANAGE',
+    description: 'Default: the type\'s lowest level (CAN_READ for dashboards: "Can View").'
+  }))
+}, { description: 'Every property not listed here is refused (400 UNKNOWN_PROPERTY).' })
 
 export const ShareResult = Type.Object({
   grant: Type.Object({

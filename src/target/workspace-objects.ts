@@ -71,6 +71,8 @@ export function permissionsPath (objectType: ObjectType, objectId: string): stri
 }
 
 const WORKSPACE_ID = /^\d{1,20}$/
+/** Every object id Databricks issues: digits, hexadecimal, `0123-456789-abcdefgh`, names of letters, digits, `.`, `_`, `-`. */
+const OBJECT_ID = /^[A-Za-z0-9._-]{1,256}$/
 const PRINCIPAL_UNKNOWN = /Principal:\s*(UserName|GroupName|ServicePrincipalName)\((.*)\)\s+does not exist/i
 const KIND_OF: Record<string, DatabricksPrincipalKind> = { username: 'user', groupname: 'group', serviceprincipalname: 'servicePrincipal' }
 const WORKSPACE_MISSING = /\bworkspace\b[^.]*\b(does not exist|not found|doesn't exist)/i
@@ -209,6 +211,9 @@ function refOf (workspaceId: string, objectType: string, objectId: string): Ref 
   const type = normalizeObjectType(objectType)
   const id = String(objectId).trim()
   if (id === '') throw new TypeError('An object id is required.')
+  // No Databricks id has another character, and none of these can change the path it is sent on
+  // (`..`, an encoded `/`, `?`, `#`): such an id names nothing, and Databricks is not asked.
+  if (!OBJECT_ID.test(id) || id.includes('..')) throw new ObjectNotFoundError(ws, type, JSON.stringify(id.slice(0, 64)))
   return { workspaceId: ws, objectType: type, objectId: id, key: `${ws}|${type}|${id}` }
 }
 
