@@ -143,6 +143,10 @@ export async function buildService (config: Config, options: ServiceOptions = {}
     onGroupSkipped: (group, reason) => {
       metrics.groupSkipped()
       logs.log?.warn({ component: 'databricks', entraGroupId: group.id }, `Entra group ${group.id} was left out: Databricks refused its name (${reason})`)
+    },
+    onMembershipSkipped: skipped => {
+      metrics.membershipSkipped(skipped.reason)
+      logs.log?.warn({ component: 'databricks', membership: skipped }, `Membership of ${skipped.childEntraId ?? skipped.childId} in Entra group ${skipped.parentEntraId ?? skipped.parentId} was left out: Databricks refused it (${skipped.reason}: ${skipped.detail})`)
     }
   }
   const materializer = databricks === undefined

@@ -59,6 +59,13 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  private readonly membershipsSkipped = new Counter({
+    name: 'databricks_memberships_skipped_total',
+    help: 'Entra memberships (nesting edges) left out of a materialization because Databricks refused them, by reason: cycle, depth (over 10 layers), limit (too many direct groups), refused (any other 400).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry]
+  })
+
   constructor (options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry })
   }
@@ -73,6 +80,10 @@ export class Metrics {
 
   groupSkipped (): void {
     this.groupsSkipped.inc()
+  }
+
+  membershipSkipped (reason: string): void {
+    this.membershipsSkipped.inc({ reason })
   }
 
   readonly cacheObserver: CacheObserver = {

@@ -2,6 +2,12 @@
 // expired entry is refreshed, and served stale only while the refresh fails or is slow, and only within a
 // maximum staleness (so a user disabled in Entra is refused as soon as its entry expires, yet an Entra
 // outage does not lock out everyone cached); memory is bounded by size; time comes from the injected clock.
+//
+// No write cancels another caller's load. lru-cache aborts a fetch() in flight when its key is set()
+// ("replaced"), deleted or cleared ("deleted"), or evicted ("evicted"), and by default that rejects every
+// caller awaiting it. So values loaded elsewhere are stored through fetch() with a context, never set();
+// and with `ignoreFetchAbort` a load whose entry is deleted (an invalidation) or evicted meanwhile still
+// answers the callers that were waiting on it, without being stored.
 import { LRUCache } from 'lru-cache'
 import type { Clock } from '../clock.ts'
 
@@ -50,6 +56,8 @@ export class FreshCache<V extends object> {
       // Expired entries stay until replaced: get() decides whether they may still be served.
       noDeleteOnFetchRejection: true,
       noDeleteOnStaleGet: true,
+      // An invalidation or an eviction during a load: its callers get the value, the cache does not.
+      ignoreFetchAbort: true,
       perf: { now: () => clock.now() },
       fetchMethod: async (key, _stale, { options: fetchOptions, context }) => {
         const value = (context as V | undefined) ?? await load(key)

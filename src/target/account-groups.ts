@@ -12,7 +12,8 @@
 // - Names compare case-insensitively (Databricks group names are unique regardless of case).
 // - Cached per scope and name (default 5 min); a negative answer (no such account group; no local group)
 //   for `missingTtlMs` (default 30 s), since a group may appear at any moment; concurrent lookups of one
-//   name share one call.
+//   name share one call. invalidate() also forgets the lookups in flight: an answer read before it is
+//   neither cached after it nor joined by a lookup made after it.
 // - The reserved names (the workspace system groups `admins` and `users`, the account's `account users`)
 //   belong to Databricks: no Entra group is ever credited with them, and no call is made for them.
 import { LRUCache } from 'lru-cache'
@@ -46,6 +47,8 @@ export class AccountGroupNames {
   private readonly cache: LRUCache<string, Known>
   private readonly missingTtlMs: number
   private readonly flights = new Map<string, Promise<string | null>>()
+  /** Bumped by invalidate(): a load begun under an older generation caches nothing. */
+  private generation = 0
 
   constructor (options: AccountGroupNamesOptions) {
     this.client = options.client
@@ -73,7 +76,9 @@ export class AccountGroupNames {
 
   /** Forgets every name (e.g. after a group was created or renamed). */
   invalidate (): void {
+    this.generation += 1
     this.cache.clear()
+    this.flights.clear()
   }
 
   private async lookup (scope: Scope, names: readonly string[]): Promise<Map<string, string | null>> {
@@ -97,11 +102,13 @@ export class AccountGroupNames {
       else if (!toLoad.has(key)) toLoad.set(key, name)
     }
     const entries = [...toLoad]
+    const flights = new Map<string, Promise<string | null>>()
     for (let i = 0; i < entries.length; i += NAMES_PER_LOOKUP) {
       const part = entries.slice(i, i + NAMES_PER_LOOKUP)
       const batch = this.load(scope, prefix, part)
       for (const [key] of part) {
         const one = batch.then(found => found.get(key) ?? null)
+        flights.set(key, one)
         this.flights.set(prefix + key, one)
         // Settled either way, the flight ends (a failure reaches the callers through `waiting`).
         const land = (): void => { if (this.flights.get(prefix + key) === one) this.flights.delete(prefix + key) }
@@ -110,7 +117,7 @@ export class AccountGroupNames {
     }
     for (const name of names) {
       const key = name.toLowerCase()
-      if (toLoad.has(key)) waiting.push([name, this.flights.get(prefix + key) as Promise<string | null>])
+      if (toLoad.has(key)) waiting.push([name, flights.get(key) as Promise<string | null>])
     }
     for (const [name, promise] of waiting) out.set(name, await promise)
     // In the order the names were given.
@@ -119,6 +126,7 @@ export class AccountGroupNames {
 
   /** One list call for up to 50 names ([lowercased, as given]); caches every answer, null included. */
   private async load (scope: Scope, prefix: string, entries: Array<[string, string]>): Promise<Map<string, string | null>> {
+    const generation = this.generation
     const keys = entries.map(([key]) => key)
     // The names as given: the match below is case-insensitive whatever the filter's comparison is.
     const filter = entries.map(([, name]) => `displayName eq ${scimString(name)}`).join(' or ')
@@ -145,7 +153,8 @@ export class AccountGroupNames {
     }
     for (const key of keys) {
       const value = found.get(key) ?? null
-      this.cache.set(prefix + key, { value }, value === null ? { ttl: this.missingTtlMs } : {})
+      // Read before an invalidate(): answered to its callers, not kept.
+      if (generation === this.generation) this.cache.set(prefix + key, { value }, value === null ? { ttl: this.missingTtlMs } : {})
       found.set(key, value)
     }
     return found

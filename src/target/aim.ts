@@ -168,6 +168,8 @@ export class DatabricksAimTarget implements Target {
   private readonly limit: LimitFunction
   private readonly lanes = new Map<string, { fingerprint: string, promise: Promise<Materialized> }>()
   private readonly groupFlights = new Map<string, Promise<KnownGroup>>()
+  /** Bumped by forget() and clear(): an answer resolved before them is returned, not remembered. */
+  private epoch = 0
 
   constructor (options: DatabricksAimTargetOptions) {
     this.client = options.client
@@ -220,13 +222,16 @@ export class DatabricksAimTarget implements Target {
 
   /** Forgets one principal (its next call resolves it again). */
   forget (tenantId: string, principalId: string): void {
+    this.epoch += 1
     this.principals.delete(`${tenantId.toLowerCase()}|${principalId.toLowerCase()}`)
   }
 
   /** Forgets everything. */
   clear (): void {
+    this.epoch += 1
     this.principals.clear()
     this.groups.clear()
+    this.groupFlights.clear()
   }
 
   private async run (key: string, request: MaterializeRequest): Promise<Materialized> {
@@ -246,6 +251,7 @@ export class DatabricksAimTarget implements Target {
     // Entra enabling or disabling it is a reason to ask the account again at once.
     if (known !== undefined && known.accountEnabled === p.accountEnabled) return known
     const kind = p.kind as 'user' | 'servicePrincipal'
+    const epoch = this.epoch
     const resolved = await this.resolve(kind, p.id)
     const found: KnownPrincipal = {
       id: resolved.id,
@@ -254,7 +260,7 @@ export class DatabricksAimTarget implements Target {
       // The account's user name (normally the UPN) or application id; Entra's when the response has none.
       name: resolved.name ?? (kind === 'user' ? p.userPrincipalName ?? p.id : p.appId ?? p.id)
     }
-    this.principals.set(key, found)
+    if (epoch === this.epoch) this.principals.set(key, found)
     return found
   }
 
@@ -276,17 +282,18 @@ export class DatabricksAimTarget implements Target {
     if (known !== undefined) return known
     const flying = this.groupFlights.get(key)
     if (flying !== undefined) return await flying
+    const epoch = this.epoch
     const flight = this.limit(async (): Promise<KnownGroup> => {
       try {
         const resolved = await this.resolve('group', groupId)
         const found: KnownGroup = { id: resolved.id, ...(resolved.name !== undefined ? { name: resolved.name } : {}) }
-        this.groups.set(key, found)
+        if (epoch === this.epoch) this.groups.set(key, found)
         return found
       } catch (err) {
         // Gone from Entra since the request was made (or never a group): left out, remembered briefly.
         if (err instanceof DatabricksNotFoundError) {
           const missing: KnownGroup = { id: null }
-          this.groups.set(key, missing, { ttl: this.missingTtlMs })
+          if (epoch === this.epoch) this.groups.set(key, missing, { ttl: this.missingTtlMs })
           return missing
         }
         throw err
@@ -296,7 +303,7 @@ export class DatabricksAimTarget implements Target {
     try {
       return await flight
     } finally {
-      this.groupFlights.delete(key)
+      if (this.groupFlights.get(key) === flight) this.groupFlights.delete(key)
     }
   }
 

@@ -141,6 +141,9 @@ export class WorkspaceAssignments {
       max: options.maxWorkspaces ?? 1_000,
       ttl: options.ttlMs ?? 30_000,
       ...(clock === undefined ? {} : { perf: { now: () => clock.now() }, ttlResolution: 0 }),
+      // invalidate() or an eviction during a load aborts its fetch: the callers waiting on it still get the
+      // list (a rejection would fail their requests), and the cache does not keep it.
+      ignoreFetchAbort: true,
       fetchMethod: async (workspaceId) => await this.load(workspaceId)
     })
   }

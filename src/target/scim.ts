@@ -20,21 +20,33 @@
 //   manage). Writes are batched: one PATCH per parent group (`add members` with an array, `remove` with
 //   `members[value eq "id"]` filters), the PATCHes of different groups in parallel within the client's
 //   budget.
+// - Refused memberships degrade per edge. Databricks cannot hold some of Entra's nesting: a cycle (Entra
+//   allows A ⊂ B ⊂ A), more than 10 layers, a principal in 1,500 groups already, or any other 400 on one
+//   membership. Such an edge is left out, reported (`onMembershipSkipped`: both ids, Entra's too, and why)
+//   and the rest of the materialization goes on. A batched PATCH Databricks refuses is retried in halves
+//   down to single memberships, so only the refused edges are left out. Within the request, the edges that
+//   close a cycle (found walking up from the principal, parents in id order) are written after the others:
+//   Databricks then refuses those, and the principal still reaches every group of its closure. A refused
+//   edge is never remembered as written: it is retried when the principal is reconciled again, and not
+//   sooner than `groupTtlMs` by anyone (a warm login with an unchanged request still makes no call).
 // - Convergent: every write is idempotent and the adapter remembers a materialization only after all of
-//   it succeeded, so a crash or a failure after any step is repaired by the next call, which reads
-//   Databricks' state again. One materialization per principal runs at a time (single-flight per tenant
+//   it succeeded (refused edges aside, above), so a crash or a failure after any step is repaired by the
+//   next call, which reads Databricks' state again. One materialization per principal runs at a time (single-flight per tenant
 //   and principal; identical concurrent requests share one run).
 // - Caches: the last materialization of each principal (a fingerprint of the request: principal fields,
 //   groups, direct groups, nesting edges), so a warm call with an unchanged request makes no call at all
 //   and a changed one writes only the difference; Entra group id → Databricks id with the group's known
 //   parents (shared by every principal of the group, so a cold principal whose groups are known reads
-//   nothing but itself); Databricks group id → externalId (is a parent Entra-sourced?). All bounded LRUs.
+//   nothing but itself); Databricks group id → externalId (is a parent Entra-sourced?); memberships
+//   Databricks refused, for `groupTtlMs`. All bounded LRUs. clear() forgets them, and a run in flight
+//   across it is not remembered.
 // - materializeGroup(): one Entra group, found or created as above (never its members); `principalName` is
 //   the userName / applicationId of the account's principal (what was adopted or created), remembered.
 // - SCIM filter values are quoted with `"` and `\` escaped, so a display name such as `x" or userName sw "`
 //   is compared as the literal it is and can never widen the filter.
 import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
+import type { Clock } from '../clock.ts'
 import type { GroupRef } from '../directory/port.ts'
 import type { MaterializeRequest, Materialized, MaterializedGroup, Target } from './port.ts'
 import type { DatabricksClient } from './databricks-client.ts'
@@ -74,6 +86,8 @@ export interface DatabricksScimTargetOptions {
    */
   namesHeldLocally?: (names: string[]) => Promise<Set<string>>
   observer?: ScimTargetObserver
+  /** The caches' time (default: the process's monotonic clock). */
+  clock?: Clock
 }
 
 interface ScimRef { value: string, type?: string, display?: string }
@@ -126,11 +140,75 @@ export interface GroupNameCollision {
   reason: 'reserved' | 'workspace-local' | 'taken'
 }
 
-/** What the adapter reports besides its results: name collisions, and groups it had to leave out. */
+/**
+ * Why Databricks refused a membership: `cycle` (the parent is already nested in the child), `depth` (more
+ * than 10 layers of nesting), `limit` (the child is a direct member of the most groups allowed), `refused`
+ * (any other 400, e.g. a group the account does not let the child join).
+ */
+export type MembershipSkipReason = 'cycle' | 'depth' | 'limit' | 'refused'
+
+/** A membership (child ⊂ parent) Entra has and Databricks refused: left out of the account. */
+export interface MembershipSkipped {
+  /** The account group, and the group, user or service principal that was to join it (Databricks ids). */
+  parentId: string
+  childId: string
+  /** Their Entra object ids, where the adapter knows them. */
+  parentEntraId?: string
+  childEntraId?: string
+  reason: MembershipSkipReason
+  /** Databricks' answer. */
+  detail: string
+}
+
+/** What the adapter reports besides its results: name collisions, and groups and memberships it had to leave out. */
 export interface ScimTargetObserver {
   onGroupNameCollision?: (collision: GroupNameCollision) => void
   /** A group Databricks refused to create (its name cannot be expressed): left out, the rest goes on. */
   onGroupSkipped?: (group: GroupRef, reason: string) => void
+  /** A membership Databricks refused (a nesting cycle, too deep, …): left out, the rest goes on. */
+  onMembershipSkipped?: (skipped: MembershipSkipped) => void
+}
+
+/** How Databricks' refusal of a membership is counted (its message says which rule it broke). */
+export function membershipSkipReason (message: string): MembershipSkipReason {
+  if (/\bcycle\b/i.test(message)) return 'cycle'
+  if (/levels? deep|layers?|\bdepth\b|nest(ing|ed)? .*(maximum|limit)/i.test(message)) return 'depth'
+  if (/maximum|limit|too many/i.test(message)) return 'limit'
+  return 'refused'
+}
+
+/**
+ * The nesting edges (child → parent, `child|parent`) that close a cycle: found by a depth-first walk up from
+ * `root` (then from any node not reached), parents in id order, each edge back into the walk's current path.
+ * Without them the nesting is acyclic, and every node `root` reaches it still reaches (the walk's own edges
+ * stay). Iterative: nesting can be deep.
+ */
+export function cycleClosingEdges (root: string, parents: ReadonlyMap<string, ReadonlySet<string>>): Set<string> {
+  const closing = new Set<string>()
+  const state = new Map<string, 'open' | 'done'>()
+  const sortedParents = (id: string): string[] => [...(parents.get(id) ?? [])].sort()
+  const walk = (start: string): void => {
+    if (state.has(start)) return
+    state.set(start, 'open')
+    const stack: Array<{ id: string, next: string[] }> = [{ id: start, next: sortedParents(start) }]
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1] as { id: string, next: string[] }
+      const parent = top.next.shift()
+      if (parent === undefined) {
+        state.set(top.id, 'done')
+        stack.pop()
+        continue
+      }
+      const seen = state.get(parent)
+      if (seen === 'open') closing.add(`${top.id}|${parent}`)
+      if (seen !== undefined) continue
+      state.set(parent, 'open')
+      stack.push({ id: parent, next: sortedParents(parent) })
+    }
+  }
+  walk(root)
+  for (const id of [...parents.keys()].sort()) walk(id)
+  return closing
 }
 
 function directParents (o: ScimObject): Set<string> {
@@ -167,6 +245,10 @@ export class DatabricksScimTarget implements Target {
   private readonly remembered: LRUCache<string, Remembered>
   private readonly groups: LRUCache<string, KnownGroup>
   private readonly sourced: LRUCache<string, { externalId: string | null }>
+  /** `parent|child` (Databricks ids) → Databricks' refusal of that membership, not retried within its TTL. */
+  private readonly refusedEdges: LRUCache<string, { reason: MembershipSkipReason, detail: string }>
+  /** Bumped by clear(): a run that began before it is not remembered. */
+  private epoch = 0
   private readonly lanes = new Map<string, { fingerprint: string, promise: Promise<Materialized> }>()
   private readonly groupFlights = new Map<string, Promise<MaterializedGroup>>()
   private readonly namePolicy: GroupNamePolicy
@@ -178,9 +260,12 @@ export class DatabricksScimTarget implements Target {
     this.namePolicy = options.groupNames ?? 'display-with-id'
     this.namesHeldLocally = options.namesHeldLocally ?? (async () => new Set())
     this.observer = options.observer ?? {}
-    this.remembered = new LRUCache({ max: options.maxPrincipals ?? 100_000, ttl: options.materializedTtlMs ?? 3_600_000 })
-    this.groups = new LRUCache({ max: options.maxGroups ?? 100_000, ttl: options.groupTtlMs ?? 600_000 })
-    this.sourced = new LRUCache({ max: options.maxGroups ?? 100_000, ttl: options.groupTtlMs ?? 600_000 })
+    const clock = options.clock
+    const perf = clock === undefined ? {} : { perf: { now: () => clock.now() }, ttlResolution: 0 }
+    this.remembered = new LRUCache({ max: options.maxPrincipals ?? 100_000, ttl: options.materializedTtlMs ?? 3_600_000, ...perf })
+    this.groups = new LRUCache({ max: options.maxGroups ?? 100_000, ttl: options.groupTtlMs ?? 600_000, ...perf })
+    this.sourced = new LRUCache({ max: options.maxGroups ?? 100_000, ttl: options.groupTtlMs ?? 600_000, ...perf })
+    this.refusedEdges = new LRUCache({ max: options.maxGroups ?? 100_000, ttl: options.groupTtlMs ?? 600_000, ...perf })
   }
 
   async materialize (request: MaterializeRequest): Promise<Materialized> {
@@ -236,30 +321,34 @@ export class DatabricksScimTarget implements Target {
 
   /** Forgets everything the adapter remembers (the next calls read Databricks again). */
   clear (): void {
+    this.epoch += 1
     this.remembered.clear()
     this.groups.clear()
     this.sourced.clear()
+    this.refusedEdges.clear()
+    this.groupFlights.clear()
   }
 
   private async run (key: string, fingerprint: string, request: MaterializeRequest): Promise<Materialized> {
     const previous = this.remembered.get(key)
     if (previous?.fingerprint === fingerprint) return previous.result
+    const epoch = this.epoch
     // Until this run has succeeded the next one reconciles from Databricks' own state.
     this.remembered.delete(key)
     let done: Omit<Remembered, 'fingerprint'>
     try {
-      done = await this.reconcile(request, previous)
+      done = await this.reconcile(request, previous, epoch)
     } catch (err) {
       if (!isStaleId(err)) throw err
       // An id the adapter remembered is gone (deleted in Databricks meanwhile): read everything again, once.
       for (const g of request.groups) this.groups.delete(g.id)
-      done = await this.reconcile(request, undefined)
+      done = await this.reconcile(request, undefined, epoch)
     }
-    this.remembered.set(key, { ...done, fingerprint })
+    if (epoch === this.epoch) this.remembered.set(key, { ...done, fingerprint })
     return done.result
   }
 
-  private async reconcile (request: MaterializeRequest, previous: Remembered | undefined): Promise<Omit<Remembered, 'fingerprint'>> {
+  private async reconcile (request: MaterializeRequest, previous: Remembered | undefined, epoch: number): Promise<Omit<Remembered, 'fingerprint'>> {
     const p = request.principal
     const kind = p.kind as PrincipalKind
     const fields: PrincipalFields = { kind, displayName: p.displayName, active: p.accountEnabled }
@@ -328,16 +417,32 @@ export class DatabricksScimTarget implements Target {
     const dbOf = (entraId: string): string => entraId === p.id ? principalId : groupIds.get(entraId) as string
     const closure = new Set(groupIds.values())
 
-    // 3. The difference, per parent group.
+    // 3. The difference, per parent group. The edges that would close a cycle of Entra's nesting are
+    // written last (`late`): Databricks refuses those rather than one the principal needs to reach a group.
+    const closing = cycleClosingEdges(p.id, desired)
+    const entraOf = new Map<string, string>([[principalId, p.id], ...[...groupIds].map(([entraId, id]) => [id, entraId] as [string, string])])
     const adds = new Map<string, string[]>()
+    const late = new Map<string, string[]>()
     const removals: Array<{ parent: string, child: string }> = []
     const want = new Map<string, Set<string>>()
+    const skipped: MembershipSkipped[] = []
     for (const [child, parents] of desired) {
       const childId = dbOf(child)
       const wanted = new Set([...parents].map(dbOf))
       want.set(childId, wanted)
       const has = current.get(childId) ?? new Set<string>()
-      for (const parent of wanted) if (!has.has(parent)) adds.set(parent, [...(adds.get(parent) ?? []), childId])
+      for (const parent of [...parents].sort()) {
+        const parentId = dbOf(parent)
+        if (has.has(parentId)) continue
+        // Refused a moment ago (for this principal or another): not asked again before its TTL.
+        const refused = this.refusedEdges.get(`${parentId}|${childId}`)
+        if (refused !== undefined) {
+          skipped.push({ parentId, childId, parentEntraId: parent, childEntraId: child, ...refused })
+          continue
+        }
+        const wave = closing.has(`${child}|${parent}`) ? late : adds
+        wave.set(parentId, [...(wave.get(parentId) ?? []), childId])
+      }
       for (const parent of has) if (!wanted.has(parent)) removals.push({ parent, child: childId })
     }
     // Only from Entra-sourced groups: the closure's, or others with an externalId.
@@ -349,22 +454,41 @@ export class DatabricksScimTarget implements Target {
       removes.set(parent, [...(removes.get(parent) ?? []), child])
     }
 
-    // 4. One PATCH per group that changes; every group's PATCH runs even when another fails.
-    const parents = [...new Set([...adds.keys(), ...removes.keys()])].sort()
-    const results = await Promise.allSettled(parents.map(async parent => {
-      const add = adds.get(parent) ?? []
-      const remove = removes.get(parent) ?? []
-      await this.patchMembers(parent, add, remove)
-      for (const child of add) current.get(child)?.add(parent)
-      for (const child of remove) current.get(child)?.delete(parent)
-      this.updateKnownGroups(groupIds, current, [...add, ...remove])
-    }))
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
-    if (failed !== undefined) throw failed.reason
+    // 4. One PATCH per group that changes; every group's PATCH runs even when another fails. A membership
+    // Databricks refuses is left out (reported below); any other failure fails the materialization.
+    const write = async (adds: Map<string, string[]>, removes: Map<string, string[]>): Promise<void> => {
+      const parents = [...new Set([...adds.keys(), ...removes.keys()])].sort()
+      const results = await Promise.allSettled(parents.map(async parent => {
+        const add = adds.get(parent) ?? []
+        const remove = removes.get(parent) ?? []
+        const refused = await this.patchMembers(parent, add, remove)
+        for (const child of add) {
+          const err = refused.get(child)
+          if (err === undefined) {
+            current.get(child)?.add(parent)
+            continue
+          }
+          const skip: MembershipSkipped = { parentId: parent, childId: child, reason: membershipSkipReason(err.message), detail: err.message }
+          const parentEntraId = entraOf.get(parent)
+          const childEntraId = entraOf.get(child)
+          skipped.push({ ...skip, ...(parentEntraId !== undefined ? { parentEntraId } : {}), ...(childEntraId !== undefined ? { childEntraId } : {}) })
+          if (epoch === this.epoch) this.refusedEdges.set(`${parent}|${child}`, { reason: skip.reason, detail: skip.detail })
+        }
+        for (const child of remove) current.get(child)?.delete(parent)
+        this.updateKnownGroups(groupIds, current, [...add, ...remove])
+      }))
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+      if (failed !== undefined) throw failed.reason
+    }
+    await write(adds, removes)
+    if (late.size > 0) await write(late, new Map())
+    for (const skip of skipped) this.observer.onMembershipSkipped?.(skip)
 
-    // What this principal's next run may take for granted: the memberships it has just made true.
+    // What this principal's next run may take for granted: the memberships it has just made true (a
+    // refused one is not, so that run asks again).
     const edges = new Map<string, Set<string>>()
     for (const [child, wanted] of want) edges.set(child, new Set(wanted))
+    for (const { parentId, childId } of skipped) edges.get(childId)?.delete(parentId)
     return { result: { principalId, groupIds, active: fields.active, principalName }, fields, edges }
   }
 
@@ -564,14 +688,66 @@ export class DatabricksScimTarget implements Target {
     await this.client.account('PATCH', `/scim/v2/${resource}/${encodeURIComponent(id)}`, { body: { schemas: [SCIM_SCHEMA.patchOp], Operations: operations } })
   }
 
-  /** One PATCH for a group's new and gone members (more only past 50 operations). */
-  private async patchMembers (groupId: string, add: string[], remove: string[]): Promise<void> {
-    const ops: unknown[] = [
-      ...chunk(add, MEMBERS_PER_OP).map(part => ({ op: 'add', path: 'members', value: part.map(value => ({ value })) })),
-      ...remove.map(id => ({ op: 'remove', path: `members[value eq ${scimString(id)}]` }))
+  /**
+   * One PATCH for a group's new and gone members (more only past 50 operations). When Databricks refuses
+   * one (a 400 other than a member gone), the removals are made alone and the additions in halves, down to
+   * single members: the answer maps each member it refused to add to its refusal.
+   */
+  private async patchMembers (groupId: string, add: string[], remove: string[]): Promise<Map<string, DatabricksBadRequestError>> {
+    const refused = new Map<string, DatabricksBadRequestError>()
+    const addOps = chunk(add, MEMBERS_PER_OP)
+    const removeOps = remove.map(id => ({ op: 'remove', path: `members[value eq ${scimString(id)}]` }))
+    const ops: Array<{ members?: string[], op: unknown }> = [
+      ...addOps.map(members => ({ members, op: addMembersOp(members) })),
+      ...removeOps.map(op => ({ op }))
     ]
-    for (const part of chunk(ops, OPS_PER_PATCH)) await this.patch('Groups', groupId, part)
+    for (const part of chunk(ops, OPS_PER_PATCH)) {
+      try {
+        await this.patch('Groups', groupId, part.map(o => o.op))
+      } catch (err) {
+        if (!isRefusal(err)) throw err
+        const adding = part.flatMap(o => o.members ?? [])
+        const removing = part.filter(o => o.members === undefined).map(o => o.op)
+        if (adding.length === 0) throw err
+        if (removing.length > 0) {
+          await this.patch('Groups', groupId, removing)
+          await this.addMembers(groupId, adding, refused)
+        } else {
+          await this.addMembers(groupId, adding, refused, err)
+        }
+      }
+    }
+    return refused
   }
+
+  /** Adds the members with one PATCH; when refused (`refusal`: already known), each half on its own. */
+  private async addMembers (groupId: string, members: string[], refused: Map<string, DatabricksBadRequestError>, refusal?: DatabricksBadRequestError): Promise<void> {
+    if (refusal === undefined) {
+      try {
+        await this.patch('Groups', groupId, [addMembersOp(members)])
+        return
+      } catch (err) {
+        if (!isRefusal(err)) throw err
+        refusal = err
+      }
+    }
+    if (members.length === 1) {
+      refused.set(members[0] as string, refusal)
+      return
+    }
+    const half = Math.ceil(members.length / 2)
+    await this.addMembers(groupId, members.slice(0, half), refused)
+    await this.addMembers(groupId, members.slice(half), refused)
+  }
+}
+
+function addMembersOp (members: string[]): unknown {
+  return { op: 'add', path: 'members', value: members.map(value => ({ value })) }
+}
+
+/** A 400 that refuses what was asked (not one naming a member that is gone: that is a stale id). */
+function isRefusal (err: unknown): err is DatabricksBadRequestError {
+  return err instanceof DatabricksBadRequestError && !isStaleId(err)
 }
 
 /** A 404 on an id, or "Member X does not exist": an id the adapter remembered is gone. */

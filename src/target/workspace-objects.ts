@@ -7,7 +7,10 @@
 //   change under us, and a permission answer should not lag much) in a bounded LRU on an injected clock;
 //   concurrent reads of one object share one call; `fresh: true` reads again and refreshes the cache.
 // - grant(): `PATCH` the same path with one entry (PATCH merges: the object's other grants stay); the
-//   ACL Databricks answers with replaces the cached one.
+//   ACL Databricks answers with replaces the cached one — stored through fetch() with the ACL as its
+//   context, never with set(): lru-cache aborts a fetch in flight when its key is set ("replaced"), which
+//   failed every concurrent request awaiting that read (a permission question, another share).
+//   Likewise no eviction aborts a read: a request always gets what its read returned (`ignoreFetchAbort`).
 // - publication(): `GET /api/2.0/lakeview/dashboards/{id}/published`; a 404 is "not published".
 // - Errors: no such object → ObjectNotFoundError; an unknown workspace (the emulator's 400 "Workspace X
 //   does not exist", or a 404 saying so) → WorkspaceNotFoundError; "Principal: UserName(x) does not exist"
@@ -103,7 +106,8 @@ function deepFreeze<T> (value: T): T {
 
 export class WorkspaceObjects {
   private readonly client: DatabricksClient
-  private readonly acls: LRUCache<string, ObjectAcl>
+  // The fetch context is an ACL a grant answered with: stored instead of reading (see store()).
+  private readonly acls: LRUCache<string, ObjectAcl, unknown>
   private readonly publications: LRUCache<string, DashboardPublication>
 
   constructor (options: WorkspaceObjectsOptions) {
@@ -112,9 +116,14 @@ export class WorkspaceObjects {
     const common = {
       max: options.maxEntries ?? 10_000,
       ttl: options.ttlMs ?? 10_000,
+      // An entry evicted while its read is in flight: the read's callers still get its answer.
+      ignoreFetchAbort: true,
       ...(clock === undefined ? {} : { perf: { now: () => clock.now() }, ttlResolution: 0 })
     }
-    this.acls = new LRUCache<string, ObjectAcl>({ ...common, fetchMethod: async key => await this.readAcl(parseKey(key)) })
+    this.acls = new LRUCache<string, ObjectAcl, unknown>({
+      ...common,
+      fetchMethod: async (key, _stale, { context }) => (context as ObjectAcl | undefined) ?? await this.readAcl(parseKey(key))
+    })
     this.publications = new LRUCache<string, DashboardPublication>({ ...common, fetchMethod: async key => await this.readPublication(parseKey(key)) })
   }
 
@@ -148,8 +157,21 @@ export class WorkspaceObjects {
     } catch (err) {
       throw this.mapError(err, ref, true)
     }
-    this.acls.set(ref.key, acl)
+    await this.store(ref.key, acl)
     return acl
+  }
+
+  /**
+   * Caches an ACL obtained otherwise than by reading (a grant's answer) through fetch(), so that it joins a
+   * read of the same object in flight instead of aborting it. That read may have been answered before the
+   * grant landed: it is let finish (its callers get what they asked for), then replaced by this ACL. A read
+   * started after that one is younger than the grant, and is joined rather than overwritten.
+   */
+  private async store (key: string, acl: ObjectAcl): Promise<void> {
+    const status: LRUCache.Status<string, ObjectAcl, unknown> = {}
+    // A failure of the joined read is its callers' to see; this ACL is stored by the second fetch.
+    await this.acls.fetch(key, { forceRefresh: true, context: acl, status }).catch(() => undefined)
+    if (status.fetch === 'inflight') await this.acls.fetch(key, { forceRefresh: true, context: acl }).catch(() => undefined)
   }
 
   /** Whether a Lakeview dashboard is published, and with embedded credentials (cached like ACLs). */

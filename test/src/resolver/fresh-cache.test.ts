@@ -39,6 +39,50 @@ t.test('a preloaded value joins a load already running for the key instead of ca
   t.equal(state.loads, 1)
 })
 
+t.test('an invalidation, a clear or an eviction during a load: the waiting callers get the loaded value, and it is not stored', async t => {
+  // lru-cache aborts a fetch whose entry is deleted or evicted; its callers must not get that abort as an error.
+  let loads = 0
+  const open: Array<() => void> = []
+  const cache = new FreshCache<Box>({
+    name: 'gated',
+    clock: { now: () => 1_000_000 },
+    ttlMs: 1000,
+    maxStaleMs: 0,
+    maxSize: 10,
+    sizeOf: v => v.n,
+    load: async () => {
+      loads += 1
+      const n = loads
+      await new Promise<void>(resolve => { open.push(resolve) })
+      return { n: Math.min(n, 3) }
+    }
+  })
+  const release = (): void => { for (const go of open.splice(0)) go() }
+
+  const invalidated = cache.get('k')
+  await Promise.resolve()
+  cache.delete('k')
+  release()
+  t.same(await invalidated, { n: 1 }, 'deleted while loading: the caller still gets its value')
+  t.notOk(cache.hasFresh('k'), 'and the invalidated load is not stored')
+
+  const cleared = cache.get('k')
+  await Promise.resolve()
+  cache.clear()
+  release()
+  t.same(await cleared, { n: 2 }, 'cleared while loading: the same')
+  t.notOk(cache.hasFresh('k'))
+
+  const evicted = cache.get('k')
+  await Promise.resolve()
+  // Values loaded elsewhere fill the cache past its size: the oldest entry, the load in flight, goes.
+  await cache.get('a', { n: 6 })
+  await cache.get('b', { n: 6 })
+  release()
+  t.same(await evicted, { n: 3 }, 'evicted while loading: the same')
+  t.equal(loads, 3)
+})
+
 t.test('concurrent misses coalesce into one load', async t => {
   const { cache, state, results } = setup()
   state.delayMs = 20

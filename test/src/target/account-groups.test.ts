@@ -1,7 +1,7 @@
 // AccountGroupNames against the Databricks emulator over HTTPS (account SCIM): group names as ACLs carry
 // them → the Entra object ids the account groups are linked to; case-insensitive names, the cache (TTL and
 // the shorter "missing" TTL on an injected clock), coalescing, 50 names per call, a disambiguated name,
-// the workspace system groups, and names that look like filter syntax.
+// the workspace system groups, names that look like filter syntax, and invalidate() during a lookup.
 import t, { type Test } from 'tap'
 import { scimEnv, T, type ScimEnv } from '../../helpers/target.ts'
 import { createGroup } from '../../helpers/databricks.ts'
@@ -81,6 +81,19 @@ t.test('the cache: hits, the TTL, the shorter TTL of "missing", and concurrent l
   names.invalidate()
   await Promise.all(Array.from({ length: 10 }, async () => await names.externalIds(['Engineering'])))
   t.equal(lists(env), 1, 'invalidated: 10 concurrent lookups, one call')
+})
+
+t.test('invalidate() during a lookup: its callers get their answer; a lookup after it reads again instead of joining it', async t => {
+  const { env, names } = await world(t)
+  const before = names.externalIds(['Finance'])
+  // E.g. a group was renamed: what the lookup in flight reads may predate it.
+  names.invalidate()
+  const after = names.externalIds(['Finance'])
+  t.equal((await before).get('Finance'), T.finance, 'the lookup in flight answers')
+  t.equal((await after).get('Finance'), T.finance)
+  t.equal(lists(env), 2, 'the lookup made after invalidate() has its own call')
+  await names.externalIds(['Finance'])
+  t.equal(lists(env), 2, 'and its answer is cached')
 })
 
 t.test('more than 50 names: 50 per call', async t => {

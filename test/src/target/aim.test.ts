@@ -120,6 +120,35 @@ t.test('50 concurrent materializations of one principal → one user, one resolv
   t.equal(new Set(externalIds).size, externalIds.length, 'no duplicate groups')
 })
 
+t.test('forget() and clear() during a materialization: its answer is returned, not remembered', async t => {
+  const env = await aimEnv(t)
+  // Runs `fn` the moment the emulator receives the next call of `route`: before it has answered.
+  const onArrival = (route: string, fn: () => void): void => {
+    const calls = env.db.ctx.calls
+    const count = calls.count.bind(calls)
+    calls.count = (r: string) => {
+      count(r)
+      if (r !== route) return
+      calls.count = count
+      fn()
+    }
+  }
+  const request = env.request(T.alice)
+  onArrival(RESOLVE.user, () => { env.target.forget(T.tenantId, T.alice) })
+  const first = await env.target.materialize(request)
+  env.resetCalls()
+  t.same(await env.target.materialize(request), first, 'the same principal')
+  t.equal(env.dbCalls().routes[RESOLVE.user], 1, 'forgotten while it was resolved: resolved again')
+
+  const disabled = { ...request, principal: { ...request.principal, accountEnabled: false } }
+  onArrival(RESOLVE.user, () => { env.target.clear() })
+  await env.target.materialize(disabled)
+  env.resetCalls()
+  await env.target.materialize(disabled)
+  t.equal(env.dbCalls().routes[RESOLVE.user], 1, 'cleared while it ran: the principal is resolved again')
+  t.equal(env.dbCalls().routes[RESOLVE.group], request.groups.length, 'and so is every group')
+})
+
 t.test('a service principal', async t => {
   const env = await aimEnv(t)
   const request = env.request(T.etlSp)

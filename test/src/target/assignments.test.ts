@@ -117,6 +117,18 @@ t.test('the cache coalesces concurrent loads and expires after its TTL', async t
   assignments.invalidate(DEFAULT_WORKSPACE_ID)
   await assignments.forWorkspace(DEFAULT_WORKSPACE_ID)
   t.equal(env.dbCalls().routes[LIST], 3, 'invalidate() forgets')
+
+  // invalidate() during a load: the requests waiting on it still get their answer (lru-cache aborts a
+  // fetch whose entry is deleted), and the next one loads again.
+  assignments.invalidate(DEFAULT_WORKSPACE_ID)
+  const loading = assignments.forWorkspace(DEFAULT_WORKSPACE_ID)
+  assignments.invalidate(DEFAULT_WORKSPACE_ID)
+  t.equal((await loading).length, 2, 'a load invalidated in flight still answers')
+  const everything = assignments.forWorkspace(DEFAULT_WORKSPACE_ID)
+  assignments.invalidate()
+  t.equal((await everything).length, 2, 'so does one in flight when everything is forgotten')
+  await assignments.forWorkspace(DEFAULT_WORKSPACE_ID)
+  t.equal(env.dbCalls().routes[LIST], 6, 'neither was kept: the next call loads again')
 })
 
 t.test('every page is read', async t => {

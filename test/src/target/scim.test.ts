@@ -1,10 +1,11 @@
 // DatabricksScimTarget against the Databricks emulator over HTTPS, AIM off (SCIM mode): creation of the
 // principal, its groups and the nesting; the warm path; membership changes; active; service principals;
-// internal groups and members left alone; duplicate names; guests; filter injection.
+// internal groups and members left alone; duplicate names; guests; filter injection; memberships
+// Databricks refuses (a nesting cycle, too many layers, a batched PATCH with one bad member).
 import t from 'tap'
 import { databricksNesting, entraNesting, entraRequest, scimEnv, smallTenant, T, withUser } from '../../helpers/target.ts'
 import { scimString } from '../../../src/target/names.ts'
-import type { GroupNameCollision } from '../../../src/target/scim.ts'
+import { cycleClosingEdges, membershipSkipReason, type GroupNameCollision, type MembershipSkipped } from '../../../src/target/scim.ts'
 import { SCIM, createGroup, createUser, patchBody } from '../../helpers/databricks.ts'
 
 const withId = (name: string, id: string): string => `${name} (${id.slice(0, 8)})`
@@ -392,4 +393,149 @@ t.test('a group Databricks refuses to create is left out, with a warning; the re
   t.equal(result.groupIds.get(T.allStaff), allStaff, 'the other group is there')
   const state = await env.state()
   t.equal(state.users.length, 1, 'bob is materialized')
+})
+
+const GROUP_PATCH = 'PATCH /api/2.0/accounts/:accountId/scim/v2/Groups/:id'
+const cyclic = { a: 'ca000000-0000-4000-8000-00000000000a', b: 'cb000000-0000-4000-8000-00000000000b' }
+const cyril = { id: 'a0000000-0000-4000-8000-0000000000c2', userPrincipalName: 'cyril@contoso-test.onmicrosoft.com', displayName: 'Cyril Cycle' }
+const cora = { id: 'a0000000-0000-4000-8000-0000000000c3', userPrincipalName: 'cora@contoso-test.onmicrosoft.com', displayName: 'Cora Cycle' }
+
+t.test('a nesting cycle in Entra (A ⊂ B ⊂ A): the edge closing it is left out and reported, the rest is written', async t => {
+  const base = smallTenant()
+  // cyril is in Cycle A and Finance; cora in Cycle B.
+  const fixture = withUser(withUser({
+    ...base,
+    groups: [...base.groups, { id: cyclic.a, displayName: 'Cycle A', members: [cyclic.b] }, { id: cyclic.b, displayName: 'Cycle B', members: [cyclic.a] }]
+  }, cyril, [cyclic.a, T.finance]), cora, [cyclic.b])
+  const skipped: MembershipSkipped[] = []
+  const env = await scimEnv(t, { tenant: fixture, target: { observer: { onMembershipSkipped: s => skipped.push(s) } } })
+  const request = env.request(cyril.id)
+  const result = await env.target.materialize(request)
+
+  t.same(new Set(result.groupIds.keys()), new Set([cyclic.a, cyclic.b, T.finance, T.allStaff]), 'every group of the closure is in the account')
+  const state = await env.state()
+  const nesting = databricksNesting(state, request)
+  t.same(nesting[cyril.id], [cyclic.a, T.finance].sort(), 'cyril\'s memberships')
+  t.same(nesting[T.finance], [T.allStaff])
+  t.same(nesting[cyclic.a], [cyclic.b], 'Cycle A ⊂ Cycle B: cyril reaches Cycle B through it')
+  t.same(nesting[cyclic.b], [], 'Cycle B ⊂ Cycle A would close the cycle: left out')
+  t.same(skipped.map(({ detail: _detail, ...rest }) => rest), [{
+    parentId: result.groupIds.get(cyclic.a),
+    childId: result.groupIds.get(cyclic.b),
+    parentEntraId: cyclic.a,
+    childEntraId: cyclic.b,
+    reason: 'cycle'
+  }], 'reported once, with both groups\' ids')
+  t.match(skipped[0]?.detail, `Adding group ${result.groupIds.get(cyclic.b) as string} to group ${result.groupIds.get(cyclic.a) as string} would create a cycle.`, 'with Databricks\' answer')
+  const user = await env.db.api('GET', `${SCIM}/Users/${result.principalId}`)
+  t.ok(user.body.groups.some((g: { value: string }) => g.value === result.groupIds.get(cyclic.b)), 'Databricks counts cyril in Cycle B')
+
+  env.resetCalls()
+  t.same(await env.target.materialize(request), result)
+  t.equal(env.dbCalls().total, 0, 'a warm materialization with an unchanged request makes no call, the refused edge included')
+  t.equal(skipped.length, 1, 'and reports nothing again')
+
+  // cora (in Cycle B) wants the same edge: refused a moment ago, so it is not asked for again, only reported.
+  env.resetCalls()
+  const coraResult = await env.target.materialize(env.request(cora.id))
+  t.equal(env.dbCalls().routes[GROUP_PATCH], 1, 'one PATCH: cora into Cycle B')
+  t.same(databricksNesting(await env.state(), env.request(cora.id))[cora.id], [cyclic.b])
+  t.match(skipped[1], { parentEntraId: cyclic.a, childEntraId: cyclic.b, reason: 'cycle' })
+  t.equal(coraResult.groupIds.size, 2)
+
+  // Another replica (nothing remembered) asks Databricks again: the refusal is not remembered as done.
+  env.resetCalls()
+  await env.replica({ observer: { onMembershipSkipped: s => skipped.push(s) } }).materialize(request)
+  t.equal(env.dbCalls().routes[GROUP_PATCH], 1, 'a cold replica tries the edge once more (refused again)')
+  t.match(skipped[2], { parentEntraId: cyclic.a, childEntraId: cyclic.b, reason: 'cycle' })
+})
+
+t.test('a batched PATCH with one membership Databricks refuses: that one is left out, the others are written; retried later', async t => {
+  const P = 'f0000000-0000-4000-8000-0000000000f0'
+  const C = ['f0000000-0000-4000-8000-0000000000f1', 'f0000000-0000-4000-8000-0000000000f2', 'f0000000-0000-4000-8000-0000000000f3']
+  const pat = { id: 'a0000000-0000-4000-8000-0000000000f9', userPrincipalName: 'pat@contoso-test.onmicrosoft.com', displayName: 'Pat' }
+  const base = smallTenant()
+  const fixture = withUser({
+    ...base,
+    groups: [...base.groups, { id: P, displayName: 'Parent', members: [...C] }, ...C.map((id, i) => ({ id, displayName: `Child ${i + 1}`, members: [] }))]
+  }, pat, C)
+  let now = 1_700_000_000_000
+  const clock = { now: () => now }
+  const skipped: MembershipSkipped[] = []
+  const env = await scimEnv(t, { tenant: fixture, target: { clock, observer: { onMembershipSkipped: s => skipped.push(s) } } })
+  // In the account already: Parent ⊂ X ⊂ Child 2 through an internal group X, so Child 2 cannot join Parent.
+  const parent = await createGroup(env.db.api, withId('Parent', P), { externalId: P })
+  const x = await createGroup(env.db.api, 'x-internal', { members: [{ value: parent }] })
+  await createGroup(env.db.api, withId('Child 2', C[1] as string), { externalId: C[1], members: [{ value: x }] })
+  env.resetCalls()
+
+  const request = env.request(pat.id)
+  const result = await env.target.materialize(request)
+  const nesting = databricksNesting(await env.state(), request)
+  t.same(nesting[pat.id], [...C].sort(), 'pat is in the three children')
+  t.same(nesting[C[0] as string], [P], 'Child 1 ⊂ Parent')
+  t.same(nesting[C[2] as string], [P], 'Child 3 ⊂ Parent')
+  t.same(nesting[C[1] as string], [], 'Child 2 ⊂ Parent, refused, is left out')
+  t.same(skipped.map(s => [s.parentEntraId, s.childEntraId, s.reason]), [[P, C[1], 'cycle']], 'and reported')
+  t.equal(skipped[0]?.parentId, parent)
+  // pat into each child (3); Parent's PATCH of three, refused, then in halves: [1, 2] refused, [1], [2], [3] (5).
+  t.equal(env.dbCalls().routes[GROUP_PATCH], 3 + 5, 'the refused PATCH is retried in halves down to the refused member')
+
+  env.resetCalls()
+  await env.target.materialize(request)
+  t.equal(env.dbCalls().total, 0, 'warm and unchanged: no call')
+
+  // The obstacle goes; a changed request soon after does not ask again, one after the refusal's TTL does.
+  await env.db.api('PATCH', `${SCIM}/Groups/${x}`, patchBody({ op: 'remove', path: `members[value eq "${parent}"]` }))
+  const renamed = { ...request, principal: { ...request.principal, displayName: 'Pat P.' } }
+  env.resetCalls()
+  await env.target.materialize(renamed)
+  t.notOk(env.dbCalls().routes[GROUP_PATCH], 'within the refusal\'s TTL the edge is not asked for')
+  t.equal(skipped.length, 2, 'but reported')
+  now += 600_001
+  await env.target.materialize({ ...request, principal: { ...request.principal, displayName: 'Pat Q.' } })
+  t.same(databricksNesting(await env.state(), request)[C[1] as string], [P], 'after it, the next reconcile writes it')
+  t.equal(skipped.length, 2, 'without a report')
+  t.equal(result.groupIds.size, 4)
+})
+
+t.test('more than 10 layers of nesting: the one edge over the limit is left out', async t => {
+  const chain = Array.from({ length: 11 }, (_, i) => `c1000000-0000-4000-8000-0000000000${String(i).padStart(2, '0')}`)
+  const deep = { id: 'a0000000-0000-4000-8000-0000000000d1', userPrincipalName: 'deep@contoso-test.onmicrosoft.com', displayName: 'Deep' }
+  const base = smallTenant()
+  // deep ∈ L0 ⊂ L1 ⊂ … ⊂ L10: eleven layers of groups.
+  const fixture = withUser({
+    ...base,
+    groups: [...base.groups, ...chain.map((id, i) => ({ id, displayName: `Layer ${i}`, members: i === 0 ? [] : [chain[i - 1] as string] }))]
+  }, deep, [chain[0] as string])
+  const skipped: MembershipSkipped[] = []
+  const env = await scimEnv(t, { tenant: fixture, target: { observer: { onMembershipSkipped: s => skipped.push(s) } } })
+  const request = env.request(deep.id)
+  const result = await env.target.materialize(request)
+  t.equal(result.groupIds.size, 11, 'every layer is in the account')
+  t.equal(skipped.length, 1, 'one edge left out')
+  t.equal(skipped[0]?.reason, 'depth')
+  const nesting = databricksNesting(await env.state(), request)
+  const written = chain.slice(0, -1).filter((id, i) => nesting[id]?.[0] === chain[i + 1])
+  t.equal(written.length, 9, 'the other nine edges are written')
+  t.same(nesting[deep.id], [chain[0]])
+})
+
+t.test('cycleClosingEdges: the edges back into the walk from the principal, in id order', async t => {
+  const graph = (edges: Record<string, string[]>): Map<string, Set<string>> => new Map(Object.entries(edges).map(([k, v]) => [k, new Set(v)]))
+  t.same(cycleClosingEdges('u', graph({ u: ['a'], a: ['b'], b: ['c'], c: [] })), new Set(), 'a chain: none')
+  t.same(cycleClosingEdges('u', graph({ u: ['a'], a: ['b'], b: ['a'] })), new Set(['b|a']), 'A ⊂ B ⊂ A, u in A: B ⊂ A closes it')
+  t.same(cycleClosingEdges('u', graph({ u: ['b'], a: ['b'], b: ['a'] })), new Set(['a|b']), 'u in B: A ⊂ B closes it')
+  t.same(cycleClosingEdges('u', graph({ u: ['a', 'b'], a: ['b'], b: ['a'] })), new Set(['b|a']), 'u in both: decided by id order')
+  t.same(cycleClosingEdges('u', graph({ u: ['a'], a: ['b', 'c'], b: ['d'], c: ['d'], d: [] })), new Set(), 'a diamond is no cycle')
+  t.same(cycleClosingEdges('u', graph({ u: ['a'], a: ['b'], b: ['c'], c: ['a'], d: ['e'], e: ['d'] })), new Set(['c|a', 'e|d']), 'a three-cycle, and one the principal does not reach')
+  const long = graph(Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`g${i}`, [`g${(i + 1) % 20_000}`]])))
+  t.same(cycleClosingEdges('g0', long), new Set(['g19999|g0']), '20,000 groups deep: no stack overflow')
+})
+
+t.test('membershipSkipReason: Databricks\' refusals by rule', async t => {
+  t.equal(membershipSkipReason('Adding group 1 to group 2 would create a cycle.'), 'cycle')
+  t.equal(membershipSkipReason('Adding group 1 to group 2 would nest groups 11 levels deep; the maximum is 10.'), 'depth')
+  t.equal(membershipSkipReason('Principal 1 is already a direct member of 1500 groups, the maximum.'), 'limit')
+  t.equal(membershipSkipReason('Workspace group x cannot be a member of account group y.'), 'refused')
 })

@@ -4,7 +4,8 @@
 // workspace, no access), dashboard publication, and how workspace calls are addressed (workspaceUrls,
 // X-Databricks-Org-Id, no account SCIM write budget).
 import t, { type Test } from 'tap'
-import type { Dispatcher } from 'undici'
+import { rootCertificates } from 'node:tls'
+import { Agent, type Dispatcher } from 'undici'
 import { aimEnv, DEFAULT_WORKSPACE_ID, T, type AimEnv } from '../../helpers/target-aim.ts'
 import { DEFAULT_ACCOUNT_ID, DATABRICKS_ADMIN_PAT, QUICK } from '../../helpers/target.ts'
 import { spyingDispatcher } from '../../helpers/graph-directory.ts'
@@ -136,6 +137,86 @@ t.test('a grant PATCHes one entry, keeps the other grants, and replaces the cach
   t.same(new Set(stored?.map(a => `${a.principal.name}:${a.level}`)), new Set([`${ALICE}:CAN_READ`, `${BOB}:CAN_MANAGE`, 'Engineering:CAN_EDIT', `${T.etlAppId}:CAN_READ`]), 'Databricks holds every grant')
 
   t.rejects(objects.grant(DEFAULT_WORKSPACE_ID, 'dashboards', dashboardId, { user_name: BOB, group_name: 'Finance', permission_level: 'CAN_RUN' }), TypeError, 'exactly one principal name')
+})
+
+/**
+ * A dispatcher that holds back the answers to the requests `hold` picks until `release()`: Databricks has
+ * answered (with the state of that moment), the caller has not heard yet. `held()` resolves once one is.
+ */
+function holdingDispatcher (ca: string, hold: (opts: Dispatcher.DispatchOptions) => boolean): { dispatcher: Dispatcher, held: () => Promise<void>, release: () => void } {
+  const waiting: Array<() => void> = []
+  let released = false
+  let onHeld: () => void = () => {}
+  const firstHeld = new Promise<void>(resolve => { onHeld = resolve })
+  // Both handler APIs' response callbacks: whichever the request handler implements.
+  const answers = new Set(['onHeaders', 'onData', 'onComplete', 'onError', 'onResponseStart', 'onResponseData', 'onResponseEnd', 'onResponseError'])
+  const dispatcher = new Agent({ connect: { ca: [...rootCertificates, ca] } }).compose(dispatch => (opts, handler) => {
+    if (!hold(opts)) return dispatch(opts, handler)
+    const deferred = new Proxy(handler, {
+      get (target, prop, receiver) {
+        const value: unknown = Reflect.get(target, prop, receiver)
+        if (typeof value !== 'function') return value
+        if (typeof prop !== 'string' || !answers.has(prop)) return value.bind(target)
+        return (...args: unknown[]) => {
+          if (released) return value.apply(target, args)
+          waiting.push(() => value.apply(target, args))
+          onHeld()
+          return true
+        }
+      }
+    })
+    return dispatch(opts, deferred)
+  })
+  return {
+    dispatcher,
+    held: async () => await firstHeld,
+    release: () => {
+      released = true
+      for (const answer of waiting.splice(0)) answer()
+    }
+  }
+}
+
+t.test('a grant while a read of the same ACL is in flight: the read is not cancelled, and the grant is what stays cached', async t => {
+  // The race behind "Error: replaced" (issue 11): lru-cache aborts a fetch() in flight when its key is set().
+  const { env, dashboardId, clock } = await world(t)
+  const gate = holdingDispatcher(env.db.ca, opts => opts.method === 'GET' && opts.path.startsWith('/api/2.0/permissions/'))
+  let onPatched: () => void = () => {}
+  const patched = new Promise<void>(resolve => { onPatched = resolve })
+  const http = new UpstreamClient({
+    name: 'databricks',
+    dispatcher: gate.dispatcher,
+    observer: { onResponse: e => { if (e.method === 'PATCH') onPatched() } },
+    ...QUICK,
+    timeoutMs: 60_000
+  })
+  t.teardown(async () => { await http.close() })
+  const client = new DatabricksClient({ host: env.db.origin, accountId: DEFAULT_ACCOUNT_ID, token: DATABRICKS_ADMIN_PAT, http, writeBudgets: false })
+  const objects = new WorkspaceObjects({ client, clock })
+
+  // A permission question's read: Databricks answers before the grant, the answer is held on its way back.
+  const reading = objects.acl(DEFAULT_WORKSPACE_ID, 'dashboards', dashboardId)
+  const outcome = reading.then(acl => ({ acl }), (err: unknown) => ({ err }))
+  await gate.held()
+  // Meanwhile a share grants bob CAN_RUN (its PATCH is not held); once its answer is in and handled, the
+  // read's answer arrives.
+  const granted = objects.grant(DEFAULT_WORKSPACE_ID, 'dashboards', dashboardId, { user_name: BOB, permission_level: 'CAN_RUN' })
+  await patched
+  await new Promise(resolve => setImmediate(resolve))
+  gate.release()
+
+  const read = await outcome
+  t.notOk('err' in read, `the read in flight completes (${'err' in read ? String(read.err) : 'ok'})`)
+  if ('acl' in read) {
+    t.ok(entry(read.acl, 'user_name', ALICE), 'with the ACL Databricks answered it')
+    t.notOk(entry(read.acl, 'user_name', BOB), 'as it was before the grant')
+  }
+  const after = await granted
+  t.same(entry(after, 'user_name', BOB)?.all_permissions, [{ permission_level: 'CAN_RUN', inherited: false }], 'the grant answers the ACL with bob')
+  env.resetCalls()
+  const cached = await objects.acl(DEFAULT_WORKSPACE_ID, 'dashboards', dashboardId)
+  t.same(cached, after, 'the cache holds the grant\'s ACL, not the older read\'s')
+  t.equal(env.dbCalls().total, 0, 'without a call')
 })
 
 t.test('a grant to a principal the account does not know is a typed error', async t => {
