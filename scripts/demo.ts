@@ -1,15 +1,31 @@
 // `npm run demo`: local mode end to end. Starts the emulators and the service on free ports, runs the
 // walk-through `npm start` prints (token, login, permissions, share, permissions again, then a bulk
-// registration of a group, followed to its end), prints each step's result, and exits non-zero when a
-// step fails.
+// registration of a group, followed to its end for at most --max-wait seconds), prints each step's
+// result, and exits non-zero when a step fails or the job is not done in time (2: bad arguments).
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { parseArgs } from 'node:util'
 import { Agent, fetch } from 'undici'
 import { loadConfig } from '../src/config.ts'
 import { buildService } from '../src/service.ts'
 import { startLocalMode } from '../src/local/local-mode.ts'
 import type { WalkthroughStep } from '../src/local/walkthrough.ts'
+import { followJob, parseMaxWait, seconds } from './follow-job.ts'
+
+const DEFAULT_MAX_WAIT_SECONDS = 120
+const USAGE = `Usage: npm run demo [-- --max-wait <seconds>]
+
+  --max-wait  how long to follow the registration job of the last step, in seconds (default ${DEFAULT_MAX_WAIT_SECONDS});
+              past it the demo fails, naming the job`
+
+interface Job { id: string, status: string, total: number, registered: number, failed: number, failures?: Array<{ principal: string, code: string, message: string }> }
+
+class AnswerError extends Error {
+  constructor (readonly status: number, readonly body: Record<string, any>) { super(`HTTP ${status}`) }
+}
+
+const maxWaitMs = options(process.argv.slice(2))
 
 // Always the emulators, whatever the shell's environment says about a real tenant; the registration job
 // lives in a directory of its own, so `npm start` never resumes a job of the demo's throw-away emulators.
@@ -21,8 +37,9 @@ try {
   const url = await service.app.listen({ port: 0, host: '127.0.0.1' })
   console.log(local.banner)
   const tokens: Record<string, string> = {}
-  for (const [i, step] of local.walkthrough(url).steps.entries()) {
-    console.log(`\n# ${i + 1}. ${step.title}\n$ ${step.curl}`)
+  let n = 0
+  for (const step of local.walkthrough(url).steps) {
+    console.log(`\n# ${++n}. ${step.title}\n$ ${step.curl}`)
     const { status, body } = await run(step, step.bearer !== undefined ? tokens[step.bearer] ?? '' : '')
     console.log(`→ ${status}\n${summary(body)}`)
     if (status !== 200 && status !== 202) {
@@ -30,7 +47,10 @@ try {
       break
     }
     if (step.sets !== undefined) tokens[step.sets] = String(body.access_token)
-    if (status === 202 && typeof body.id === 'string') failed = !await follow(`${url}/v1/registrations/${body.id}`, tokens.ADMIN_TOKEN ?? '')
+    if (step.follow !== undefined && typeof body.id === 'string') {
+      console.log(`\n# ${++n}. ${step.follow.title}\n$ ${step.follow.curl}`)
+      failed = !await follow(body as Job, `${url}/v1/registrations/${body.id}`, tokens.ADMIN_TOKEN ?? '', maxWaitMs)
+    }
   }
 } finally {
   await service.close()
@@ -40,7 +60,7 @@ try {
 console.log(failed ? '\nThe demo FAILED: see the step above.' : '\nThe demo passed: every step succeeded.')
 process.exitCode = failed ? 1 : 0
 
-async function run (step: Pick<WalkthroughStep, 'method' | 'url' | 'form' | 'json'>, token: string): Promise<{ status: number, body: Record<string, any> }> {
+async function run (step: Pick<WalkthroughStep, 'method' | 'url' | 'form' | 'json'>, token: string, signal?: AbortSignal): Promise<{ status: number, body: Record<string, any> }> {
   const headers: Record<string, string> = token !== '' ? { authorization: `Bearer ${token}` } : {}
   let body: string | URLSearchParams | undefined
   if (step.form !== undefined) body = new URLSearchParams(step.form)
@@ -51,28 +71,54 @@ async function run (step: Pick<WalkthroughStep, 'method' | 'url' | 'form' | 'jso
   // The token endpoint is the emulators' HTTPS origin: trusted through NODE_EXTRA_CA_CERTS or the CA.
   const dispatcher = new Agent({ connect: { ca: local.ca } })
   try {
-    const res = await fetch(step.url, { method: step.method, headers, body, dispatcher })
+    const res = await fetch(step.url, { method: step.method, headers, body, dispatcher, ...(signal !== undefined ? { signal } : {}) })
     return { status: res.status, body: await res.json() as Record<string, any> }
   } finally {
     await dispatcher.close()
   }
 }
 
-/** Polls a registration job until it finishes; true when every principal was registered. */
-async function follow (jobUrl: string, token: string): Promise<boolean> {
-  for (;;) {
-    const { status, body } = await run({ method: 'GET', url: jobUrl }, token)
-    if (status !== 200) {
-      console.log(`→ ${status}\n${summary(body)}`)
-      return false
+/** The --max-wait in milliseconds; usage errors exit 2, --help exits 0. */
+function options (args: string[]): number {
+  try {
+    const { values } = parseArgs({ args, options: { 'max-wait': { type: 'string', default: String(DEFAULT_MAX_WAIT_SECONDS) }, help: { type: 'boolean', short: 'h' } }, strict: true })
+    if (values.help === true) {
+      console.log(USAGE)
+      process.exit(0)
     }
-    if (body.status === 'completed' || body.status === 'failed') {
-      console.log(`  job ${body.status}: ${body.registered} of ${body.total} registered, ${body.failed} failed`)
-      for (const f of body.failures ?? []) console.log(`    - ${JSON.stringify(f.principal)}: ${f.code} ${f.message}`)
-      return body.status === 'completed' && body.failed === 0
-    }
-    await new Promise(resolve => setTimeout(resolve, 200))
+    const ms = parseMaxWait(values['max-wait'])
+    if (ms === undefined) throw new Error('--max-wait is a number of seconds.')
+    return ms
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${USAGE}`)
+    process.exit(2)
   }
+}
+
+/** Polls a registration job until it finishes, at most `maxWaitMs`; true when every principal was registered. */
+async function follow (first: Job, jobUrl: string, token: string, maxWaitMs: number): Promise<boolean> {
+  let followed
+  try {
+    followed = await followJob(first, async signal => {
+      const { status, body } = await run({ method: 'GET', url: jobUrl }, token, signal)
+      if (status !== 200) throw new AnswerError(status, body)
+      return body as Job
+    }, { maxWaitMs, intervalMs: 200 })
+  } catch (err) {
+    if (!(err instanceof AnswerError)) throw err
+    console.log(`→ ${err.status}\n${summary(err.body)}`)
+    return false
+  }
+  const job = followed.job
+  if (!followed.done) {
+    console.log(`  job ${job.id} is not done after ${seconds(followed.waitedMs)} (--max-wait): ${job.status}, ${job.registered + job.failed} of ${job.total} done.`)
+    console.log('  The demo\'s service stops when the demo ends, and the job with it: run the demo with a longer --max-wait')
+    console.log('  (npm run demo -- --max-wait 600), or run npm start and follow the job with the walk-through it prints.')
+    return false
+  }
+  console.log(`→ job ${job.status}: ${job.registered} of ${job.total} registered, ${job.failed} failed`)
+  for (const f of job.failures ?? []) console.log(`    - ${JSON.stringify(f.principal)}: ${f.code} ${f.message}`)
+  return job.status === 'completed' && job.failed === 0
 }
 
 /** The part of each answer worth reading (the whole body is a curl away). */

@@ -1,21 +1,32 @@
 // `npm run register -- --group <id>` or `--file <path>`: starts a bulk registration on a running service
 // and follows it to the end with a progress bar (plain progress lines when stderr is not a terminal), then
-// prints a summary and the failures. Exit code 0: all registered; 1: some principals failed or the job
-// failed; 2: the registration could not be started or followed (usage, token, network, HTTP errors).
+// prints a summary and the failures; `--follow <job id>` follows a job already started. The wait is
+// bounded (`--max-wait`, 10 minutes by default): past it the CLI stops, naming the job and how to go on
+// following it, while the job goes on in the service. Exit code 0: all registered; 1: some principals
+// failed or the job failed; 2: the registration could not be started or followed (usage, token, network,
+// HTTP errors); 3: the job was not done within --max-wait.
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
-import { setTimeout as sleep } from 'node:timers/promises'
 import cliProgress from 'cli-progress'
 import type { RegistrationBody } from '../src/http/registration-routes.ts'
+import { followJob, parseMaxWait, seconds } from './follow-job.ts'
 
-const USAGE = `Usage: npm run register -- (--group <group object id> | --file <path>) [--url <service URL>] [--token <token>] [--interval <ms>]
+const DEFAULT_MAX_WAIT_SECONDS = 600
+
+const USAGE = `Usage: npm run register -- (--group <group object id> | --file <path> | --follow <job id>) [--url <service URL>] [--token <token>] [--interval <ms>] [--max-wait <seconds>]
 
   --group     register every user and service principal in the group, directly or through nested groups
   --file      register the principals listed in a file, one per line: an object id, a user principal
               name, a mail address or an application id; blank lines and lines starting with # are ignored
+  --follow    follow a registration job already started (the id a POST /v1/registrations answered)
   --url       the service (default http://127.0.0.1:3000)
   --token     an Entra access token for the service with the Identity.Admin app role (default: $RESOLVER_TOKEN)
-  --interval  how often to poll the job's progress, in milliseconds (default 1000)`
+  --interval  how often to poll the job's progress, in milliseconds (default 1000)
+  --max-wait  how long to follow the job, in seconds (default ${DEFAULT_MAX_WAIT_SECONDS}; 0: start it and do not wait); past it
+              the CLI exits with code 3 and says how to go on following it: the job goes on in the service
+
+Exit code 0: all registered; 1: some principals failed, or the job did; 2: the job could not be started or
+followed; 3: the job was not done within --max-wait.`
 
 type Progress = RegistrationBody
 
@@ -26,15 +37,17 @@ function parsePrincipalFile (text: string): string[] {
   return text.split(/\r?\n/).map(line => line.trim()).filter(line => line !== '' && !line.startsWith('#'))
 }
 
-async function call (method: 'GET' | 'POST', url: string, token: string, body?: unknown): Promise<{ status: number, json: Record<string, unknown>, location: string | null }> {
+async function call (method: 'GET' | 'POST', url: string, token: string, body?: unknown, signal?: AbortSignal): Promise<{ status: number, json: Record<string, unknown>, location: string | null }> {
   let res: Response
   try {
     res = await fetch(url, {
       method,
       headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {})
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      ...(signal !== undefined ? { signal } : {})
     })
   } catch (err) {
+    if (signal?.aborted === true) throw err
     throw new Error(`Cannot reach ${new URL(url).origin}: ${(err as Error).cause !== undefined ? String((err as Error).cause) : (err as Error).message}`)
   }
   const text = await res.text()
@@ -77,30 +90,8 @@ function progressView (tty: boolean): { update: (p: Progress) => void, stop: () 
   }
 }
 
-async function main (argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      group: { type: 'string' },
-      file: { type: 'string' },
-      url: { type: 'string', default: 'http://127.0.0.1:3000' },
-      token: { type: 'string' },
-      interval: { type: 'string', default: '1000' },
-      help: { type: 'boolean', short: 'h' }
-    },
-    strict: true
-  })
-  if (values.help === true) {
-    process.stdout.write(`${USAGE}\n`)
-    return 0
-  }
-  if ((values.group === undefined) === (values.file === undefined)) throw new UsageError('Give exactly one of --group and --file.')
-  const token = values.token ?? process.env.RESOLVER_TOKEN
-  if (token === undefined || token === '') throw new UsageError('Give a token with --token or RESOLVER_TOKEN: an Entra access token for the service with the Identity.Admin app role.')
-  const interval = Number(values.interval)
-  if (!Number.isFinite(interval) || interval < 10) throw new UsageError('--interval is a number of milliseconds, at least 10.')
-  const base = values.url.replace(/\/+$/, '')
-
+/** Starts the job the options name: a group, or the principals of a file. */
+async function start (base: string, token: string, values: { group?: string, file?: string }): Promise<{ json: Record<string, unknown>, location: string | null }> {
   let body: { group: string } | { principals: string[] }
   if (values.file !== undefined) {
     let text: string
@@ -115,21 +106,69 @@ async function main (argv: string[]): Promise<number> {
   } else {
     body = { group: values.group as string }
   }
+  return await call('POST', `${base}/v1/registrations`, token, body)
+}
 
-  const created = await call('POST', `${base}/v1/registrations`, token, body)
-  const location = created.location ?? `/v1/registrations/${String(created.json.id)}`
-  process.stderr.write(`Registration ${String(created.json.id)} started (${location}).\n`)
+async function main (argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      group: { type: 'string' },
+      file: { type: 'string' },
+      follow: { type: 'string' },
+      url: { type: 'string', default: 'http://127.0.0.1:3000' },
+      token: { type: 'string' },
+      interval: { type: 'string', default: '1000' },
+      'max-wait': { type: 'string', default: String(DEFAULT_MAX_WAIT_SECONDS) },
+      help: { type: 'boolean', short: 'h' }
+    },
+    strict: true
+  })
+  if (values.help === true) {
+    process.stdout.write(`${USAGE}\n`)
+    return 0
+  }
+  if ([values.group, values.file, values.follow].filter(v => v !== undefined).length !== 1) throw new UsageError('Give exactly one of --group, --file and --follow.')
+  const token = values.token ?? process.env.RESOLVER_TOKEN
+  if (token === undefined || token === '') throw new UsageError('Give a token with --token or RESOLVER_TOKEN: an Entra access token for the service with the Identity.Admin app role.')
+  const interval = Number(values.interval)
+  if (!Number.isFinite(interval) || interval < 10) throw new UsageError('--interval is a number of milliseconds, at least 10.')
+  const maxWaitMs = parseMaxWait(values['max-wait'])
+  if (maxWaitMs === undefined) throw new UsageError('--max-wait is a number of seconds (0: do not wait).')
+  const base = values.url.replace(/\/+$/, '')
+
+  let first: Progress
+  let location: string
+  if (values.follow !== undefined) {
+    location = `/v1/registrations/${encodeURIComponent(values.follow)}`
+    first = (await call('GET', `${base}${location}`, token)).json as unknown as Progress
+    process.stderr.write(`Following registration ${first.id} (${location}).\n`)
+  } else {
+    const created = await start(base, token, values)
+    first = created.json as unknown as Progress
+    location = created.location ?? `/v1/registrations/${first.id}`
+    process.stderr.write(`Registration ${first.id} started (${location}).\n`)
+  }
   const view = progressView(process.stderr.isTTY)
-  let progress = created.json as unknown as Progress
+  let followed
   try {
-    for (;;) {
-      view.update(progress)
-      if (progress.status === 'completed' || progress.status === 'failed') break
-      await sleep(interval)
-      progress = (await call('GET', new URL(location, `${base}/`).toString(), token)).json as unknown as Progress
-    }
+    followed = await followJob(first, async signal => (await call('GET', new URL(location, `${base}/`).toString(), token, undefined, signal)).json as unknown as Progress, {
+      maxWaitMs,
+      intervalMs: interval,
+      onProgress: view.update
+    })
   } finally {
     view.stop()
+  }
+  const progress = followed.job
+  if (!followed.done) {
+    process.stderr.write([
+      `Registration ${progress.id} is not done after ${seconds(followed.waitedMs)} (--max-wait): ${progress.status}, ${progress.registered + progress.failed} of ${progress.total} done, ${progress.registered} registered, ${progress.failed} failed.`,
+      'The job goes on in the service. Follow it with:',
+      `  npm run register -- --follow ${progress.id} --url ${base}${values.token !== undefined ? ' --token <token>' : ''}`,
+      `or ask for it: GET ${base}${location}`
+    ].join('\n') + '\n')
+    return 3
   }
 
   const out: string[] = [`Registration ${progress.id} ${progress.status}: ${progress.registered} of ${progress.total} registered, ${progress.failed} failed${progress.pending > 0 ? `, ${progress.pending} not done` : ''}.`]

@@ -1,5 +1,6 @@
 // `npm run register` as an operator runs it: a child process against a listening service, its progress
-// as plain lines (stderr is not a terminal here), the summary, the failures and the exit codes.
+// as plain lines (stderr is not a terminal here), the summary, the failures, the bounded wait (--max-wait,
+// --follow) and the exit codes.
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -47,13 +48,34 @@ t.test('--file: comments and blank lines skipped; failures listed; exit 1', asyn
   t.match(res.stdout, new RegExp(`${T.disabled} {2}PRINCIPAL_DISABLED`))
 })
 
+t.test('--max-wait: past it, exit 3 naming the job and how to follow it; --follow follows it to its end', async t => {
+  // 0 stops after the job's first state, which a job just started can never have finished in.
+  const waited = await register(['--group', T.allStaff, '--url', url, '--token', token, '--max-wait', '0'])
+  t.equal(waited.code, 3, waited.stderr)
+  const id = /^Registration ([0-9a-f-]{36}) started/.exec(waited.stderr)?.[1] ?? 'no id'
+  t.match(waited.stderr, new RegExp(`Registration ${id} is not done after 0 s \\(--max-wait\\): (queued|listing|running), \\d+ of \\d+ done`))
+  t.match(waited.stderr, /The job goes on in the service\. Follow it with:/)
+  t.ok(waited.stderr.includes(`npm run register -- --follow ${id} --url ${url} --token <token>\n`), 'the command to go on following it, with no token in it')
+  t.notOk(waited.stderr.includes(token), 'the token is never printed')
+  t.ok(waited.stderr.includes(`GET ${url}/v1/registrations/${id}`))
+  t.equal(waited.stdout, '', 'no summary: the job is not done')
+
+  const followed = await register(['--follow', id, '--url', url, '--interval', '20'], { RESOLVER_TOKEN: token })
+  t.equal(followed.code, 0, followed.stderr)
+  t.match(followed.stderr, new RegExp(`^Following registration ${id} \\(/v1/registrations/${id}\\)\\.`))
+  t.match(followed.stdout, new RegExp(`Registration ${id} completed: 4 of 4 registered, 0 failed\\.`))
+})
+
 t.test('usage and HTTP errors: a message that says what to do, exit 2', async t => {
   const dir = t.testdir()
   const emptyFile = join(dir, 'empty.txt')
   await writeFile(emptyFile, '# nothing\n\n')
   // Independent processes: run them side by side.
-  const [neither, noToken, empty, missing, badToken, noGroup, unreachable, bogus, help] = await Promise.all([
+  const [neither, both, badWait, unknownJob, noToken, empty, missing, badToken, noGroup, unreachable, bogus, help] = await Promise.all([
     register(['--url', url, '--token', token]),
+    register(['--group', T.allStaff, '--follow', '0f2d3c4b-5a69-4788-9a0b-1c2d3e4f5a6b', '--url', url, '--token', token]),
+    register(['--group', T.allStaff, '--url', url, '--token', token, '--max-wait', '10m']),
+    register(['--follow', '0f2d3c4b-5a69-4788-9a0b-1c2d3e4f5a6b', '--url', url, '--token', token]),
     register(['--group', T.allStaff, '--url', url]),
     register(['--file', emptyFile, '--token', token, '--url', url]),
     register(['--file', join(dir, 'missing.txt'), '--token', token, '--url', url]),
@@ -64,7 +86,10 @@ t.test('usage and HTTP errors: a message that says what to do, exit 2', async t 
     register(['--help'])
   ])
   t.equal(neither.code, 2)
-  t.match(neither.stderr, /Give exactly one of --group and --file\.[\s\S]*Usage: npm run register/)
+  t.match(neither.stderr, /Give exactly one of --group, --file and --follow\.[\s\S]*Usage: npm run register/)
+  t.match(both, { code: 2, stderr: /Give exactly one of --group, --file and --follow\./ })
+  t.match(badWait, { code: 2, stderr: /--max-wait is a number of seconds/ })
+  t.match(unknownJob, { code: 2, stderr: /HTTP 404 REGISTRATION_NOT_FOUND/ })
   t.equal(noToken.code, 2)
   t.match(noToken.stderr, /RESOLVER_TOKEN/)
   t.match(empty, { code: 2, stderr: /lists no principal/ })

@@ -82,22 +82,26 @@ t.test('production without the Entra configuration refuses to run local mode', a
 t.test('local mode prints a walk-through whose curl lines work as printed', async t => {
   const { child, output } = start({ PORT: '0', EMULATORS_PORT: '0', LOG_LEVEL: 'warn', REGISTRATIONS_DIR: t.testdir() })
   t.teardown(() => { child.kill('SIGKILL') })
-  await waitFor(/# 7\. .*\n.*\n/, output)
+  await waitFor(/# 8\. .*\n.*\n/, output, 120_000)
   const lines = output().split('\n')
-  const curls = lines.filter(l => /^(ADMIN_)?TOKEN=\$\(curl /.test(l) || l.startsWith('curl '))
-  t.equal(curls.length, 7, 'seven steps, each a shell line')
-  // Run them in one shell, in order, as a person would paste them.
-  const shell = spawn('bash', ['-euo', 'pipefail', '-c', curls.map(l => l.startsWith('curl ') ? `${l}; echo` : l).join('\n')], { env: childEnv({}), stdio: ['ignore', 'pipe', 'pipe'] })
+  const commands = lines.flatMap((l, i) => /^# \d+\. /.test(l) ? [lines[i + 1] ?? ''] : [])
+  t.equal(commands.length, 8, 'eight steps, each a shell line')
+  // Run them in one strict shell, in order, as a person would paste them; each step's output apart.
+  const script = ['exec 2>&1', ...commands.flatMap((c, i) => [`printf '\\n@@@ ${i + 1}\\n'`, c])].join('\n')
+  const shell = spawn('bash', ['-euo', 'pipefail', '-c', script], { env: childEnv({}), stdio: ['ignore', 'pipe', 'pipe'], timeout: 180_000 })
   let out = ''
   shell.stdout.on('data', (d: Buffer) => { out += d.toString() })
   shell.stderr.on('data', (d: Buffer) => { out += d.toString() })
   const [code] = await once(shell, 'exit') as [number | null]
   t.equal(code, 0, out)
-  const answers = out.trim().split('\n').map(l => JSON.parse(l) as Record<string, any>)
-  t.equal(answers.length, 5, 'login, permissions, share, permissions, registration')
+  const sections = out.split(/\n@@@ \d+\n/).slice(1).map(s => s.trim())
+  t.same([sections[0], sections[5]], ['', ''], 'the token steps set $TOKEN and $ADMIN_TOKEN and print nothing')
+  // Pretty-printed by jq when it is on PATH, as they come otherwise: JSON either way.
+  const answers = [1, 2, 3, 4, 6, 7].map(i => JSON.parse(sections[i] ?? '') as Record<string, any>)
   t.match(answers[0], { principal: { userPrincipalName: 'alice.martin@contoso.onmicrosoft.com' }, workspace: { workspaceId: '3141592653589793' } })
   t.match(answers[1], { level: 'CAN_EDIT', grants: [{ group: 'Engineering', groupPath: ['Data Platform', 'Engineering'], inherited: true }] })
   t.match(answers[2], { grant: { level: 'CAN_READ', principalName: 'grace.kim@contoso.onmicrosoft.com' } })
   t.match(answers[3], { level: 'CAN_READ', grants: [{ via: 'user', inherited: false }], dashboard: { canViewPublished: true } })
   t.match(answers[4], { id: String, status: 'queued' })
+  t.match(answers[5], { id: answers[4]?.id, status: 'completed', total: 6, registered: 6, failed: 0 }, 'step 8 followed the job of step 7 to its end')
 })
