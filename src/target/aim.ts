@@ -25,6 +25,11 @@
 // - materializeGroup(): one group resolved the same way, named as the response's `group_name` says (the
 //   account may have disambiguated a taken name). `principalName` is the response's `username` /
 //   `application_id`, remembered with the principal.
+// - TargetSync (the Entra change feed): the account follows Entra itself, so every sync operation writes
+//   nothing and answers `mirrored`; it only forgets what the change makes stale here: a principal's id and
+//   status (setPrincipalActive), a group's id and name (renameGroup, retireGroup). Membership changes forget
+//   nothing: no membership is cached or written. listMaterialized() lists nothing: there is nothing for a
+//   full reconcile to correct. The caller treats both modes alike.
 // - Errors: "AIM is not enabled" → AimDisabledError (a TargetConfigurationError telling the operator to use
 //   DATABRICKS_MODE=scim or to enable AIM); throttling and outages → TargetUnavailableError (the client);
 //   a principal the identity provider does not know → the client's DatabricksNotFoundError.
@@ -32,7 +37,10 @@ import { LRUCache } from 'lru-cache'
 import pLimit, { type LimitFunction } from 'p-limit'
 import type { Clock } from '../clock.ts'
 import type { GroupRef } from '../directory/port.ts'
-import type { MaterializeRequest, Materialized, MaterializedGroup, Target } from './port.ts'
+import type {
+  GroupRenameResult, GroupRetirement, ListMaterializedOptions, MaterializeRequest, Materialized, MaterializedGroup, MaterializedIdentity, MembershipEdge,
+  SyncPrincipalRef, SyncResult, Target, TargetSync
+} from './port.ts'
 import type { DatabricksClient } from './databricks-client.ts'
 import { DatabricksError, DatabricksNotFoundError, TargetConfigurationError } from './errors.ts'
 
@@ -157,7 +165,7 @@ function clone (r: Materialized): Materialized {
   return { principalId: r.principalId, groupIds: new Map(r.groupIds), active: r.active, principalName: r.principalName }
 }
 
-export class DatabricksAimTarget implements Target {
+export class DatabricksAimTarget implements Target, TargetSync {
   /** The account learns memberships from Entra: the materializer need not read them. */
   readonly mirrorsMemberships = false
   private readonly client: DatabricksClient
@@ -224,6 +232,50 @@ export class DatabricksAimTarget implements Target {
   forget (tenantId: string, principalId: string): void {
     this.epoch += 1
     this.principals.delete(`${tenantId.toLowerCase()}|${principalId.toLowerCase()}`)
+  }
+
+  // ---- TargetSync: the account follows Entra itself; only caches are forgotten ---------------------------
+
+  /** Writes nothing (the account deactivates it at its next identity sync); forgets its cached id and status. */
+  async setPrincipalActive (tenantId: string, principal: SyncPrincipalRef, _active: boolean): Promise<SyncResult> {
+    this.invalidate(tenantId, { principals: [principal.id] })
+    return { outcome: 'mirrored' }
+  }
+
+  /** Writes nothing: the account learns memberships from Entra; none is cached here. */
+  async addMembership (_tenantId: string, _edge: MembershipEdge): Promise<SyncResult> {
+    return { outcome: 'mirrored' }
+  }
+
+  /** Writes nothing: the account learns memberships from Entra; none is cached here. */
+  async removeMembership (_tenantId: string, _edge: MembershipEdge): Promise<SyncResult> {
+    return { outcome: 'mirrored' }
+  }
+
+  /** Writes nothing (the account names its groups); forgets the group's cached name. */
+  async renameGroup (tenantId: string, group: { id: string, displayName: string }, _options?: { avoidNames?: ReadonlySet<string> }): Promise<GroupRenameResult> {
+    this.invalidate(tenantId, { groups: [group.id] })
+    return { outcome: 'mirrored' }
+  }
+
+  /** Writes nothing (the account drops what Entra deleted); forgets the group's cached id. */
+  async retireGroup (tenantId: string, groupId: string, _how: GroupRetirement): Promise<SyncResult> {
+    this.invalidate(tenantId, { groups: [groupId] })
+    return { outcome: 'mirrored' }
+  }
+
+  /** Nothing: under AIM the account is kept in step with Entra by Databricks, so no reconcile is needed. */
+  async * listMaterialized (_tenantId: string, _options?: ListMaterializedOptions): AsyncGenerator<MaterializedIdentity> {}
+
+  /** Forgets these principals' ids and statuses and these groups' ids and names (their next use resolves them again). */
+  invalidate (tenantId: string, ids: { principals?: Iterable<string>, groups?: Iterable<string> }): void {
+    this.epoch += 1
+    for (const id of ids.principals ?? []) this.principals.delete(`${tenantId.toLowerCase()}|${id.toLowerCase()}`)
+    for (const id of ids.groups ?? []) {
+      const key = `${tenantId.toLowerCase()}|${id.toLowerCase()}`
+      this.groups.delete(key)
+      this.groupFlights.delete(key)
+    }
   }
 
   /** Forgets everything. */

@@ -44,14 +44,23 @@
 //   the userName / applicationId of the account's principal (what was adopted or created), remembered.
 // - SCIM filter values are quoted with `"` and `\` escaped, so a display name such as `x" or userName sw "`
 //   is compared as the literal it is and can never widen the filter.
+// - TargetSync (the Entra change feed; scim-sync.ts): the account follows Entra's changes to what it holds
+//   linked by externalId, one change at a time, with the same SCIM calls and naming rules. invalidate()
+//   forgets by Entra id, lazily: it stamps the id with a generation, and a remembered materialization, a
+//   group's known parents or a refused membership recorded before that stamp (or while the run that made it
+//   was in flight) is not trusted again, so no scan of the caches is needed.
 import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { Clock } from '../clock.ts'
 import type { GroupRef } from '../directory/port.ts'
-import type { MaterializeRequest, Materialized, MaterializedGroup, Target } from './port.ts'
+import type {
+  GroupRenameResult, GroupRetirement, ListMaterializedOptions, MaterializeRequest, Materialized, MaterializedGroup, MaterializedIdentity,
+  MembershipEdge, SyncPrincipalRef, SyncResult, Target, TargetSync
+} from './port.ts'
 import type { DatabricksClient } from './databricks-client.ts'
 import { DatabricksBadRequestError, DatabricksConflictError, DatabricksNotFoundError } from './errors.ts'
 import { groupNameCandidates, isReservedGroupName, scimString, type GroupNamePolicy } from './names.ts'
+import { ScimSync, type ScimSyncHost } from './scim-sync.ts'
 
 export const SCIM_SCHEMA = {
   user: 'urn:ietf:params:scim:schemas:core:2.0:User',
@@ -90,9 +99,9 @@ export interface DatabricksScimTargetOptions {
   clock?: Clock
 }
 
-interface ScimRef { value: string, type?: string, display?: string }
+export interface ScimRef { value: string, type?: string, display?: string, $ref?: string }
 
-interface ScimObject {
+export interface ScimObject {
   id: string
   externalId?: string
   displayName?: string
@@ -100,9 +109,11 @@ interface ScimObject {
   applicationId?: string
   active?: boolean
   groups?: ScimRef[]
+  /** A group's members (a group read by id; account group lists leave them out). */
+  members?: ScimRef[]
 }
 
-interface ListResponse { totalResults?: number, Resources?: ScimObject[] }
+export interface ListResponse { totalResults?: number, Resources?: ScimObject[] }
 
 type PrincipalKind = 'user' | 'servicePrincipal'
 
@@ -119,6 +130,8 @@ interface Remembered {
   fields: PrincipalFields
   /** Databricks child id → the Databricks ids of the Entra-sourced parents it was made a member of. */
   edges: Map<string, Set<string>>
+  /** The generation its run began in: trusted only while none of its ids was forgotten since (invalidate()). */
+  since: number
 }
 
 interface KnownGroup {
@@ -127,9 +140,23 @@ interface KnownGroup {
   parents: Set<string>
   /** Its display name in the account, when read or written. */
   name?: string
+  /** The generation it was read in (see Remembered.since). */
+  since: number
+}
+
+interface Refusal {
+  reason: MembershipSkipReason
+  detail: string
+  since: number
+  /** The forgettable keys of both ends: forgetting either makes Databricks be asked again. */
+  keys: string[]
 }
 
 const RESOURCE: Record<PrincipalKind | 'group', string> = { user: 'Users', servicePrincipal: 'ServicePrincipals', group: 'Groups' }
+
+/** The key invalidate() stamps for a principal (per tenant, like the materializations) and for a group. */
+const principalKey = (tenantId: string, id: string): string => `p|${tenantId.toLowerCase()}|${id.toLowerCase()}`
+const groupKey = (id: string): string => `g|${id.toLowerCase()}`
 
 /** Why a group did not get the name it would have had. */
 export interface GroupNameCollision {
@@ -240,15 +267,21 @@ function principalNameOf (o: ScimObject, p: MaterializeRequest['principal']): st
   return p.kind === 'user' ? o.userName ?? p.userPrincipalName as string : o.applicationId ?? p.appId as string
 }
 
-export class DatabricksScimTarget implements Target {
+export class DatabricksScimTarget implements Target, TargetSync {
   private readonly client: DatabricksClient
   private readonly remembered: LRUCache<string, Remembered>
   private readonly groups: LRUCache<string, KnownGroup>
   private readonly sourced: LRUCache<string, { externalId: string | null }>
   /** `parent|child` (Databricks ids) → Databricks' refusal of that membership, not retried within its TTL. */
-  private readonly refusedEdges: LRUCache<string, { reason: MembershipSkipReason, detail: string }>
+  private readonly refusedEdges: LRUCache<string, Refusal>
   /** Bumped by clear(): a run that began before it is not remembered. */
   private epoch = 0
+  /** Bumped by each invalidate(); `forgotten` maps a principal or group key to the generation it was forgotten in. */
+  private generation = 0
+  private readonly forgotten: LRUCache<string, number>
+  /** The highest generation `forgotten` had to evict for room: anything remembered before it is not trusted. */
+  private forgottenFloor = 0
+  private readonly sync: ScimSync
   private readonly lanes = new Map<string, { fingerprint: string, promise: Promise<Materialized> }>()
   private readonly groupFlights = new Map<string, Promise<MaterializedGroup>>()
   private readonly namePolicy: GroupNamePolicy
@@ -266,6 +299,14 @@ export class DatabricksScimTarget implements Target {
     this.groups = new LRUCache({ max: options.maxGroups ?? 100_000, ttl: options.groupTtlMs ?? 600_000, ...perf })
     this.sourced = new LRUCache({ max: options.maxGroups ?? 100_000, ttl: options.groupTtlMs ?? 600_000, ...perf })
     this.refusedEdges = new LRUCache({ max: options.maxGroups ?? 100_000, ttl: options.groupTtlMs ?? 600_000, ...perf })
+    // Kept as long as anything it may have to veto lives (the longest of the caches' TTLs).
+    this.forgotten = new LRUCache<string, number>({
+      max: (options.maxPrincipals ?? 100_000) + (options.maxGroups ?? 100_000),
+      ttl: Math.max(options.materializedTtlMs ?? 3_600_000, options.groupTtlMs ?? 600_000),
+      ...perf,
+      dispose: (generation, _key, reason) => { if (reason === 'evict') this.forgottenFloor = Math.max(this.forgottenFloor, generation) }
+    })
+    this.sync = new ScimSync(this.syncHost())
   }
 
   async materialize (request: MaterializeRequest): Promise<Materialized> {
@@ -298,17 +339,18 @@ export class DatabricksScimTarget implements Target {
    */
   async materializeGroup (_tenantId: string, group: GroupRef, options: { avoidNames?: ReadonlySet<string> } = {}): Promise<MaterializedGroup> {
     const avoid = options.avoidNames ?? new Set<string>()
-    const known = this.groups.get(group.id)
+    const known = this.knownGroup(group.id)
     if (known?.name !== undefined && !avoid.has(known.name.toLowerCase())) return { groupId: known.id, name: known.name }
     const flying = this.groupFlights.get(group.id)
     if (flying !== undefined && avoid.size === 0) return { ...await flying }
+    const since = this.generation
     const flight = (async (): Promise<MaterializedGroup> => {
       const found = (await this.ensureGroups([group], avoid)).get(group.id)
       if (found === undefined) {
         throw new DatabricksBadRequestError(`Databricks refused every name for Entra group ${group.id}.`, { status: 400, errorCode: 'INVALID_PARAMETER_VALUE', method: 'POST', route: '/scim/v2/Groups' })
       }
       const name = found.displayName ?? groupNameCandidates(group, this.namePolicy)[0] as string
-      this.groups.set(group.id, { id: found.id, parents: directParents(found), name })
+      this.groups.set(group.id, { id: found.id, parents: directParents(found), name, since })
       return { groupId: found.id, name }
     })()
     this.groupFlights.set(group.id, flight)
@@ -329,26 +371,105 @@ export class DatabricksScimTarget implements Target {
     this.groupFlights.clear()
   }
 
+  // ---- TargetSync (scim-sync.ts) ------------------------------------------------------------------------
+
+  async setPrincipalActive (tenantId: string, principal: SyncPrincipalRef, active: boolean): Promise<SyncResult> {
+    return await this.sync.setPrincipalActive(tenantId, principal, active)
+  }
+
+  async addMembership (tenantId: string, edge: MembershipEdge): Promise<SyncResult> {
+    return await this.sync.addMembership(tenantId, edge)
+  }
+
+  async removeMembership (tenantId: string, edge: MembershipEdge): Promise<SyncResult> {
+    return await this.sync.removeMembership(tenantId, edge)
+  }
+
+  async renameGroup (tenantId: string, group: { id: string, displayName: string }, options?: { avoidNames?: ReadonlySet<string> }): Promise<GroupRenameResult> {
+    return await this.sync.renameGroup(tenantId, group, options)
+  }
+
+  async retireGroup (tenantId: string, groupId: string, how: GroupRetirement): Promise<SyncResult> {
+    return await this.sync.retireGroup(tenantId, groupId, how)
+  }
+
+  listMaterialized (tenantId: string, options?: ListMaterializedOptions): AsyncIterable<MaterializedIdentity> {
+    return this.sync.listMaterialized(tenantId, options)
+  }
+
+  /**
+   * Forgets these Entra ids: a principal's last materialization, a group's known parents and name, and
+   * (lazily, by generation) every remembered materialization that includes such a group, every refusal of a
+   * membership with such an end, and whatever a run in flight now would remember of them.
+   */
+  invalidate (tenantId: string, ids: { principals?: Iterable<string>, groups?: Iterable<string> }): void {
+    this.generation += 1
+    for (const id of ids.principals ?? []) {
+      this.forgotten.set(principalKey(tenantId, id), this.generation)
+      this.remembered.delete(`${tenantId.toLowerCase()}|${id.toLowerCase()}`)
+    }
+    for (const id of ids.groups ?? []) {
+      this.forgotten.set(groupKey(id), this.generation)
+      this.groups.delete(id)
+      this.groups.delete(id.toLowerCase())
+    }
+  }
+
+  /** Whether something recorded in generation `since` may still be trusted: none of `keys` forgotten since. */
+  private trusted (since: number, keys: Iterable<string>): boolean {
+    if (since < this.forgottenFloor) return false
+    if (this.forgotten.size === 0) return true
+    for (const key of keys) if ((this.forgotten.peek(key) ?? -1) > since) return false
+    return true
+  }
+
+  private knownGroup (entraId: string): KnownGroup | undefined {
+    const known = this.groups.get(entraId)
+    return known !== undefined && this.trusted(known.since, [groupKey(entraId)]) ? known : undefined
+  }
+
+  /** What ScimSync needs of this adapter: its SCIM calls, naming and caches. */
+  private syncHost (): ScimSyncHost {
+    return {
+      client: this.client,
+      list: async (resource, filter, attributes) => await this.list(resource, filter, attributes),
+      patch: async (resource, id, operations) => { await this.patch(resource, id, operations) },
+      patchMembers: async (groupId, add, remove) => await this.patchMembers(groupId, add, remove),
+      externalIdsOf: async ids => await this.externalIdsOf(ids),
+      nameCandidates: group => groupNameCandidates(group, this.namePolicy),
+      blockedNames: async (names, avoid) => blockedNames(await this.namesHeldLocally(names), avoid),
+      nameGroup: async (group, taken, blocked, existing) => await this.nameGroup(group, taken, blocked, existing),
+      skipped: (skip, err) => { this.observer.onMembershipSkipped?.({ ...skip, reason: membershipSkipReason(err.message), detail: err.message }) },
+      deleted: id => { this.sourced.delete(id) },
+      invalidate: (tenantId, ids) => { this.invalidate(tenantId, ids) }
+    }
+  }
+
   private async run (key: string, fingerprint: string, request: MaterializeRequest): Promise<Materialized> {
-    const previous = this.remembered.get(key)
+    const remembered = this.remembered.get(key)
+    // Trusted only if neither the principal nor any group of its request was forgotten since (invalidate()).
+    const previous = remembered !== undefined && this.trusted(remembered.since, [principalKey(request.tenantId, request.principal.id), ...request.groups.map(g => groupKey(g.id))])
+      ? remembered
+      : undefined
     if (previous?.fingerprint === fingerprint) return previous.result
     const epoch = this.epoch
+    const since = this.generation
     // Until this run has succeeded the next one reconciles from Databricks' own state.
     this.remembered.delete(key)
-    let done: Omit<Remembered, 'fingerprint'>
+    let done: Omit<Remembered, 'fingerprint' | 'since'>
     try {
-      done = await this.reconcile(request, previous, epoch)
+      done = await this.reconcile(request, previous, epoch, since)
     } catch (err) {
       if (!isStaleId(err)) throw err
       // An id the adapter remembered is gone (deleted in Databricks meanwhile): read everything again, once.
       for (const g of request.groups) this.groups.delete(g.id)
-      done = await this.reconcile(request, undefined, epoch)
+      done = await this.reconcile(request, undefined, epoch, since)
     }
-    if (epoch === this.epoch) this.remembered.set(key, { ...done, fingerprint })
+    if (epoch === this.epoch) this.remembered.set(key, { ...done, fingerprint, since })
     return done.result
   }
 
-  private async reconcile (request: MaterializeRequest, previous: Remembered | undefined, epoch: number): Promise<Omit<Remembered, 'fingerprint'>> {
+  private async reconcile (request: MaterializeRequest, previous: Remembered | undefined, epoch: number, since: number): Promise<Omit<Remembered, 'fingerprint' | 'since'>> {
     const p = request.principal
     const kind = p.kind as PrincipalKind
     const fields: PrincipalFields = { kind, displayName: p.displayName, active: p.accountEnabled }
@@ -389,7 +510,7 @@ export class DatabricksScimTarget implements Target {
     const groupIds = new Map<string, string>()
     const unknown: GroupRef[] = []
     for (const g of byId.values()) {
-      const known = this.groups.get(g.id)
+      const known = this.knownGroup(g.id)
       const rememberedId = previous?.result.groupIds.get(g.id)
       if (known !== undefined && (rememberedId === undefined || rememberedId === known.id)) {
         groupIds.set(g.id, known.id)
@@ -406,7 +527,7 @@ export class DatabricksScimTarget implements Target {
       groupIds.set(entraId, o.id)
       const parents = directParents(o)
       current.set(o.id, parents)
-      this.groups.set(entraId, { id: o.id, parents: new Set(parents), ...(o.displayName !== undefined ? { name: o.displayName } : {}) })
+      this.groups.set(entraId, { id: o.id, parents: new Set(parents), ...(o.displayName !== undefined ? { name: o.displayName } : {}), since })
     }
     // Groups Databricks refused to create are left out, with every edge to or from them; the rest goes on.
     for (const g of unknown) {
@@ -436,8 +557,8 @@ export class DatabricksScimTarget implements Target {
         if (has.has(parentId)) continue
         // Refused a moment ago (for this principal or another): not asked again before its TTL.
         const refused = this.refusedEdges.get(`${parentId}|${childId}`)
-        if (refused !== undefined) {
-          skipped.push({ parentId, childId, parentEntraId: parent, childEntraId: child, ...refused })
+        if (refused !== undefined && this.trusted(refused.since, refused.keys)) {
+          skipped.push({ parentId, childId, parentEntraId: parent, childEntraId: child, reason: refused.reason, detail: refused.detail })
           continue
         }
         const wave = closing.has(`${child}|${parent}`) ? late : adds
@@ -472,10 +593,11 @@ export class DatabricksScimTarget implements Target {
           const parentEntraId = entraOf.get(parent)
           const childEntraId = entraOf.get(child)
           skipped.push({ ...skip, ...(parentEntraId !== undefined ? { parentEntraId } : {}), ...(childEntraId !== undefined ? { childEntraId } : {}) })
-          if (epoch === this.epoch) this.refusedEdges.set(`${parent}|${child}`, { reason: skip.reason, detail: skip.detail })
+          const keys = [parentEntraId, childEntraId].flatMap(id => id === undefined ? [] : [id === p.id ? principalKey(request.tenantId, id) : groupKey(id)])
+          if (epoch === this.epoch) this.refusedEdges.set(`${parent}|${child}`, { reason: skip.reason, detail: skip.detail, since, keys })
         }
         for (const child of remove) current.get(child)?.delete(parent)
-        this.updateKnownGroups(groupIds, current, [...add, ...remove])
+        this.updateKnownGroups(groupIds, current, [...add, ...remove], since)
       }))
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
       if (failed !== undefined) throw failed.reason
@@ -492,12 +614,12 @@ export class DatabricksScimTarget implements Target {
     return { result: { principalId, groupIds, active: fields.active, principalName }, fields, edges }
   }
 
-  private updateKnownGroups (groupIds: Map<string, string>, current: Map<string, Set<string>>, children: string[]): void {
+  private updateKnownGroups (groupIds: Map<string, string>, current: Map<string, Set<string>>, children: string[], since: number): void {
     const changed = new Set(children)
     for (const [entraId, id] of groupIds) {
       if (!changed.has(id)) continue
       const name = this.groups.peek(entraId)?.name
-      this.groups.set(entraId, { id, parents: new Set(current.get(id) ?? []), ...(name !== undefined ? { name } : {}) })
+      this.groups.set(entraId, { id, parents: new Set(current.get(id) ?? []), ...(name !== undefined ? { name } : {}), since })
     }
   }
 
@@ -570,13 +692,7 @@ export class DatabricksScimTarget implements Target {
       ...missing.flatMap(g => groupNameCandidates(g, this.namePolicy)),
       ...[...out.values()].flatMap(o => o.displayName ?? [])
     ])]
-    const local = await this.namesHeldLocally(candidates)
-    const blocked = (name: string): GroupNameCollision['reason'] | undefined => {
-      const key = name.trim().toLowerCase()
-      if (isReservedGroupName(key)) return 'reserved'
-      if (local.has(key) || avoid.has(key)) return 'workspace-local'
-      return undefined
-    }
+    const blocked = blockedNames(await this.namesHeldLocally(candidates), avoid)
     // Groups found under such a name (made before this rule, or a local group created since) are renamed.
     await Promise.all([...out].map(async ([entraId, o]) => {
       if (o.displayName === undefined || blocked(o.displayName) === undefined) return
@@ -609,7 +725,7 @@ export class DatabricksScimTarget implements Target {
    * is not the preferred one. A 409 means the name was taken meanwhile: by this group (a concurrent run,
    * adopted) or by another (the next name is tried).
    */
-  private async nameGroup (group: GroupRef, taken: Set<string>, blocked: (name: string) => GroupNameCollision['reason'] | undefined, existing?: ScimObject): Promise<ScimObject> {
+  private async nameGroup (group: Pick<GroupRef, 'id' | 'displayName'>, taken: Set<string>, blocked: (name: string) => GroupNameCollision['reason'] | undefined, existing?: ScimObject): Promise<ScimObject> {
     const candidates = groupNameCandidates(group, this.namePolicy)
     let conflict: unknown
     let reason: GroupNameCollision['reason'] | undefined
@@ -738,6 +854,16 @@ export class DatabricksScimTarget implements Target {
     const half = Math.ceil(members.length / 2)
     await this.addMembers(groupId, members.slice(0, half), refused)
     await this.addMembers(groupId, members.slice(half), refused)
+  }
+}
+
+/** Why a name may not be used (the reserved names; those workspace-local groups hold, or `avoid`), if it may not. */
+function blockedNames (local: ReadonlySet<string>, avoid: ReadonlySet<string>): (name: string) => GroupNameCollision['reason'] | undefined {
+  return name => {
+    const key = name.trim().toLowerCase()
+    if (isReservedGroupName(key)) return 'reserved'
+    if (local.has(key) || avoid.has(key)) return 'workspace-local'
+    return undefined
   }
 }
 
