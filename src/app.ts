@@ -17,6 +17,8 @@ import { identityRoutes } from './http/identity-routes.ts'
 import { accessRoutes } from './http/access-routes.ts'
 import type { ObjectAccess } from './resolver/object-access.ts'
 import { metricsRoutes } from './http/metrics-routes.ts'
+import { syncRoutes } from './http/sync-routes.ts'
+import type { Sync } from './sync/sync.ts'
 import { registerOpenApi } from './http/openapi.ts'
 import { registrationRoutes } from './http/registration-routes.ts'
 import type { RegistrationRunner } from './registrations/runner.ts'
@@ -35,6 +37,8 @@ export interface AppDeps {
   materializer?: Materializer
   /** With a Databricks account configured: effective permissions and sharing. */
   access?: ObjectAccess
+  /** The Entra change feed (SYNC_ENABLED): GET /v1/sync reports it. */
+  sync?: Sync
   /** Where the log lines go (default: stdout); tests read them here. */
   logStream?: DestinationStream
 }
@@ -102,6 +106,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     await app.register(registrationRoutes, { resolver: deps.resolver, runner: deps.registrations })
     await app.register(identityRoutes, { resolver: deps.resolver, materializer: deps.materializer })
     await app.register(accessRoutes, { access: deps.access })
+    await app.register(syncRoutes, { sync: deps.sync, intervalSeconds: deps.config.SYNC_INTERVAL_SECONDS })
   }
   return app
 }

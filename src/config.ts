@@ -51,6 +51,9 @@ export const ConfigSchema = Type.Object({
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'Redis (redis:// or rediss://): registration jobs are kept there, so any replica reports them and a restarted one resumes them. Unset: in files under REGISTRATIONS_DIR.' })),
   REGISTRATIONS_DIR: Type.String({ minLength: 1, default: '.data/registrations', description: 'Without REDIS_URL: the directory of registration jobs (one JSON file each), read again at start to resume unfinished ones.' }),
   REGISTRATIONS_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 8, description: 'Principals a registration job registers at once, over all jobs (each within the Graph and Databricks rate budgets).' }),
+  SYNC_ENABLED: Type.Boolean({ default: true, description: 'Keep Databricks in step with Entra: a delta round (users, service principals, groups) deactivates, reactivates, renames and removes memberships of what the service materialized, and refreshes the caches. Needs DATABRICKS_HOST for the writes; without it only the caches follow.' }),
+  SYNC_INTERVAL_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 15, description: 'Seconds between two delta rounds (a change notification starts one at once). With REDIS_URL one replica runs each round.' }),
+  SYNC_DIR: Type.String({ minLength: 1, default: '.data/sync', description: 'Without REDIS_URL: where the delta cursors are kept, so a restart resumes where it stopped.' }),
   EMULATORS_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8443, description: 'Local mode: port of the emulators\' HTTPS origin.' })
 })
 

@@ -22,6 +22,9 @@ import { WorkspaceObjects } from './target/workspace-objects.ts'
 import { AccountGroupNames } from './target/account-groups.ts'
 import { ObjectAccess } from './resolver/object-access.ts'
 import { LookupBudget } from './resolver/lookup-budget.ts'
+import { supportsSync } from './target/port.ts'
+import { buildSync } from './sync/build.ts'
+import type { Sync } from './sync/sync.ts'
 
 export interface Service {
   app: FastifyInstance
@@ -29,6 +32,8 @@ export interface Service {
   metrics: Metrics
   /** Bulk registration jobs, with a Databricks account. */
   registrations?: RegistrationRunner
+  /** The Entra change feed (SYNC_ENABLED). */
+  sync?: Sync
   close: () => Promise<void>
 }
 
@@ -42,6 +47,8 @@ export interface ServiceOptions {
   resumeRegistrations?: boolean
   /** Prefix of the registration jobs' Redis keys (tests use their own). */
   registrationsKeyPrefix?: string
+  /** Prefix of the change feed's Redis keys: its cursors and its queue (tests use their own). */
+  syncKeyPrefix?: string
 }
 
 export async function buildService (config: Config, options: ServiceOptions = {}): Promise<Service> {
@@ -149,16 +156,15 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       logs.log?.warn({ component: 'databricks', membership: skipped }, `Membership of ${skipped.childEntraId ?? skipped.childId} in Entra group ${skipped.parentEntraId ?? skipped.parentId} was left out: Databricks refused it (${skipped.reason}: ${skipped.detail})`)
     }
   }
-  const materializer = databricks === undefined
+  const target = databricks === undefined
     ? undefined
-    : new Materializer(
-      resolver,
-      config.DATABRICKS_MODE === 'aim'
-        ? new DatabricksAimTarget({ client: databricks })
-        : new DatabricksScimTarget({ client: databricks, groupNames: config.DATABRICKS_GROUP_NAMES, namesHeldLocally, observer: scimObserver }),
-      new WorkspaceAssignments({ client: databricks, clock }),
-      { securityOnly: config.DATABRICKS_GROUP_FILTER === 'security', parents: new Set(listOf(config.DATABRICKS_GROUP_PARENTS).map(id => id.toLowerCase())) }
-    )
+    : config.DATABRICKS_MODE === 'aim'
+      ? new DatabricksAimTarget({ client: databricks })
+      : new DatabricksScimTarget({ client: databricks, groupNames: config.DATABRICKS_GROUP_NAMES, namesHeldLocally, observer: scimObserver })
+  const groupFilter = { securityOnly: config.DATABRICKS_GROUP_FILTER === 'security', parents: new Set(listOf(config.DATABRICKS_GROUP_PARENTS).map(id => id.toLowerCase())) }
+  const materializer = databricks === undefined || target === undefined
+    ? undefined
+    : new Materializer(resolver, target, new WorkspaceAssignments({ client: databricks, clock }), groupFilter)
   const access = databricks === undefined || materializer === undefined || groupNames === undefined
     ? undefined
     : new ObjectAccess({
@@ -185,6 +191,28 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       concurrency: config.REGISTRATIONS_CONCURRENCY
     })
 
+  // The Entra change feed: Databricks and the caches follow what changes in Entra, within a round.
+  const sync = !config.SYNC_ENABLED
+    ? undefined
+    : buildSync({
+      config,
+      tenants: [...new Set([tenantId, ...listOf(config.ENTRA_ALLOWED_TENANTS)].map(t => t.toLowerCase()))],
+      // Background work: Graph may slow it before the logins people wait on.
+      directory: directory.withThrottlePriority('low'),
+      resolver,
+      target: target !== undefined && supportsSync(target) ? target : undefined,
+      materializer,
+      writeNesting: !groupFilter.securityOnly && groupFilter.parents.size === 0,
+      clock,
+      keyPrefix: options.syncKeyPrefix,
+      log: { warn: (obj, msg) => { logs.log?.warn({ component: 'sync', ...obj }, msg) } },
+      onRound: report => {
+        metrics.observeSyncRound(report)
+        if (report.errors.length > 0) logs.log?.warn({ component: 'sync', errors: report.errors }, 'sync round: some changes could not be read or applied; the next round retries them')
+        else if (Object.keys(report.applied).length > 0) logs.log?.info({ component: 'sync', read: report.read, applied: report.applied }, 'sync round applied changes')
+      }
+    })
+
   const app = await buildApp({
     config,
     metrics,
@@ -193,6 +221,7 @@ export async function buildService (config: Config, options: ServiceOptions = {}
     registrations,
     materializer,
     access,
+    sync,
     // Ready once the signing keys are loaded: without them no request can be served. With Redis: while it answers.
     readinessChecks: [
       { name: 'entra-signing-keys', check: async () => { await verifier.warm() } },
@@ -201,6 +230,8 @@ export async function buildService (config: Config, options: ServiceOptions = {}
   })
 
   logs.log = app.log
+  // In the background: Redis or Graph being away at start must not keep the service from serving logins.
+  sync?.start().catch(err => { app.log.warn({ component: 'sync', err: messageOf(err) }, 'the change feed could not start; it is retried at the next interval') })
   if (registrations !== undefined) {
     registrations.log = app.log.child({ component: 'registrations' })
     if (options.resumeRegistrations !== false) {
@@ -214,8 +245,11 @@ export async function buildService (config: Config, options: ServiceOptions = {}
     resolver,
     metrics,
     registrations,
+    sync,
     close: async () => {
       await app.close()
+      // Before the upstream clients close: a round in flight finishes (its cursor stored, or replayed next time).
+      await sync?.close()
       // Before the upstream clients close: in-flight items finish and the jobs are checkpointed.
       await registrations?.close()
       await registrations?.store.close()

@@ -19,8 +19,9 @@
 //   DirectoryConfigurationError naming the missing permission; 429/503/504, timeouts and dropped
 //   connections after the bounded retries, other 5xx → DirectoryUnavailableError with retryAfterSeconds.
 import { randomUUID } from 'node:crypto'
-import type { Directory, DirectoryObjectKind, DirectoryPrincipal, GroupRef, PrincipalQuery } from './port.ts'
-import { DirectoryUnavailableError } from './port.ts'
+import type { ChangeBatch, Directory, DirectoryChange, DirectoryChanges, DirectoryObjectKind, DirectoryPrincipal, GroupRef, PrincipalQuery } from './port.ts'
+import { DirectoryCursorExpiredError, DirectoryUnavailableError } from './port.ts'
+import { DELTA_SELECT, mergeDeltaPage } from './graph-delta.ts'
 import { DirectoryAmbiguousError, DirectoryConfigurationError, DirectoryRequestError } from './errors.ts'
 import { AppTokens, appCredential } from './app-token.ts'
 import { UpstreamClient, type UpstreamObserver, type UpstreamResponse } from '../upstream/client.ts'
@@ -98,7 +99,7 @@ export function odataString (value: string): string {
   return `'${value.replace(/'/g, "''")}'`
 }
 
-export class GraphDirectory implements Directory {
+export class GraphDirectory implements Directory, DirectoryChanges {
   private readonly base: string
   private readonly baseOrigin: string
   private readonly graph: UpstreamClient
@@ -204,6 +205,49 @@ export class GraphDirectory implements Directory {
       return true
     }))
     return found.every(Boolean) ? [...members.values()] : null
+  }
+
+  // ---- DirectoryChanges (delta queries) -------------------------------------------------------------------
+
+  /** `GET /{kind}/delta?$select=…&$deltatoken=latest`: a deltaLink at "now", no replay of the tenant. */
+  async startCursor (tenantId: string, kind: DirectoryObjectKind): Promise<string> {
+    const body = await this.deltaPage(tenantId, kind, `${this.base}/${SET[kind]}/delta?$select=${DELTA_SELECT[kind]}&$deltatoken=latest`)
+    const link = this.deltaLink(tenantId, body)
+    if (link === undefined) throw new DirectoryRequestError(`Graph answered the ${kind} delta query with no @odata.deltaLink.`, { tenantId })
+    return link
+  }
+
+  /** Follows nextLinks from the cursor (a deltaLink) to the next deltaLink, merging the pages' changes. */
+  async changesSince (tenantId: string, kind: DirectoryObjectKind, cursor: string): Promise<ChangeBatch> {
+    const changes = new Map<string, DirectoryChange>()
+    let url = this.sameOrigin(tenantId, cursor, 'delta cursor')
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const body = await this.deltaPage(tenantId, kind, url)
+      mergeDeltaPage(changes, kind, Array.isArray(body.value) ? body.value : [])
+      const done = this.deltaLink(tenantId, body)
+      if (done !== undefined) return { changes: [...changes.values()], cursor: done }
+      const next = this.nextLink(tenantId, body)
+      if (next === undefined) throw new DirectoryRequestError(`A ${kind} delta page had neither @odata.nextLink nor @odata.deltaLink.`, { tenantId })
+      url = next
+    }
+    throw new DirectoryRequestError(`More than ${MAX_PAGES} pages of ${kind} changes in one round.`, { tenantId })
+  }
+
+  private async deltaPage (tenantId: string, kind: DirectoryObjectKind, url: string): Promise<GraphObject> {
+    const res = await this.get(tenantId, url)
+    // 410 + Location: Graph reset the state; a 400/404 naming the sync state: the token expired (7 days).
+    if (res.status === 410) throw new DirectoryCursorExpiredError(tenantId, kind)
+    if (res.status === 400 || res.status === 404) {
+      let code: unknown
+      try { code = (JSON.parse(res.text) as { error?: { code?: unknown } }).error?.code } catch { code = undefined }
+      if (typeof code === 'string' && /syncstatenotfound|resyncrequired|expired/i.test(code)) throw new DirectoryCursorExpiredError(tenantId, kind)
+    }
+    return this.ok(tenantId, res, PERMISSION[kind === 'group' ? 'membership' : kind])
+  }
+
+  private deltaLink (tenantId: string, body: GraphObject): string | undefined {
+    const link = body['@odata.deltaLink']
+    return typeof link === 'string' && link !== '' ? this.sameOrigin(tenantId, link, '@odata.deltaLink') : undefined
   }
 
   /** Every page of the principal's (transitive or direct) groups, each group once. */
@@ -348,15 +392,20 @@ export class GraphDirectory implements Directory {
   private nextLink (tenantId: string, body: GraphObject): string | undefined {
     const next = body['@odata.nextLink']
     if (typeof next !== 'string' || next === '') return undefined
+    return this.sameOrigin(tenantId, next, '@odata.nextLink')
+  }
+
+  /** A link Graph handed out (or a stored cursor), checked to point under the Graph base before a token goes with it. */
+  private sameOrigin (tenantId: string, link: string, what: string): string {
     let origin: string
     try {
-      origin = new URL(next).origin
+      origin = new URL(link).origin
     } catch {
-      throw new DirectoryRequestError('Graph sent an @odata.nextLink that is not a URL.', { tenantId })
+      throw new DirectoryRequestError(`Graph sent an ${what} that is not a URL.`, { tenantId })
     }
     // The token goes with the request: never to another origin than Graph's.
-    if (origin !== this.baseOrigin || !next.startsWith(this.base + '/')) throw new DirectoryRequestError(`Graph sent an @odata.nextLink outside ${this.base}; not followed.`, { tenantId })
-    return next
+    if (origin !== this.baseOrigin || !link.startsWith(this.base + '/')) throw new DirectoryRequestError(`The ${what} points outside ${this.base}; not followed.`, { tenantId })
+    return link
   }
 
   /**

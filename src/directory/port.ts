@@ -58,3 +58,43 @@ export class DirectoryUnavailableError extends Error {
     this.throttled = options?.throttled ?? false
   }
 }
+
+// ---- The change feed (a capability of directories that can tell what changed: Graph delta) -------------
+
+/** A direct member added to or removed from a group. */
+export interface MemberChange {
+  id: string
+  kind: DirectoryObjectKind
+  removed: boolean
+}
+
+/**
+ * What the directory says changed about one object since a cursor. An upsert carries the properties the
+ * directory sent (it may send only the changed ones) and, for groups, the direct members added or removed.
+ * A removal is `permanent: false` while the object can still be restored (Entra's deleted items).
+ */
+export type DirectoryChange =
+  | { op: 'upserted', kind: DirectoryObjectKind, id: string, displayName?: string, accountEnabled?: boolean, members: MemberChange[] }
+  | { op: 'removed', kind: DirectoryObjectKind, id: string, permanent: boolean }
+
+export interface ChangeBatch {
+  /** One entry per object (pages merged), in the order the directory first named them. */
+  changes: DirectoryChange[]
+  /** Where the next round starts. */
+  cursor: string
+}
+
+export interface DirectoryChanges {
+  /** A cursor at "now" for one kind of object: later rounds see only what changes after this call. */
+  startCursor: (tenantId: string, kind: DirectoryObjectKind) => Promise<string>
+  /** Every change after the cursor (all pages), and the cursor of the next round. */
+  changesSince: (tenantId: string, kind: DirectoryObjectKind, cursor: string) => Promise<ChangeBatch>
+}
+
+/** The directory no longer knows the cursor (expired, or reset): start again from a full reconcile. */
+export class DirectoryCursorExpiredError extends Error {
+  constructor (readonly tenantId: string, readonly kind: DirectoryObjectKind, options?: ErrorOptions) {
+    super(`The change cursor for ${kind}s of tenant ${tenantId} has expired or was reset by the directory; a full reconcile is needed.`, options)
+    this.name = 'DirectoryCursorExpiredError'
+  }
+}

@@ -66,6 +66,44 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  private readonly syncRounds = new Histogram({
+    name: 'sync_round_duration_seconds',
+    help: 'Entra change-feed rounds, by outcome: ok, or failed (some kind could not be read or applied; the next round retries it).',
+    labelNames: ['outcome'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry]
+  })
+
+  private readonly syncChangesRead = new Counter({
+    name: 'sync_changes_read_total',
+    help: 'Changes the Entra change feed read, by kind of object (user, servicePrincipal, group).',
+    labelNames: ['kind'] as const,
+    registers: [this.registry]
+  })
+
+  private readonly syncEffects = new Counter({
+    name: 'sync_changes_applied_total',
+    help: 'What applying Entra\'s changes did, by effect: deactivated, activated, membershipRemoved, membershipAdded, groupRenamed, groupRetired, groupDeleted, rematerialized; or unchanged, absent (not materialized here), refused, mirrored (AIM).',
+    labelNames: ['effect'] as const,
+    registers: [this.registry]
+  })
+
+  private readonly syncReconciles = new Counter({
+    name: 'sync_reconciles_total',
+    help: 'Full reconciles of what the service materialized, by reason: no-cursor (first start, lost cursor), cursor-expired (Graph answered 410).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry]
+  })
+
+  /** One finished change-feed round. */
+  observeSyncRound (report: { startedAt: string, finishedAt: string, read: Partial<Record<string, number>>, applied: Record<string, number>, reconciled: Array<{ reason: string }>, errors: unknown[] }): void {
+    const seconds = Math.max(0, Date.parse(report.finishedAt) - Date.parse(report.startedAt)) / 1000
+    this.syncRounds.observe({ outcome: report.errors.length === 0 ? 'ok' : 'failed' }, seconds)
+    for (const [kind, n] of Object.entries(report.read)) if (n !== undefined && n > 0) this.syncChangesRead.inc({ kind }, n)
+    for (const [effect, n] of Object.entries(report.applied)) if (n > 0) this.syncEffects.inc({ effect }, n)
+    for (const { reason } of report.reconciled) this.syncReconciles.inc({ reason })
+  }
+
   constructor (options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry })
   }

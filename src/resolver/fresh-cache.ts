@@ -117,6 +117,14 @@ export class FreshCache<V extends object> {
     this.lru.delete(key)
   }
 
+  /** Deletes every entry (fresh or stale) whose key or value matches; returns how many. */
+  deleteWhere (matches: (key: string, value: V) => boolean): number {
+    const doomed: string[] = []
+    for (const [key, entry] of this.lru.entries()) if (matches(key, entry.value)) doomed.push(key)
+    for (const key of doomed) this.lru.delete(key)
+    return doomed.length
+  }
+
   clear (): void {
     this.lru.clear()
   }

@@ -176,6 +176,39 @@ export class Resolver {
     this.directGroupsCache.delete(groupsKey({ ...principal, tenantId }))
   }
 
+  /**
+   * Forget everything cached about a principal Entra changed: its profile under every name it was looked
+   * up by (id, UPN, mail, appId), its groups, and "not found" answers for its id. The next request reads
+   * Entra again, so a disabled principal is refused at once.
+   */
+  forgetPrincipal (tenantId: string, id: string): void {
+    const tenant = tenantId.toLowerCase()
+    const lower = id.toLowerCase()
+    this.principals.deleteWhere((key, value) => key.startsWith(`${tenant}|`) && (key === `${tenant}|id|${lower}` || (!isNotFound(value) && value.id.toLowerCase() === lower)))
+    for (const cache of [this.groups, this.directGroupsCache]) cache.deleteWhere(key => key.startsWith(`${tenant}|`) && key.endsWith(`|${lower}`))
+  }
+
+  /**
+   * Forget what depends on a group's place in the nesting (a member added or removed, the group renamed or
+   * deleted): its parents, and the group lists of every principal and group that contain it, since their
+   * closure runs through it.
+   */
+  forgetGroup (tenantId: string, groupId: string): void {
+    const tenant = tenantId.toLowerCase()
+    const lower = groupId.toLowerCase()
+    this.parents.delete(`${tenant}|${lower}`)
+    this.forgetPrincipal(tenantId, groupId)
+    for (const cache of [this.groups, this.directGroupsCache]) {
+      cache.deleteWhere((key, groups) => key.startsWith(`${tenant}|`) && groups.some(g => g.id.toLowerCase() === lower))
+    }
+  }
+
+  /** Forget everything cached for a tenant (after a gap in the change feed nothing cached can be vouched for). */
+  forgetTenant (tenantId: string): void {
+    const prefix = `${tenantId.toLowerCase()}|`
+    for (const cache of [this.principals, this.groups, this.directGroupsCache, this.parents] as Array<FreshCache<object>>) cache.deleteWhere(key => key.startsWith(prefix))
+  }
+
   private async lookup (tenantId: string, query: PrincipalQuery): Promise<DirectoryPrincipal | undefined> {
     const cached = await this.guard(this.principals.get(principalKey(tenantId, query)))
     if (isNotFound(cached)) return undefined

@@ -29,6 +29,8 @@ export async function buildTestService (t: Test, emulator: Emulator, env: Record
     ENTRA_AUTHORITY_HOST: emulator.origin,
     GRAPH_BASE_URL: `${emulator.origin}/v1.0`,
     REGISTRATIONS_DIR: env.REGISTRATIONS_DIR ?? registrationsDir(t),
+    // The change feed reads Graph every round: only the sync tests turn it on (and count its calls).
+    SYNC_ENABLED: 'false',
     ...env
   })
   return await buildService(config, { ca: emulator.ca, clock: { now: () => emulator.ctx.clock.now() }, processMetrics: false, ...options })

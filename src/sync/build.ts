@@ -1,0 +1,61 @@
+// Assembles the change feed from the configuration: with REDIS_URL the cursors live in Redis and a BullMQ
+// queue picks the replica that runs each round; without it, a file and a timer in this process.
+import { Redis } from 'ioredis'
+import type { Config } from '../config.ts'
+import type { Clock } from '../clock.ts'
+import type { Directory, DirectoryChanges } from '../directory/port.ts'
+import type { Resolver } from '../resolver/resolver.ts'
+import type { Materializer } from '../resolver/materializer.ts'
+import type { TargetSync } from '../target/port.ts'
+import type { RoundReport } from './change-feed.ts'
+import { FileCursorStore, RedisCursorStore } from './cursors.ts'
+import { SyncApplier } from './apply.ts'
+import { LocalSyncScheduler, QueueSyncScheduler, type SchedulerLog } from './scheduler.ts'
+import { Sync } from './sync.ts'
+
+export interface BuildSyncOptions {
+  config: Pick<Config, 'REDIS_URL' | 'SYNC_DIR' | 'SYNC_INTERVAL_SECONDS'>
+  tenants: string[]
+  directory: Directory & DirectoryChanges
+  resolver: Resolver
+  target?: TargetSync
+  materializer?: Materializer
+  writeNesting: boolean
+  clock: Clock
+  /** Prefix of the Redis keys (cursors, queue); default `jir:`. */
+  keyPrefix?: string
+  log: SchedulerLog
+  onRound: (report: RoundReport) => void
+}
+
+export function buildSync (options: BuildSyncOptions): Sync {
+  const { config } = options
+  const intervalMs = config.SYNC_INTERVAL_SECONDS * 1000
+  const prefix = options.keyPrefix ?? 'jir:'
+  // BullMQ's workers block on Redis: their connection must retry commands forever rather than fail them.
+  const redis = config.REDIS_URL === undefined ? undefined : new Redis(config.REDIS_URL, { maxRetriesPerRequest: null, lazyConnect: true })
+  redis?.on('error', () => {}) // reported once per state change by the registrations' store, not per attempt
+  const sync = new Sync({
+    directory: options.directory,
+    tenants: options.tenants,
+    cursors: redis !== undefined ? new RedisCursorStore(redis, `${prefix}sync:cursors`) : new FileCursorStore(config.SYNC_DIR),
+    applier: new SyncApplier({
+      directory: options.directory,
+      resolver: options.resolver,
+      ...(options.target !== undefined ? { target: options.target } : {}),
+      ...(options.materializer !== undefined ? { materializer: options.materializer } : {}),
+      writeNesting: options.writeNesting
+    }),
+    clock: options.clock,
+    intervalSeconds: config.SYNC_INTERVAL_SECONDS,
+    onRound: options.onRound,
+    scheduler: round => redis !== undefined
+      ? new QueueSyncScheduler({ round, intervalMs, connection: redis, prefix: `${prefix}bull`, log: options.log })
+      : new LocalSyncScheduler({ round, intervalMs, log: options.log })
+  })
+  if (redis === undefined) return sync
+  // The connection is this sync's own: closed with it.
+  const close = sync.close.bind(sync)
+  sync.close = async () => { await close(); redis.disconnect() }
+  return sync
+}

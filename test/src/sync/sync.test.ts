@@ -1,0 +1,250 @@
+// The Entra change feed end to end, SCIM mode: a change made in the emulated tenant after a principal
+// signed in reaches the emulated Databricks account within one round, without the principal passing
+// through the service again; the caches follow; Databricks-only objects never change; and no change is
+// lost across a restart, a Databricks outage during apply, or an expired cursor.
+import t, { type Test } from 'tap'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DATABRICKS_ADMIN_PAT, DEFAULT_ACCOUNT_ID } from '../../../emulators/databricks/account.ts'
+import { startTestEmulator } from '../../helpers/emulator.ts'
+import { smallTenant, T } from '../../helpers/tenant.ts'
+import { buildTestService, tokenFor } from '../../helpers/service.ts'
+import type { Service } from '../../../src/service.ts'
+import type { RoundReport } from '../../../src/sync/change-feed.ts'
+
+const emulator = await startTestEmulator(t, { tenants: [smallTenant()] })
+const { ctx, origin } = emulator
+const tenant = (): NonNullable<ReturnType<typeof ctx.tenants.get>> => ctx.tenants.get(T.tenantId.toLowerCase()) as NonNullable<ReturnType<typeof ctx.tenants.get>>
+
+async function control (method: string, path: string, body?: unknown): Promise<any> {
+  const res = await fetch(`${origin}/_emulator${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body)
+  })
+  const json = res.status === 204 ? {} : await res.json()
+  if (res.status >= 400) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`)
+  return json
+}
+
+/** The account SCIM API as an account admin would call it (a group made in Databricks, not from Entra). */
+async function scim (method: string, path: string, body: unknown): Promise<any> {
+  const res = await fetch(`${origin}/api/2.0/accounts/${DEFAULT_ACCOUNT_ID}/scim/v2${path}`, {
+    method,
+    headers: { authorization: `Bearer ${DATABRICKS_ADMIN_PAT}`, 'content-type': 'application/scim+json' },
+    body: JSON.stringify(body)
+  })
+  const json = await res.json()
+  if (res.status >= 400) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`)
+  return json
+}
+
+interface ScimSummary { id: string, externalId: string | null, name?: string }
+interface AccountState {
+  users: Array<{ id: string, externalId: string | null, userName: string, active: boolean, groups: ScimSummary[] }>
+  groups: Array<{ id: string, externalId: string | null, displayName: string, members: ScimSummary[], groups: ScimSummary[] }>
+}
+const account = async (): Promise<AccountState> => await control('GET', '/databricks/state') as AccountState
+const userOf = (s: AccountState, entraId: string) => s.users.find(u => u.externalId === entraId)
+const groupOf = (s: AccountState, entraId: string) => s.groups.find(g => g.externalId === entraId)
+
+function syncDir (t: Test): string {
+  const dir = mkdtempSync(join(tmpdir(), 'jir-sync-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  return dir
+}
+
+/** A service with the feed on; rounds run when the test triggers them (the interval is an hour). */
+async function start (t: Test, dir: string, env: Record<string, string> = {}): Promise<{ service: Service, first: RoundReport }> {
+  const service = await buildTestService(t, emulator, {
+    DATABRICKS_HOST: origin,
+    DATABRICKS_ACCOUNT_ID: DEFAULT_ACCOUNT_ID,
+    DATABRICKS_TOKEN: DATABRICKS_ADMIN_PAT,
+    SYNC_ENABLED: 'true',
+    SYNC_INTERVAL_SECONDS: '3600',
+    SYNC_DIR: dir,
+    ...env
+  })
+  const sync = service.sync
+  if (sync === undefined) throw new Error('sync is off')
+  // The first round starts with the service: cursors at "now", and a reconcile of what is materialized.
+  const first = await sync.nextRound()
+  return { service, first }
+}
+
+async function round (service: Service): Promise<RoundReport> {
+  const sync = service.sync
+  if (sync === undefined) throw new Error('sync is off')
+  const done = sync.nextRound()
+  await sync.trigger()
+  return await done
+}
+
+async function login (service: Service, principalId: string): Promise<{ statusCode: number, json: () => any }> {
+  const token = await tokenFor(emulator, principalId)
+  return await service.app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })
+}
+
+async function freshAccount (): Promise<void> {
+  await control('POST', '/databricks/reset')
+  await control('PUT', '/databricks/rate-limits', { enabled: false })
+  // SCIM mode: the account learns nothing from Entra by itself.
+  await control('PUT', '/databricks/settings', { aimEnabled: false })
+  await control('DELETE', '/faults')
+}
+
+t.test('a user disabled in Entra is inactive in Databricks after one round, and refused at once; re-enabled, active again', async t => {
+  await freshAccount()
+  const { service, first } = await start(t, syncDir(t))
+  t.teardown(service.close)
+  t.same(first.reconciled.map(r => r.reason), ['no-cursor', 'no-cursor', 'no-cursor'], 'the first round starts every kind from now')
+  t.equal((await login(service, T.alice)).statusCode, 200, 'alice signs in and is materialized')
+  const token = await tokenFor(emulator, T.alice)
+  t.equal(userOf(await account(), T.alice)?.active, true)
+
+  tenant().updateUser(T.alice, { accountEnabled: false })
+  const report = await round(service)
+  t.equal(report.read.user, 1, 'one user change read')
+  t.equal(report.applied.deactivated, 1, 'alice deactivated')
+  t.equal(userOf(await account(), T.alice)?.active, false, 'Databricks shows alice inactive without her signing in')
+  const refused = await service.app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })
+  t.equal(refused.statusCode, 403, 'her still-valid token is refused at once (not after the cache TTL)')
+  t.equal(refused.json().code, 'PRINCIPAL_DISABLED')
+
+  tenant().updateUser(T.alice, { accountEnabled: true })
+  t.equal((await round(service)).applied.activated, 1)
+  t.equal(userOf(await account(), T.alice)?.active, true, 'active again')
+
+  const quiet = await round(service)
+  t.same(quiet.applied, {}, 'a round with no change writes nothing')
+  t.same(quiet.errors, [])
+})
+
+t.test('memberships follow Entra: a user removed from a group, a group un-nested; Databricks-only groups untouched', async t => {
+  await freshAccount()
+  const { service } = await start(t, syncDir(t))
+  t.teardown(service.close)
+  t.equal((await login(service, T.alice)).statusCode, 200)
+  // A Databricks-only group holding alice, and Data Platform inside it: never the service's to change.
+  const before = await account()
+  const alice = userOf(before, T.alice)
+  const dataPlatform = groupOf(before, T.dataPlatform)
+  const engineering = groupOf(before, T.engineering)
+  if (alice === undefined || dataPlatform === undefined || engineering === undefined) throw new Error('not materialized')
+  t.ok(alice.groups.some(g => g.id === dataPlatform.id), 'alice ∈ Data Platform in Databricks')
+  t.ok(dataPlatform.groups.some(g => g.id === engineering.id), 'Data Platform ⊂ Engineering in Databricks')
+  const local = await scim('POST', '/Groups', { schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], displayName: 'Databricks Only', members: [{ value: alice.id }, { value: dataPlatform.id }] })
+
+  tenant().removeMember(T.dataPlatform, T.alice)
+  tenant().removeMember(T.engineering, T.dataPlatform)
+  const report = await round(service)
+  t.equal(report.applied.membershipRemoved, 2, 'two memberships removed')
+  const after = await account()
+  t.notOk(userOf(after, T.alice)?.groups.some(g => g.id === dataPlatform.id), 'alice no longer in Data Platform')
+  t.notOk(groupOf(after, T.dataPlatform)?.groups.some(g => g.id === engineering.id), 'Data Platform no longer in Engineering')
+  const kept = after.groups.find(g => g.id === local.id)
+  t.same(kept?.members.map(m => m.id).sort(), [alice.id, dataPlatform.id].sort(), 'the Databricks-only group keeps its members')
+
+  // The caches followed: alice's groups are read again, without Data Platform.
+  const me = await login(service, T.alice)
+  t.equal(me.statusCode, 200)
+  t.notOk(me.json().groups.some((g: { id: string }) => g.id === T.dataPlatform), 'her next login no longer lists Data Platform')
+
+  // Added back in Entra: written again, since both are in the account.
+  tenant().addMember(T.dataPlatform, T.alice)
+  const readded = await round(service)
+  t.equal(readded.applied.membershipAdded, 1, JSON.stringify(readded))
+  t.ok(userOf(await account(), T.alice)?.groups.some(g => g.id === dataPlatform.id), 'alice back in Data Platform')
+})
+
+t.test('a principal never materialized is left alone; it arrives at its first use', async t => {
+  await freshAccount()
+  const { service } = await start(t, syncDir(t))
+  t.teardown(service.close)
+  tenant().updateUser(T.bob, { displayName: 'Bob B. Brown' })
+  tenant().addMember(T.finance, T.alice)
+  const report = await round(service)
+  t.same(report.errors, [])
+  t.notOk(userOf(await account(), T.bob), 'bob was not created by the feed')
+  t.equal((await account()).users.length, 0, 'nobody was created')
+  tenant().updateUser(T.bob, { displayName: 'Bob Brown' })
+  tenant().removeMember(T.finance, T.alice)
+})
+
+t.test('a restart resumes from the stored cursor: changes made while it was down are applied, once', async t => {
+  await freshAccount()
+  const dir = syncDir(t)
+  const first = await start(t, dir)
+  t.equal((await login(first.service, T.bob)).statusCode, 200)
+  await first.service.close()
+
+  tenant().removeMember(T.finance, T.bob)
+  const second = await start(t, dir)
+  t.teardown(second.service.close)
+  t.same(second.first.reconciled, [], 'no reconcile: the cursors were found')
+  t.equal(second.first.applied.membershipRemoved, 1, 'the change made while it was down is applied')
+  const finance = groupOf(await account(), T.finance)
+  t.notOk(finance?.members.some(m => m.externalId === T.bob), 'bob is out of Finance')
+  const again = await round(second.service)
+  t.same(again.applied, {}, 'and not applied again')
+  tenant().addMember(T.finance, T.bob)
+})
+
+t.test('a Databricks outage during apply loses nothing: the round fails, the next one applies the change', async t => {
+  await freshAccount()
+  const { service } = await start(t, syncDir(t))
+  t.teardown(service.close)
+  t.equal((await login(service, T.alice)).statusCode, 200)
+  await control('POST', '/faults', { route: '/api/2.0/accounts/*/scim/v2/Users*', status: 503 })
+  tenant().updateUser(T.alice, { accountEnabled: false })
+  const failed = await round(service)
+  t.equal(failed.errors.length, 1, 'the user feed failed')
+  t.equal(failed.errors[0]?.kind, 'user')
+  t.equal(userOf(await account(), T.alice)?.active, true, 'nothing written yet')
+  await control('DELETE', '/faults')
+  const applied = await round(service)
+  t.equal(applied.applied.deactivated, 1, 'the same change, read again from the old cursor, is applied')
+  t.equal(userOf(await account(), T.alice)?.active, false)
+  tenant().updateUser(T.alice, { accountEnabled: true })
+})
+
+t.test('an expired cursor (410) makes a full reconcile of what was materialized, then the feed resumes', async t => {
+  await freshAccount()
+  const { service } = await start(t, syncDir(t))
+  t.teardown(service.close)
+  t.equal((await login(service, T.alice)).statusCode, 200)
+  tenant().updateUser(T.alice, { accountEnabled: false })
+  tenant().removeMember(T.engineering, T.dataPlatform)
+  // Graph forgets the change log: every stored cursor is now too old.
+  tenant().truncateLog()
+  const report = await round(service)
+  t.same(report.reconciled.map(r => r.reason), ['cursor-expired', 'cursor-expired', 'cursor-expired'])
+  t.same(report.errors, [])
+  const s = await account()
+  t.equal(userOf(s, T.alice)?.active, false, 'the reconcile found alice disabled')
+  t.notOk(groupOf(s, T.dataPlatform)?.groups.some(g => g.externalId === T.engineering), 'and Data Platform out of Engineering')
+  tenant().updateUser(T.alice, { accountEnabled: true })
+  tenant().addMember(T.engineering, T.dataPlatform)
+  const resumed = await round(service)
+  t.same(resumed.reconciled, [], 'the feed resumed from its new cursors')
+  t.equal(resumed.applied.activated, 1)
+})
+
+t.test('GET /v1/sync: Identity.Admin only, the caller\'s tenant only', async t => {
+  await freshAccount()
+  const { service } = await start(t, syncDir(t))
+  t.teardown(service.close)
+  const user = await service.app.inject({ method: 'GET', url: '/v1/sync', headers: { authorization: `Bearer ${await tokenFor(emulator, T.alice)}` } })
+  t.equal(user.statusCode, 403)
+  t.equal(user.json().code, 'MISSING_ROLE')
+  const admin = await tokenFor(emulator, T.etlSp, { claims: { roles: ['Identity.Admin'] } })
+  const res = await service.app.inject({ method: 'GET', url: '/v1/sync', headers: { authorization: `Bearer ${admin}` } })
+  t.equal(res.statusCode, 200)
+  const body = res.json()
+  t.equal(body.enabled, true)
+  t.equal(body.intervalSeconds, 3600)
+  t.same(body.cursors.map((c: { kind: string }) => c.kind).sort(), ['group', 'servicePrincipal', 'user'])
+  t.ok(body.lastRound.finishedAt, 'the last round is reported')
+  t.equal(body.totals.rounds, 1)
+})
