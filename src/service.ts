@@ -205,6 +205,8 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       writeNesting: !groupFilter.securityOnly && groupFilter.parents.size === 0,
       clock,
       keyPrefix: options.syncKeyPrefix,
+      // A renamed or retired group changes the names permission answers trace back to Entra.
+      onForget: (_tenantId, ids) => { if (ids.groups.length > 0) groupNames?.invalidate() },
       log: { warn: (obj, msg) => { logs.log?.warn({ component: 'sync', ...obj }, msg) } },
       onRound: report => {
         metrics.observeSyncRound(report)

@@ -26,6 +26,8 @@ export interface BuildSyncOptions {
   keyPrefix?: string
   log: SchedulerLog
   onRound: (report: RoundReport) => void
+  /** Other caches to forget when Entra changes these objects (the account's group names, for permission answers). */
+  onForget?: (tenantId: string, ids: { principals: string[], groups: string[] }) => void
 }
 
 export function buildSync (options: BuildSyncOptions): Sync {
@@ -44,7 +46,8 @@ export function buildSync (options: BuildSyncOptions): Sync {
       resolver: options.resolver,
       ...(options.target !== undefined ? { target: options.target } : {}),
       ...(options.materializer !== undefined ? { materializer: options.materializer } : {}),
-      writeNesting: options.writeNesting
+      writeNesting: options.writeNesting,
+      ...(options.onForget !== undefined ? { onForget: options.onForget } : {})
     }),
     clock: options.clock,
     intervalSeconds: config.SYNC_INTERVAL_SECONDS,

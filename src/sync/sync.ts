@@ -50,6 +50,9 @@ export class Sync {
   async trigger (): Promise<void> { await this.scheduler.trigger() }
   async close (): Promise<void> { await this.scheduler.close() }
 
+  /** Rounds this process ran since it started. */
+  totalsRounds (): number { return this.totals.rounds }
+
   /** Resolves with the next round this process finishes (tests and the notification path wait on it). */
   async nextRound (): Promise<RoundReport> {
     return await new Promise(resolve => { this.waiters.add(resolve) })
