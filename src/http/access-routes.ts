@@ -6,9 +6,25 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Caller } from '../auth/caller.ts'
 import { ObjectAccess, type ObjectRef } from '../resolver/object-access.ts'
 import { DatabricksNotConfigured } from '../resolver/errors.ts'
-import { By, EffectivePermissionResult, Name, ObjectIdString, ObjectTypeName, Problem, ShareRequest, ShareResult, Strict, WorkspaceId, errorResponses } from './schemas.ts'
+import { By, EXAMPLE, EffectivePermissionResult, Name, ObjectIdString, ObjectTypeName, ShareRequest, ShareResult, Strict, WorkspaceId, success } from './schemas.ts'
 import { principalQuery, resolutionBody } from './resolution.ts'
 import { checkObjectId } from './object-ids.ts'
+import { BEARER, CALLER, DATABRICKS, JSON_BODY, LOOKUP, PARAMETERS, Problems as P, V1, problemResponses } from './problem-catalogue.ts'
+
+/** An object named by the request, its type and id checked, read from Databricks. */
+const OBJECT = [P.DatabricksNotConfigured, P.UnknownObjectType, P.InvalidObjectId, P.WorkspaceNotFound, P.ObjectNotFound, ...DATABRICKS]
+/** Every problem GET /v1/permissions/{objectType}/{objectId} may answer with. */
+const PERMISSION_PROBLEMS = [
+  ...V1, ...BEARER, ...PARAMETERS, ...OBJECT, ...CALLER,
+  // With `principal`: the right to ask, the lookup budget, then the lookup.
+  P.PermissionQueryForbidden, P.PrincipalLookupsThrottled, ...LOOKUP, P.UnsupportedSubject
+]
+/** Every problem POST /v1/shares may answer with. */
+const SHARE_PROBLEMS = [
+  ...V1, ...BEARER, ...JSON_BODY, ...OBJECT, P.InvalidPermissionLevel, ...CALLER,
+  P.ShareForbidden, P.ShareLevelForbidden, P.PrincipalLookupsThrottled, P.InvalidPrincipalId, P.ShareTargetNotFound, P.PrincipalAmbiguous,
+  P.InvalidOwner, P.ShareTargetDisabled, P.ShareTargetExcluded, P.ShareTargetNameTaken
+]
 
 function callerOf (request: { caller?: Caller }): Caller {
   if (request.caller === undefined) throw new Error('authenticate did not set the caller')
@@ -41,10 +57,13 @@ export async function accessRoutes (parent: FastifyInstance, options: { access?:
       }),
       querystring: Strict({
         workspaceId: WorkspaceId,
-        principal: Type.Optional(Name(1024, { description: 'Ask about this user or service principal instead of the caller.' })),
+        principal: Type.Optional(Name(1024, { description: 'Ask about this user or service principal instead of the caller.', examples: [EXAMPLE.otherUpn] })),
         by: By
       }, { description: 'Every query parameter not listed here is refused (400 UNKNOWN_PROPERTY).' }),
-      response: { 200: EffectivePermissionResult, 400: Problem, 404: Problem, 429: Problem, 502: Problem, ...errorResponses }
+      response: {
+        200: success('The effective level and every grant that applies, each with its reason; the principal\'s access to the workspace; for dashboards, what the publication lets it see.', EffectivePermissionResult),
+        ...problemResponses(PERMISSION_PROBLEMS)
+      }
     },
     onRequest: app.authenticate
   }, async (request) => {
@@ -73,7 +92,10 @@ export async function accessRoutes (parent: FastifyInstance, options: { access?:
       description: 'The caller needs the right to manage the object (CAN_MANAGE or IS_OWNER, or workspace admin; cluster policies: workspace admins only) and can grant no level above its own; IS_OWNER transfers ownership and only a workspace admin grants it, to a user or service principal. The principal (user, service principal or group, by object id, UPN, mail or appId) must exist and be enabled in Entra; it is made to exist in the Databricks account — never assigned to the workspace, as automatic identity management does — and granted `level` with a Permissions PATCH; a group under a name no local or system group of the workspace holds. Idempotent: sharing again writes nothing. For dashboards the answer says whether a principal without workspace access can still view the published copy (embedded credentials).',
       security: [{ bearer: [] }],
       body: ShareRequest,
-      response: { 200: ShareResult, 400: Problem, 404: Problem, 409: Problem, 413: Problem, 429: Problem, 502: Problem, ...errorResponses }
+      response: {
+        200: success('Shared: the grant as the ACL now holds it (`changed: false` when the principal already held that level or more), where the principal is in the account, and its access to the workspace.', ShareResult),
+        ...problemResponses(SHARE_PROBLEMS)
+      }
     },
     onRequest: app.authenticate
   }, async (request) => {

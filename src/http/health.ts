@@ -3,8 +3,10 @@
 // The checks run together, each bounded in time (a probe that hangs is a failing probe, not a hung one),
 // and the 503 names every check that failed.
 import type { FastifyInstance } from 'fastify'
-import { Type } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
 import { NotReady } from './problems.ts'
+import { Problems as P, problemResponses } from './problem-catalogue.ts'
+import { success } from './schemas.ts'
 
 export interface ReadinessCheck {
   name: string
@@ -14,13 +16,33 @@ export interface ReadinessCheck {
 /** How long one readiness check may take before it counts as failed. */
 export const CHECK_TIMEOUT_MS = 2000
 
-const Status = Type.Object({ status: Type.String(), checks: Type.Optional(Type.Record(Type.String(), Type.String())) })
+const status = (example: { status: string, checks?: Record<string, string> }) => Type.Object({
+  status: Type.String(),
+  checks: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Each readiness check by name, `ok` when it passed.' }))
+}, { examples: [example] })
+const Alive = status({ status: 'ok' })
+const Ready = status({ status: 'ready', checks: { 'entra-signing-keys': 'ok', redis: 'ok' } })
+type StatusBody = Static<typeof Ready>
 
 export async function healthRoutes (app: FastifyInstance, opts: { checks: ReadinessCheck[], checkTimeoutMs?: number }): Promise<void> {
   const timeoutMs = opts.checkTimeoutMs ?? CHECK_TIMEOUT_MS
-  app.get('/healthz', { schema: { tags: ['health'], response: { 200: Status } } }, async () => ({ status: 'ok' }))
+  app.get('/healthz', {
+    schema: {
+      tags: ['health'],
+      summary: 'Liveness: the process serves requests.',
+      description: 'Asks nothing of any upstream: a failing upstream never makes a replica look dead.',
+      response: { 200: success('The process is up.', Alive), ...problemResponses([]) }
+    }
+  }, async () => ({ status: 'ok' }))
 
-  app.get('/readyz', { schema: { tags: ['health'], response: { 200: Status } } }, async () => {
+  app.get('/readyz', {
+    schema: {
+      tags: ['health'],
+      summary: 'Readiness: every readiness check passes.',
+      description: `Runs every readiness check together (Entra's signing keys; Redis when configured), each within ${timeoutMs} ms. 503 \`NOT_READY\` names each check that failed: a load balancer sends the replica no traffic until it answers 200.`,
+      response: { 200: success('Ready: every check passed.', Ready), ...problemResponses([P.NotReady]) }
+    }
+  }, async (): Promise<StatusBody> => {
     const results = await Promise.all(opts.checks.map(async ({ name, check }) => ({ name, failure: await failureOf(check, timeoutMs) })))
     const failed = results.filter(r => r.failure !== undefined)
     if (failed.length > 0) throw new NotReady(failed.map(r => `${r.name}: ${r.failure ?? ''}`).join('; '))

@@ -3,11 +3,17 @@ import type { FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Resolver } from '../resolver/resolver.ts'
-import { By, LoginResult, Name, Resolution, Strict, WorkspaceId, errorResponses, Problem } from './schemas.ts'
+import { By, EXAMPLE, LoginResult, Name, Resolution, Strict, WorkspaceId, success } from './schemas.ts'
 import { databricksBody, principalQuery, resolutionBody } from './resolution.ts'
 import type { Materializer } from '../resolver/materializer.ts'
 import { DatabricksNotConfigured, PrincipalDisabled } from '../resolver/errors.ts'
 import { requireRole } from './authenticate.ts'
+import { ADMIN, BEARER, CALLER, DATABRICKS, JSON_BODY, LOOKUP, PARAMETERS, Problems as P, V1, problemResponses } from './problem-catalogue.ts'
+
+/** Every problem POST /v1/login may answer with. */
+const LOGIN_PROBLEMS = [...V1, ...BEARER, ...JSON_BODY, ...CALLER, P.DatabricksNotConfigured, ...DATABRICKS, P.WorkspaceNotFound]
+/** Every problem GET /v1/principals/{id} may answer with. */
+const PRINCIPAL_PROBLEMS = [...V1, ...BEARER, ...ADMIN, ...PARAMETERS, ...LOOKUP]
 
 export async function identityRoutes (parent: FastifyInstance, { resolver, materializer }: { resolver: Resolver, materializer?: Materializer }): Promise<void> {
   const app = parent.withTypeProvider<TypeBoxTypeProvider>()
@@ -20,8 +26,11 @@ export async function identityRoutes (parent: FastifyInstance, { resolver, mater
       security: [{ bearer: [] }],
       body: Strict({
         workspaceId: Type.Optional(WorkspaceId)
-      }, { description: 'May be empty, or absent. Every property not listed here is refused (400 UNKNOWN_PROPERTY).' }),
-      response: { 200: LoginResult, 400: Problem, 404: Problem, 502: Problem, ...errorResponses }
+      }, { description: 'May be empty, or absent. Every property not listed here is refused (400 UNKNOWN_PROPERTY).', examples: [{ workspaceId: EXAMPLE.workspaceId }] }),
+      response: {
+        200: success('The caller, its transitive groups and, with a Databricks account, where it now is there (and the decision for `workspaceId`).', LoginResult),
+        ...problemResponses(LOGIN_PROBLEMS)
+      }
     },
     // Authenticate first: a caller without a valid token learns nothing about the API's input rules.
     onRequest: app.authenticate,
@@ -52,11 +61,14 @@ export async function identityRoutes (parent: FastifyInstance, { resolver, mater
       summary: 'Look up any user, service principal or group and its transitive groups.',
       description: 'Needs the `Identity.Admin` app role. `id` is an object id or a user principal name; `by` names another key.',
       security: [{ bearer: [] }],
-      params: Strict({ id: Name(1024, { description: 'An object id (GUID, any case) or a user principal name; with `by`, what it names.' }) }),
+      params: Strict({ id: Name(1024, { description: 'An object id (GUID, any case) or a user principal name; with `by`, what it names.', examples: [EXAMPLE.otherUpn] }) }),
       querystring: Strict({
         by: By
       }, { description: 'Every query parameter not listed here is refused (400 UNKNOWN_PROPERTY).' }),
-      response: { 200: Resolution, 400: Problem, 404: Problem, ...errorResponses }
+      response: {
+        200: success('The principal and every group it belongs to, directly or through nesting (none for a group).', Resolution),
+        ...problemResponses(PRINCIPAL_PROBLEMS)
+      }
     },
     // Role checked before the parameters are validated, let alone Graph asked.
     onRequest: [app.authenticate, requireRole('Identity.Admin')]

@@ -1,11 +1,13 @@
 // The OpenAPI 3.1 contract, generated from the routes' TypeBox schemas by @fastify/swagger, and Swagger UI
-// at /docs (its assets ship in the npm package: the page works offline). `openApiDocument()` builds the
-// whole service offline to produce the document that `npm run openapi` writes to openapi/openapi.json.
+// at /docs (its assets ship in the npm package: the page works offline). Each route's error responses come
+// from the problems it declares (problem-catalogue.ts). `npm run openapi` (scripts/openapi.ts) builds the
+// whole service offline and writes the document to openapi/openapi.json, and the error catalogue to docs/errors.md.
 import { readFile } from 'node:fs/promises'
 import type { FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { Problem } from './schemas.ts'
+import { exampleComponents } from './problem-catalogue.ts'
 
 interface PackageJson { name: string, version: string, description: string }
 
@@ -22,69 +24,61 @@ export async function registerOpenApi (app: FastifyInstance): Promise<void> {
         { name: 'registrations', description: 'Bulk registration: many principals, or a group\'s transitive members, as a resumable job.' },
         { name: 'identity', description: 'Principals and their transitive groups, resolved from Entra ID and materialized in Databricks.' },
         { name: 'permissions', description: 'Effective permissions on workspace objects, with reasons, and sharing with anyone in the directory.' },
-        { name: 'health', description: 'Liveness and readiness probes.' }
+        { name: 'sync', description: 'The Entra change feed: how it is doing.' },
+        { name: 'health', description: 'Liveness and readiness probes.' },
+        { name: 'metrics', description: 'Prometheus metrics, for scrapers.' }
       ],
       components: {
         securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A Microsoft Entra ID access token issued for the service\'s app registration.' }
+          bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A Microsoft Entra ID access token issued for the service\'s app registration.' },
+          metricsToken: { type: 'http', scheme: 'bearer', description: 'The METRICS_TOKEN the operator set (when set, /metrics needs it).' }
         }
       }
     },
-    // /metrics (Prometheus text, untagged) is for scrapers, not API callers.
+    // Swagger UI's own routes (untagged) are not part of the contract.
     hideUntagged: true,
-    transformObject: (documentObject) => 'openapiObject' in documentObject ? optionalBodies(problemsAsReferences(documentObject.openapiObject)) : documentObject.swaggerObject
+    transformObject: (documentObject) => 'openapiObject' in documentObject ? optionalBodies(problemExamples(problemsAsReferences(documentObject.openapiObject))) : documentObject.swaggerObject
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 }
 
-/** The OpenAPI document of the whole service, built as production builds it but never connecting anywhere. */
-export async function openApiDocument (): Promise<unknown> {
-  // Imported lazily: service.ts imports app.ts, which imports this module.
-  const { loadConfig } = await import('../config.ts')
-  const { buildService } = await import('../service.ts')
-  // Placeholder configuration: building the service performs no I/O (signing keys, Graph and Databricks
-  // tokens are fetched on first use), and no request is made here, so these hosts are never contacted.
-  const config = loadConfig({
-    LOG_LEVEL: 'silent',
-    ENTRA_TENANT_ID: '00000000-0000-0000-0000-000000000000',
-    ENTRA_CLIENT_ID: '00000000-0000-0000-0000-000000000001',
-    ENTRA_CLIENT_SECRET: 'openapi-generation-placeholder',
-    ENTRA_AUTHORITY_HOST: 'https://login.invalid',
-    GRAPH_BASE_URL: 'https://graph.invalid/v1.0',
-    DATABRICKS_HOST: 'https://accounts.invalid',
-    DATABRICKS_ACCOUNT_ID: 'openapi'
-  })
-  const service = await buildService(config, { processMetrics: false, resumeRegistrations: false })
-  try {
-    await service.app.ready()
-    return service.app.swagger()
-  } finally {
-    await service.close()
-  }
-}
-
-type Document = Record<string, unknown> & { components?: { schemas?: Record<string, unknown> }, paths?: Record<string, Record<string, { responses?: Record<string, { content?: Record<string, { schema?: unknown }> }> }>> }
+type Document = Record<string, unknown> & { components?: { schemas?: Record<string, unknown>, examples?: Record<string, unknown> }, paths?: Record<string, Record<string, { responses?: Record<string, { content?: Record<string, { schema?: unknown }> }> }>> }
 
 /**
- * Error answers are sent as application/problem+json (problems.ts), but fastify inlines the `Problem`
- * schema under application/json in every response; say what is sent and reference one shared schema.
+ * Errors are sent as application/problem+json (problems.ts). Each operation's `default` response is the plain
+ * `Problem` schema, which fastify inlines, and so is the error response of a route that still names `Problem`
+ * for a status (under application/json): both become a reference to one shared schema, under the media type
+ * that is sent. The per-status schemas of problemResponses stay inline, each with its own `code` enum.
  */
 function problemsAsReferences<T> (openapi: T): T {
   const document = openapi as Document
   const { $id, ...problem } = Problem as Record<string, unknown>
   const wanted = canonical(problem)
+  const ref = { $ref: `#/components/schemas/${String($id)}` }
   let used = false
   for (const operations of Object.values(document.paths ?? {})) {
     for (const operation of Object.values(operations)) {
       for (const response of Object.values(operation.responses ?? {})) {
-        const schema = response.content?.['application/json']?.schema
-        if (schema === undefined || canonical(schema) !== wanted) continue
-        response.content = { 'application/problem+json': { schema: { $ref: `#/components/schemas/${String($id)}` } } }
-        used = true
+        const media = response.content?.['application/problem+json']
+        const plain = response.content?.['application/json']?.schema
+        if (media?.schema !== undefined && canonical(media.schema) === wanted) {
+          media.schema = ref
+          used = true
+        } else if (plain !== undefined && canonical(plain) === wanted) {
+          response.content = { 'application/problem+json': { schema: ref } }
+          used = true
+        }
       }
     }
   }
   if (used) document.components = { ...document.components, schemas: { ...document.components?.schemas, [String($id)]: JSON.parse(JSON.stringify(problem)) } }
+  return openapi
+}
+
+/** The problem examples the responses reference (problem-catalogue.ts), once each. */
+function problemExamples<T> (openapi: T): T {
+  const document = openapi as Document
+  document.components = { ...document.components, examples: exampleComponents() }
   return openapi
 }
 

@@ -23,6 +23,11 @@ export const RequestTimeout = createError('REQUEST_TIMEOUT', 'The request was no
 export const MalformedRequest = createError('MALFORMED_REQUEST', 'The request is not well-formed HTTP/1.1 (its request line or a header cannot be parsed): send a standard HTTP request.', 400)
 export const ServiceClosing = createError('SHUTTING_DOWN', 'This instance is shutting down and takes no new request: retry, and another instance (or this one, restarted) answers.', 503)
 
+/** The 503 of a request that arrives while the instance closes, with Retry-After. */
+export function serviceClosing (): Error {
+  return Object.assign(new ServiceClosing(), { headers: { 'retry-after': '1' } })
+}
+
 /** The longest URL (path and query) read: the longest real one (a 1,024-character UPN, percent-encoded) is far shorter. */
 export const MAX_URL_LENGTH = 8 * 1024
 /** Node's limit on the request line and headers together (app.ts: Entra tokens with many claims are large). */
@@ -155,7 +160,7 @@ export function registerProblemHandlers (app: FastifyInstance): void {
   app.addHook('onRequest', async (request, reply) => {
     if (closing) {
       reply.header('connection', 'close')
-      throw Object.assign(new ServiceClosing(), { headers: { 'retry-after': '1' } })
+      throw serviceClosing()
     }
     if (request.url.length > MAX_URL_LENGTH) throw new UriTooLong(bytes(MAX_URL_LENGTH))
   })

@@ -7,10 +7,21 @@ import type { PrincipalQuery } from '../directory/port.ts'
 import type { RegistrationRunner } from '../registrations/runner.ts'
 import { MAX_PRINCIPALS, countsOf, labelOf, type RegistrationJob } from '../registrations/job.ts'
 import { AmbiguousSource, GroupNotFound, NoPrincipals, NotAGroup, RegistrationNotFound, RegistrationsNotConfigured, TooManyPrincipals } from '../registrations/errors.ts'
-import { Guid, Name, Problem, Strict, errorResponses } from './schemas.ts'
+import { EXAMPLE, Guid, Name, Strict, success } from './schemas.ts'
 import { EXPECTED } from './validation.ts'
 import { requireRole } from './authenticate.ts'
 import { GUID } from '../auth/claims.ts'
+import { ADMIN, BEARER, DIRECTORY, JSON_BODY, PARAMETERS, Problems as P, V1, problemResponses } from './problem-catalogue.ts'
+
+/** Every problem POST /v1/registrations may answer with. */
+const REGISTER_PROBLEMS = [
+  ...V1, ...BEARER, ...ADMIN, ...JSON_BODY, P.RegistrationsNotConfigured, P.AmbiguousSource, P.NoPrincipals, P.TooManyPrincipals,
+  // `group`: looked up now, so a mistyped id is a 404 rather than a failed job.
+  P.GroupNotFound, P.NotAGroup, ...DIRECTORY,
+  P.RegistrationsClosing, P.RegistrationsUnavailable
+]
+/** Every problem GET /v1/registrations/{id} may answer with. */
+const PROGRESS_PROBLEMS = [...V1, ...BEARER, ...ADMIN, ...PARAMETERS, P.RegistrationsNotConfigured, P.RegistrationNotFound, P.RegistrationsUnavailable]
 
 /**
  * The largest registration body accepted, from what the largest real request needs. Entra caps a UPN at
@@ -52,7 +63,13 @@ const PrincipalRef = Type.Unsafe<string | { id: string } | { userPrincipalName: 
 const RegistrationRequest = Strict({
   principals: Type.Optional(Type.Array(PrincipalRef, { description: `Users and service principals to register, at most ${MAX_PRINCIPALS}.` })),
   group: Type.Optional(Guid({ description: 'Object id of a group (any case): every user and service principal in it, directly or through nested groups, is registered.' }))
-}, { description: 'Exactly one of `principals` and `group`; every other property is refused (400 UNKNOWN_PROPERTY).' })
+}, {
+  description: 'Exactly one of `principals` and `group`; every other property is refused (400 UNKNOWN_PROPERTY).',
+  examples: [
+    { group: EXAMPLE.groupId },
+    { principals: [EXAMPLE.upn, { userPrincipalName: EXAMPLE.otherUpn }, { appId: EXAMPLE.appId }] }
+  ]
+})
 
 // No unions in the response (see schemas.ts): optional fields instead.
 const Failure = Type.Object({
@@ -76,7 +93,23 @@ const Registration = Type.Object({
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
   finishedAt: Type.Optional(Type.String({ format: 'date-time' }))
-}, { description: 'A bulk registration and its progress.' })
+}, {
+  description: 'A bulk registration and its progress.',
+  examples: [{
+    id: EXAMPLE.registrationId,
+    status: 'running',
+    group: EXAMPLE.groupId,
+    requestedBy: EXAMPLE.userId,
+    total: 1250,
+    registered: 830,
+    failed: 1,
+    pending: 419,
+    failures: [{ principal: EXAMPLE.otherUserId, code: 'PRINCIPAL_DISABLED', message: `${EXAMPLE.otherUserId} ('Grace Hopper') is disabled in Entra (accountEnabled=false); it was not registered. Enable it, then register it again.` }],
+    failuresTruncated: false,
+    createdAt: '2026-12-02T09:00:00.000Z',
+    updatedAt: '2026-12-02T09:02:41.000Z'
+  }]
+})
 /** The job as GET /v1/registrations/{id} answers it (also what the CLI and the tests read). */
 export type RegistrationBody = Static<typeof Registration>
 
@@ -127,7 +160,12 @@ export async function registrationRoutes (parent: FastifyInstance, { runner, res
       description: 'Needs the `Identity.Admin` app role. The body may be at most 2 MiB (`413 BODY_TOO_LARGE`), ample for 10,000 names. Answers 202 at once with the job; `Location` names it, and `GET` on it reports the progress. The job honours Graph\'s and Databricks\' rate limits, retries through throttling and outages, and resumes after a restart.',
       security: [{ bearer: [] }],
       body: RegistrationRequest,
-      response: { 202: Registration, 400: Problem, 404: Problem, 413: Problem, ...errorResponses }
+      response: {
+        202: success('Accepted: the job, queued (or already listing the group); `GET` its `Location` for the progress.', Registration, {
+          Location: { type: 'string', description: 'The job: `/v1/registrations/{id}`.', examples: [`/v1/registrations/${EXAMPLE.registrationId}`] }
+        }),
+        ...problemResponses(REGISTER_PROBLEMS)
+      }
     },
     bodyLimit: REGISTRATION_BODY_LIMIT,
     // Token and role before the body is read: a caller without Identity.Admin never gets it parsed.
@@ -167,8 +205,11 @@ export async function registrationRoutes (parent: FastifyInstance, { runner, res
       summary: 'The progress of a registration: counts, status and the principals that failed.',
       description: 'Needs the `Identity.Admin` app role; only registrations of the caller\'s tenant are found.',
       security: [{ bearer: [] }],
-      params: Strict({ id: Name(64, { description: 'The id the Location header of the POST named.' }) }),
-      response: { 200: Registration, 400: Problem, 404: Problem, ...errorResponses }
+      params: Strict({ id: Name(64, { description: 'The id the Location header of the POST named.', examples: [EXAMPLE.registrationId] }) }),
+      response: {
+        200: success('The job\'s progress: counts, status, and the principals that could not be registered with why.', Registration),
+        ...problemResponses(PROGRESS_PROBLEMS)
+      }
     },
     onRequest: [app.authenticate, requireRole('Identity.Admin')]
   }, async (request) => {

@@ -5,7 +5,11 @@ import { Type } from '@sinclair/typebox'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Sync } from '../sync/sync.ts'
 import { requireRole } from './authenticate.ts'
-import { Problem } from './schemas.ts'
+import { success } from './schemas.ts'
+import { ADMIN, BEARER, V1, problemResponses } from './problem-catalogue.ts'
+
+/** Every problem GET /v1/sync may answer with. */
+const SYNC_PROBLEMS = [...V1, ...BEARER, ...ADMIN]
 
 const Counts = Type.Record(Type.String(), Type.Integer())
 
@@ -24,7 +28,23 @@ const SyncStatusBody = Type.Object({
   cursors: Type.Array(Type.Object({ kind: Type.String() }), { description: 'The kinds of object whose feed has a stored cursor.' }),
   lastRound: Type.Optional(Round),
   totals: Type.Object({ rounds: Type.Integer(), failedRounds: Type.Integer(), read: Counts, applied: Counts }, { description: 'Rounds this replica ran since it started.' })
-}, { description: 'The Entra change feed of the caller\'s tenant.' })
+}, {
+  description: 'The Entra change feed of the caller\'s tenant.',
+  examples: [{
+    enabled: true,
+    intervalSeconds: 60,
+    cursors: [{ kind: 'user' }, { kind: 'servicePrincipal' }, { kind: 'group' }],
+    lastRound: {
+      startedAt: '2026-12-02T09:00:00.000Z',
+      finishedAt: '2026-12-02T09:00:01.250Z',
+      read: { user: 3, group: 1 },
+      applied: { deactivated: 1, membershipAdded: 2, unchanged: 1 },
+      reconciled: [],
+      errors: []
+    },
+    totals: { rounds: 42, failedRounds: 0, read: { user: 57, servicePrincipal: 2, group: 9 }, applied: { deactivated: 1, membershipAdded: 12, membershipRemoved: 3, groupRenamed: 1, unchanged: 40 } }
+  }]
+})
 
 export async function syncRoutes (parent: FastifyInstance, { sync, intervalSeconds }: { sync?: Sync, intervalSeconds: number }): Promise<void> {
   const app = parent.withTypeProvider<TypeBoxTypeProvider>()
@@ -34,7 +54,10 @@ export async function syncRoutes (parent: FastifyInstance, { sync, intervalSecon
       summary: 'How the Entra change feed is doing: cursors, the last round, totals.',
       description: 'Needs the `Identity.Admin` app role. Shows only the caller\'s tenant.',
       security: [{ bearer: [] }],
-      response: { 200: SyncStatusBody, 401: Problem, 403: Problem }
+      response: {
+        200: success('The change feed of the caller\'s tenant: `enabled: false` when SYNC_ENABLED is off.', SyncStatusBody),
+        ...problemResponses(SYNC_PROBLEMS)
+      }
     },
     onRequest: [app.authenticate, requireRole('Identity.Admin')]
   }, async (request) => {
