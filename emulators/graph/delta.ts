@@ -4,7 +4,8 @@
 // an `@odata.deltaLink` whose `$deltatoken` encodes the kind, the change-log position the round started
 // from (`tenant.currentSeq`), $select/members and when it was issued. A later round replays the
 // Directory's change log after that position: updated objects with their (selected) properties, deleted
-// ones as `{ id, @removed: { reason: 'deleted' } }`, and group membership changes as `members@delta`.
+// ones as `{ id, @removed: { reason } }` (`changed` for a soft delete, which a restore can undo;
+// `deleted` for a permanent one), and group membership changes as `members@delta`.
 // `$deltatoken=latest` answers only a deltaLink. A token older than 7 days (by the emulator clock) or
 // one the log no longer reaches answers 410 Gone with a `Location` to restart from.
 import type { Change, ObjectKind } from '../tenant/model.ts'
@@ -140,7 +141,8 @@ function initialPage (call: Call, page: PageToken): Record<string, unknown> {
 }
 
 interface Net {
-  deleted: boolean
+  /** Soft-deleted (`changed`: restorable) or deleted for good, as the latest change left it. */
+  removed: 'changed' | 'deleted' | null
   updated: boolean
   members: Map<string, { added: boolean, kind: ObjectKind }>
 }
@@ -152,18 +154,18 @@ function netChanges (changes: Change[], q: DeltaQuery, upto: number): Array<[str
     if (c.seq > upto || c.kind !== q.kind) continue
     if (q.ids !== null && !q.ids.includes(c.id)) continue
     let n = net.get(c.id)
-    if (n === undefined) net.set(c.id, (n = { deleted: false, updated: false, members: new Map() }))
-    if (c.op === 'deleted') {
-      n.deleted = true
+    if (n === undefined) net.set(c.id, (n = { removed: null, updated: false, members: new Map() }))
+    if (c.op === 'member-added' || c.op === 'member-removed') {
+      n.members.set(c.memberId, { added: c.op === 'member-added', kind: c.memberKind })
     } else if (c.op === 'updated') {
-      n.deleted = false
+      n.removed = null
       n.updated = true
     } else {
-      n.members.set(c.memberId, { added: c.op === 'member-added', kind: c.memberKind })
+      n.removed = c.op === 'deleted' ? 'deleted' : 'changed'
     }
   }
   return [...net.entries()]
-    .filter(([, n]) => n.deleted || n.updated || (q.mem && n.members.size > 0))
+    .filter(([, n]) => n.removed !== null || n.updated || (q.mem && n.members.size > 0))
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
 }
 
@@ -174,10 +176,10 @@ function changesPage (call: Call, page: PageToken): Record<string, unknown> {
   const entries = netChanges(changes, q, page.upto)
   const slice = entries.slice(page.off, page.off + q.n)
   const value = slice.map(([id, n]) => {
-    const removed = { id, '@removed': { reason: 'deleted' } }
-    if (n.deleted) return removed
+    if (n.removed !== null) return { id, '@removed': { reason: n.removed } }
     const it = item(call, q.kind, id, q)
-    if (it === undefined) return removed // deleted after this round's snapshot
+    // Deleted after this round's snapshot: restorable (`changed`) while it is in deleted items.
+    if (it === undefined) return { id, '@removed': { reason: call.tenant.deletedItem(id) !== undefined ? 'changed' : 'deleted' } }
     if (q.mem && n.members.size > 0) {
       it['members@delta'] = [...n.members.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([m, change]) => ({
         '@odata.type': ODATA_TYPE[change.kind],

@@ -1,6 +1,13 @@
 // The emulated Entra directory: users, service principals, groups with nested membership, applications.
 // One Directory is one tenant. It keeps a change log so Graph delta queries can replay mutations, and
 // computes transitive closures on demand (cycle-safe: Entra allows nesting, and cycles must terminate).
+//
+// Deletion is Entra's: a user, service principal or group (distribution groups excepted) is soft-deleted
+// into `deleted` (restorable with its memberships for 30 days by the emulator clock, then purged), and a
+// permanent delete removes it for good. Writes can lag behind reads (`setReplicationLag`), as Graph's
+// replicas do: while a lag is set, writes go to a primary copy at once (their errors and answers come
+// from it) and reach the copy every reader sees only when the lag has passed. Listeners hear each write
+// as it is made (change notifications), not when it becomes visible.
 import { createHash } from 'node:crypto'
 
 import type { ApplicationFixture, GroupFixture, ServicePrincipalFixture, TenantFixture, UserFixture } from './fixture.ts'
@@ -27,13 +34,38 @@ export type DirectoryObject =
   | { kind: 'group', object: Group }
   | { kind: 'servicePrincipal', object: ServicePrincipal }
 
-/** One entry of the change log that feeds delta queries. */
+/**
+ * One entry of the change log that feeds delta queries and change notifications. `soft-deleted` moved
+ * the object to deleted items (restorable); `deleted` removed it for good (a permanent delete, a
+ * distribution group, or the end of the retention); a restore is `updated` plus the memberships it
+ * brings back.
+ */
 export type Change =
-  | { seq: number, at: number, kind: ObjectKind, id: string, op: 'updated' }
-  | { seq: number, at: number, kind: ObjectKind, id: string, op: 'deleted' }
+  | { seq: number, at: number, kind: ObjectKind, id: string, op: 'updated' | 'soft-deleted' | 'deleted' }
   | { seq: number, at: number, kind: 'group', id: string, op: 'member-added' | 'member-removed', memberId: string, memberKind: ObjectKind }
 
 type NewChange = Change extends infer C ? C extends Change ? Omit<C, 'seq' | 'at'> : never : never
+
+/** A soft-deleted object, with the memberships a restore brings back. */
+export type DeletedItem = DirectoryObject & {
+  deletedAt: number
+  /** Groups it was a direct member of. */
+  parents: Set<string>
+  /** Groups only: its direct members. */
+  members: Set<string>
+}
+
+/** How long deleted items stay restorable before they are purged (Entra: 30 days). */
+export const DELETED_ITEM_RETENTION_MS = 30 * 24 * 3600 * 1000
+
+/** Called with the changes of each write, when it is made (before any replication lag). */
+export type ChangeListener = (changes: Change[]) => void
+
+/**
+ * Distribution groups (mail-enabled, not security-enabled) are deleted permanently at once; users,
+ * service principals, security and Microsoft 365 groups are soft-deleted (Graph's group-delete page).
+ */
+export const isDistributionGroup = (g: Group): boolean => g.mailEnabled && !g.securityEnabled
 
 export class DirectoryError extends Error {
   constructor (readonly code: 'not-found' | 'conflict' | 'invalid', message: string) {
@@ -70,14 +102,25 @@ export class Directory {
   private readonly spsByAppId = new Map<string, ServicePrincipal>()
   private readonly members = new Map<string, Set<string>>()
   private readonly parents = new Map<string, Set<string>>()
+  /** Soft-deleted objects by id (Graph's deleted items), restorable until their retention ends. */
+  readonly deleted = new Map<string, DeletedItem>()
   private readonly log: Change[] = []
   /** Sequence number of the oldest change still in the log (older delta tokens must resync). */
   private logStart = 1
   private seq = 0
   private readonly now: () => number
+  private readonly onChange: ChangeListener | undefined
+  /** The time a replayed write (or a purge) happened, while it is applied; else the clock. */
+  private applyingAt: number | undefined
+  private lagMs = 0
+  /** While a lag is set: the copy writes go to at once (the one readers see is `this`). */
+  private primary: Directory | undefined
+  /** Writes made on the primary that become visible here at `at`, in order. */
+  private pending: Array<{ at: number, op: (d: Directory) => unknown }> = []
 
-  constructor (fixture: TenantFixture, now: () => number = Date.now) {
+  constructor (fixture: TenantFixture, now: () => number = Date.now, onChange?: ChangeListener) {
     this.now = now
+    this.onChange = onChange
     if (!isGuid(fixture.tenantId)) throw new DirectoryError('invalid', `tenantId '${fixture.tenantId}' is not a GUID`)
     this.tenantId = fixture.tenantId.toLowerCase()
     this.domain = fixture.domain
@@ -178,9 +221,72 @@ export class Directory {
     return out
   }
 
-  // ---- mutations (each one is recorded for delta) -------------------------------------------------
+  // ---- mutations (each one is recorded for delta and heard by the listener) ----------------------
 
   addMember (groupId: string, memberId: string): boolean {
+    return this.write(d => d.applyAddMember(groupId, memberId))
+  }
+
+  removeMember (groupId: string, memberId: string): boolean {
+    return this.write(d => d.applyRemoveMember(groupId, memberId))
+  }
+
+  /** Adds several members in one write (one change notification); returns how many were new. */
+  addMembers (groupId: string, memberIds: readonly string[]): number {
+    return this.write(d => memberIds.filter(m => d.applyAddMember(groupId, m)).length)
+  }
+
+  /** Removes several members in one write; returns how many were members. */
+  removeMembers (groupId: string, memberIds: readonly string[]): number {
+    return this.write(d => memberIds.filter(m => d.applyRemoveMember(groupId, m)).length)
+  }
+
+  updateUser (id: string, patch: Partial<Omit<UserFixture, 'id'>>): User {
+    return this.write(d => d.applyUpdateUser(id, patch))
+  }
+
+  /** A rename (or another property change) of a group. */
+  updateGroup (id: string, patch: Partial<Omit<GroupFixture, 'id' | 'members'>>): Group {
+    return this.write(d => d.applyUpdateGroup(id, patch))
+  }
+
+  updateServicePrincipal (id: string, patch: Partial<Omit<ServicePrincipalFixture, 'id' | 'appId'>>): ServicePrincipal {
+    return this.write(d => d.applyUpdateServicePrincipal(id, patch))
+  }
+
+  addUser (u: UserFixture): User {
+    return this.write(d => d.applyAddUser(u))
+  }
+
+  addGroup (g: Omit<GroupFixture, 'members'> & { members?: string[] }): Group {
+    return this.write(d => d.applyAddGroup(g))
+  }
+
+  addServicePrincipal (sp: ServicePrincipalFixture): ServicePrincipal {
+    return this.write(d => d.applyAddServicePrincipal(sp))
+  }
+
+  /**
+   * Deletes a user, group or service principal as Entra does: into deleted items with its memberships
+   * (removed from view, recorded as member removals), restorable for 30 days; a distribution group, or
+   * any object with `permanent`, is gone for good. `permanent` also purges an object already in deleted
+   * items. With `kind`, an object of another kind is not found.
+   */
+  delete (id: string, options: { permanent?: boolean, kind?: ObjectKind } = {}): ObjectKind {
+    return this.write(d => d.applyDelete(id, options.permanent === true, options.kind))
+  }
+
+  /**
+   * Brings a soft-deleted object back with its memberships: the groups it was in (and, for a group, its
+   * members) that still exist; links to objects that are themselves in deleted items come back when
+   * those are restored. A user whose userPrincipalName (or a service principal whose appId) another
+   * object took meanwhile cannot be restored (conflict). With `kind`, an item of another kind is not found.
+   */
+  restore (id: string, kind?: ObjectKind): DirectoryObject {
+    return this.write(d => d.applyRestore(id, kind))
+  }
+
+  private applyAddMember (groupId: string, memberId: string): boolean {
     const g = groupId.toLowerCase()
     const m = memberId.toLowerCase()
     if (!this.groups.has(g)) throw new DirectoryError('not-found', `group '${groupId}' does not exist`)
@@ -193,7 +299,7 @@ export class Directory {
     return true
   }
 
-  removeMember (groupId: string, memberId: string): boolean {
+  private applyRemoveMember (groupId: string, memberId: string): boolean {
     const g = groupId.toLowerCase()
     const m = memberId.toLowerCase()
     if (!this.groups.has(g)) throw new DirectoryError('not-found', `group '${groupId}' does not exist`)
@@ -203,7 +309,7 @@ export class Directory {
     return true
   }
 
-  updateUser (id: string, patch: Partial<Omit<UserFixture, 'id'>>): User {
+  private applyUpdateUser (id: string, patch: Partial<Omit<UserFixture, 'id'>>): User {
     const user = this.user(id)
     if (user === undefined) throw new DirectoryError('not-found', `user '${id}' does not exist`)
     if (patch.userPrincipalName !== undefined && patch.userPrincipalName.toLowerCase() !== user.userPrincipalName.toLowerCase()) {
@@ -216,7 +322,15 @@ export class Directory {
     return user
   }
 
-  updateServicePrincipal (id: string, patch: Partial<Omit<ServicePrincipalFixture, 'id' | 'appId'>>): ServicePrincipal {
+  private applyUpdateGroup (id: string, patch: Partial<Omit<GroupFixture, 'id' | 'members'>>): Group {
+    const group = this.groups.get(id.toLowerCase())
+    if (group === undefined) throw new DirectoryError('not-found', `group '${id}' does not exist`)
+    assignKnown(group, patch, ['displayName', 'description', 'securityEnabled', 'mailEnabled'])
+    this.record({ kind: 'group', id: group.id, op: 'updated' })
+    return group
+  }
+
+  private applyUpdateServicePrincipal (id: string, patch: Partial<Omit<ServicePrincipalFixture, 'id' | 'appId'>>): ServicePrincipal {
     const sp = this.servicePrincipals.get(id.toLowerCase())
     if (sp === undefined) throw new DirectoryError('not-found', `service principal '${id}' does not exist`)
     assignKnown(sp, patch, ['displayName', 'accountEnabled', 'servicePrincipalType'])
@@ -224,49 +338,254 @@ export class Directory {
     return sp
   }
 
-  addUser (u: UserFixture): User {
+  private applyAddUser (u: UserFixture): User {
     const user = this.putUser(u)
     this.record({ kind: 'user', id: user.id, op: 'updated' })
     return user
   }
 
-  addGroup (g: Omit<GroupFixture, 'members'> & { members?: string[] }): Group {
+  private applyAddGroup (g: Omit<GroupFixture, 'members'> & { members?: string[] }): Group {
     const unknown = (g.members ?? []).find(m => this.kindOf(m) === undefined)
     if (unknown !== undefined) throw new DirectoryError('not-found', `object '${unknown}' does not exist`)
     const group = this.putGroup({ ...g, members: [] })
     this.record({ kind: 'group', id: group.id, op: 'updated' })
-    for (const m of g.members ?? []) this.addMember(group.id, m)
+    for (const m of g.members ?? []) this.applyAddMember(group.id, m)
     return group
   }
 
-  addServicePrincipal (sp: ServicePrincipalFixture): ServicePrincipal {
+  private applyAddServicePrincipal (sp: ServicePrincipalFixture): ServicePrincipal {
     const created = this.putServicePrincipal(sp)
     this.record({ kind: 'servicePrincipal', id: created.id, op: 'updated' })
     return created
   }
 
-  /** Deletes a user, group or service principal, and every membership it had. */
-  delete (id: string): ObjectKind {
+  private applyDelete (id: string, permanent: boolean, expected?: ObjectKind): ObjectKind {
     const k = id.toLowerCase()
-    const kind = this.kindOf(k)
-    if (kind === undefined) throw new DirectoryError('not-found', `object '${id}' does not exist`)
-    for (const g of this.directParents(k)) this.removeMember(g, k)
-    if (kind === 'group') for (const m of this.directMembers(k)) this.removeMember(k, m)
-    if (kind === 'user') {
-      const user = this.users.get(k) as User
-      this.usersByUpn.delete(user.userPrincipalName.toLowerCase())
+    const found = this.get(k)
+    if (found === undefined || (expected !== undefined && found.kind !== expected)) {
+      const item = this.deleted.get(k)
+      if (item === undefined || !permanent || (expected !== undefined && item.kind !== expected)) throw new DirectoryError('not-found', `${expected ?? 'object'} '${id}' does not exist`)
+      this.purge(k)
+      return item.kind
+    }
+    const { kind } = found
+    const parents = this.directParents(k)
+    const members = kind === 'group' ? this.directMembers(k) : []
+    for (const g of parents) this.applyRemoveMember(g, k)
+    for (const m of members) this.applyRemoveMember(k, m)
+    if (found.kind === 'user') {
+      this.usersByUpn.delete(found.object.userPrincipalName.toLowerCase())
       this.users.delete(k)
-    } else if (kind === 'group') {
+    } else if (found.kind === 'group') {
       this.groups.delete(k)
       this.members.delete(k)
     } else {
-      const sp = this.servicePrincipals.get(k) as ServicePrincipal
-      this.spsByAppId.delete(sp.appId)
+      this.spsByAppId.delete(found.object.appId)
       this.servicePrincipals.delete(k)
     }
     this.parents.delete(k)
-    this.record({ kind, id: k, op: 'deleted' })
+    if (permanent || (found.kind === 'group' && isDistributionGroup(found.object))) {
+      this.forget(k)
+      this.record({ kind, id: k, op: 'deleted' })
+    } else {
+      this.deleted.set(k, { ...found, deletedAt: this.time(), parents: new Set(parents), members: new Set(members) })
+      this.record({ kind, id: k, op: 'soft-deleted' })
+    }
     return kind
+  }
+
+  private applyRestore (id: string, kind?: ObjectKind): DirectoryObject {
+    const k = id.toLowerCase()
+    const item = this.deleted.get(k)
+    if (item === undefined || (kind !== undefined && item.kind !== kind)) throw new DirectoryError('not-found', `deleted ${kind ?? 'item'} '${id}' does not exist`)
+    if (item.kind === 'user' && this.usersByUpn.has(item.object.userPrincipalName.toLowerCase())) {
+      throw new DirectoryError('conflict', `userPrincipalName '${item.object.userPrincipalName}' is used by another user`)
+    }
+    if (item.kind === 'servicePrincipal' && this.spsByAppId.has(item.object.appId)) {
+      throw new DirectoryError('conflict', `appId '${item.object.appId}' has another service principal`)
+    }
+    this.deleted.delete(k)
+    if (item.kind === 'user') {
+      this.users.set(k, item.object)
+      this.usersByUpn.set(item.object.userPrincipalName.toLowerCase(), item.object)
+    } else if (item.kind === 'group') {
+      this.groups.set(k, item.object)
+      this.members.set(k, new Set())
+    } else {
+      this.servicePrincipals.set(k, item.object)
+      this.spsByAppId.set(item.object.appId, item.object)
+    }
+    this.record({ kind: item.kind, id: k, op: 'updated' })
+    // [UNCONF] Graph's restore page says "fully restore"; Entra restores a user's group memberships. For
+    // groups (security groups are restorable since 2025) the emulator brings back both its members and
+    // the groups it was in. A link whose other end is itself in deleted items waits in that item.
+    for (const p of [...item.parents].sort()) {
+      if (this.groups.has(p)) this.applyAddMember(p, k)
+      else this.deleted.get(p)?.members.add(k)
+    }
+    for (const m of [...item.members].sort()) {
+      if (this.kindOf(m) !== undefined) this.applyAddMember(k, m)
+      else this.deleted.get(m)?.parents.add(k)
+    }
+    return { kind: item.kind, object: item.object } as DirectoryObject
+  }
+
+  /** Removes a deleted item for good. */
+  private purge (id: string): void {
+    const item = this.deleted.get(id)
+    if (item === undefined) return
+    this.deleted.delete(id)
+    this.forget(id)
+    this.record({ kind: item.kind, id, op: 'deleted' })
+  }
+
+  /** Drops every link other deleted items keep to `id`, which is gone for good. */
+  private forget (id: string): void {
+    for (const other of this.deleted.values()) {
+      other.parents.delete(id)
+      other.members.delete(id)
+    }
+  }
+
+  /** Purges the deleted items whose retention ended by `upto`, each at the time it ended. */
+  private purgeExpired (upto: number): void {
+    if (this.deleted.size === 0) return
+    const due = [...this.deleted.values()]
+      .filter(i => i.deletedAt + DELETED_ITEM_RETENTION_MS <= upto)
+      .sort((a, b) => a.deletedAt - b.deletedAt)
+    for (const item of due) this.at(item.deletedAt + DELETED_ITEM_RETENTION_MS, () => this.purge(item.object.id))
+  }
+
+  // ---- deleted items ------------------------------------------------------------------------------
+
+  /** A soft-deleted object by id. */
+  deletedItem (id: string): DeletedItem | undefined {
+    return this.deleted.get(id.toLowerCase())
+  }
+
+  /** When a deleted item is purged, by the emulator clock. */
+  static purgeTime (item: DeletedItem): number {
+    return item.deletedAt + DELETED_ITEM_RETENTION_MS
+  }
+
+  // ---- replication lag ----------------------------------------------------------------------------
+
+  /** The current replication lag in milliseconds. */
+  get replicationLag (): number {
+    return this.lagMs
+  }
+
+  /** Writes not yet visible to readers. */
+  get pendingWrites (): number {
+    return this.pending.length
+  }
+
+  /**
+   * From now on, a write becomes visible to reads (and to delta) `ms` after it is made. Setting 0 makes
+   * every pending write visible at once.
+   */
+  setReplicationLag (ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) throw new DirectoryError('invalid', 'the replication lag must be a non-negative number')
+    this.lagMs = ms
+    if (ms > 0) {
+      this.primary ??= this.copy()
+      return
+    }
+    const now = this.now()
+    for (const p of this.pending.splice(0)) this.replay(Math.min(p.at, now), p.op)
+    this.settle()
+  }
+
+  /**
+   * Makes the writes whose lag has passed visible, and purges the deleted items whose retention ended.
+   * The emulators call it before each request and when their clock moves; in-process readers that
+   * bypass HTTP call it themselves.
+   */
+  settle (): void {
+    if (this.pending.length === 0 && this.deleted.size === 0 && (this.primary?.deleted.size ?? 0) === 0) {
+      if (this.lagMs === 0) this.primary = undefined
+      return
+    }
+    const now = this.now()
+    while (this.pending.length > 0 && (this.pending[0] as { at: number }).at <= now) {
+      const p = this.pending.shift() as { at: number, op: (d: Directory) => unknown }
+      this.purgeExpired(p.at)
+      this.replay(p.at, p.op)
+    }
+    const writer = this.primary ?? this
+    const from = writer.seq
+    writer.purgeExpired(now)
+    this.emit(writer, from)
+    if (this.primary !== undefined) this.purgeExpired(now)
+    if (this.primary !== undefined && this.lagMs === 0 && this.pending.length === 0) this.primary = undefined
+  }
+
+  /** A write: made on the primary (or here without a lag), heard by the listener, and queued for readers. */
+  private write<T> (op: (d: Directory) => T): T {
+    this.settle()
+    const writer = this.primary ?? this
+    const from = writer.seq
+    let result: T
+    try {
+      result = op(writer)
+    } finally {
+      // A write that failed half-way still made (and reports) the changes it made.
+      if (writer !== this && writer.seq > from) this.pending.push({ at: this.now() + this.lagMs, op })
+      this.emit(writer, from)
+    }
+    return result
+  }
+
+  private replay (at: number, op: (d: Directory) => unknown): void {
+    try {
+      this.at(at, () => op(this))
+    } catch {
+      // The primary already answered this write; the same writes in the same order cannot fail here.
+    }
+  }
+
+  private at (time: number, fn: () => void): void {
+    const outer = this.applyingAt
+    this.applyingAt = time
+    try {
+      fn()
+    } finally {
+      this.applyingAt = outer
+    }
+  }
+
+  private time (): number {
+    return this.applyingAt ?? this.now()
+  }
+
+  private emit (writer: Directory, from: number): void {
+    if (this.onChange === undefined || writer.seq === from) return
+    this.onChange(writer.log.slice(from + 1 - writer.logStart))
+  }
+
+  /** A deep copy of the state (not the log), for the primary of a replication lag. */
+  private copy (): Directory {
+    const c = new Directory({ tenantId: this.tenantId, domain: this.domain, displayName: this.displayName, users: [], servicePrincipals: [], groups: [], applications: [] }, this.now)
+    c.seq = this.seq
+    c.logStart = this.seq + 1
+    for (const [id, u] of this.users) {
+      const user = { ...u }
+      c.users.set(id, user)
+      c.usersByUpn.set(user.userPrincipalName.toLowerCase(), user)
+    }
+    for (const [id, sp] of this.servicePrincipals) {
+      const copy = { ...sp }
+      c.servicePrincipals.set(id, copy)
+      c.spsByAppId.set(copy.appId, copy)
+    }
+    for (const [id, g] of this.groups) c.groups.set(id, { ...g })
+    for (const [id, a] of this.applications) c.applications.set(id, structuredClone(a))
+    for (const [id, set] of this.members) c.members.set(id, new Set(set))
+    for (const [id, set] of this.parents) c.parents.set(id, new Set(set))
+    for (const [id, item] of this.deleted) {
+      c.deleted.set(id, { ...item, object: { ...item.object }, parents: new Set(item.parents), members: new Set(item.members) } as DeletedItem)
+    }
+    return c
   }
 
   // ---- change log ---------------------------------------------------------------------------------
@@ -291,14 +610,15 @@ export class Directory {
 
   private record (c: NewChange): void {
     this.seq += 1
-    this.log.push({ ...c, seq: this.seq, at: this.now() })
+    this.log.push({ ...c, seq: this.seq, at: this.time() })
   }
 
   // ---- loading ------------------------------------------------------------------------------------
 
   private assertNewId (id: string): void {
     if (!isGuid(id)) throw new DirectoryError('invalid', `object id '${id}' is not a GUID`)
-    if (this.kindOf(id) !== undefined) throw new DirectoryError('conflict', `object id '${id}' is used twice`)
+    // A deleted item keeps its id until it is purged.
+    if (this.kindOf(id) !== undefined || this.deleted.has(id)) throw new DirectoryError('conflict', `object id '${id}' is used twice`)
   }
 
   private putUser (u: UserFixture): User {

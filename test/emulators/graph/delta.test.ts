@@ -1,6 +1,7 @@
 // Delta queries: the initial round (paged, ending in a deltaLink), later rounds replaying Directory
 // mutations (updates, deletions as @removed, membership as members@delta), $deltatoken=latest, and
-// the 410 resync for tokens older than 7 days or older than the change log.
+// the 410 resync for tokens older than 7 days or older than the change log. Soft deletion, restore and
+// purge as delta reports them are in deleted-items.test.ts.
 import t from 'tap'
 import type { Directory } from '../../../emulators/tenant/model.ts'
 import { T, assertGraphError, graphToken, startGraph } from '../../helpers/graph.ts'
@@ -54,7 +55,7 @@ t.test('users: initial round, no-change round, then updates, additions and delet
   t.equal(next.items.length, 3)
   t.same(changed.get(T.bob), { displayName: 'Bob Brown', accountEnabled: false, id: T.bob })
   t.same(changed.get('a0000000-0000-4000-8000-0000000000d1'), { displayName: 'New Bie', accountEnabled: true, id: 'a0000000-0000-4000-8000-0000000000d1' })
-  t.same(changed.get(T.guest), { id: T.guest, '@removed': { reason: 'deleted' } })
+  t.same(changed.get(T.guest), { id: T.guest, '@removed': { reason: 'changed' } }, 'soft-deleted: restorable')
 
   const after = await round(next.deltaLink)
   t.same(after.items, [], 'changes are reported once')
@@ -81,7 +82,7 @@ t.test('groups: members@delta in the initial round and for membership changes', 
   const changed = byId(next.items)
   t.same(changed.get(T.finance), { displayName: 'Finance', id: T.finance, 'members@delta': [{ '@odata.type': '#microsoft.graph.user', id: T.alice }] })
   t.same(changed.get(T.engineering), { displayName: 'Engineering', id: T.engineering, 'members@delta': [{ '@odata.type': '#microsoft.graph.user', id: T.bob, '@removed': { reason: 'deleted' } }] })
-  t.same(changed.get(T.distribution), { id: T.distribution, '@removed': { reason: 'deleted' } })
+  t.same(changed.get(T.distribution), { id: T.distribution, '@removed': { reason: 'deleted' } }, 'a distribution group is deleted for good')
   t.equal(next.items.length, 3, 'untouched groups are not repeated')
 
   // Without members, membership changes do not show; with $expand=members they do.

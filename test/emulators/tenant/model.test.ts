@@ -162,28 +162,202 @@ t.test('addMember and removeMember', async t => {
   t.equal(dir.currentSeq, 4)
 })
 
-t.test('delete removes the object and all its memberships', async t => {
-  const dir = new Directory(fixture())
+t.test('delete is soft: the object and its memberships leave every view and wait in deleted items', async t => {
+  const dir = new Directory(fixture(), () => 1_000)
   t.equal(dir.delete(ALICE.toUpperCase()), 'user')
   t.equal(dir.user(ALICE), undefined)
   t.equal(dir.user('alice@contoso.example'), undefined)
+  t.equal(dir.get(ALICE), undefined)
   t.notOk(dir.directMembers(DATA).includes(ALICE))
-  t.same(dir.changesSince(0)?.map(c => [c.op, c.id]), [['member-removed', DATA], ['deleted', ALICE]])
-  // The UPN and id are free again.
-  t.doesNotThrow(() => dir.addUser({ id: ALICE, userPrincipalName: 'alice@contoso.example', displayName: 'Alice again' }))
+  t.same(dir.changesSince(0)?.map(c => [c.op, c.id]), [['member-removed', DATA], ['soft-deleted', ALICE]])
+  t.match(dir.deletedItem(ALICE), { kind: 'user', deletedAt: 1_000, object: { id: ALICE, displayName: 'Alice' } })
+  t.same([...(dir.deletedItem(ALICE)?.parents ?? [])], [DATA], 'the memberships a restore brings back')
+  // The UPN is free for another user; the id stays taken until the item is purged.
+  t.doesNotThrow(() => dir.addUser({ id: id(1, 20), userPrincipalName: 'alice@contoso.example', displayName: 'Another Alice' }))
+  t.throws(() => dir.addUser({ id: ALICE, userPrincipalName: 'alice2@contoso.example', displayName: 'Alice again' }), code('conflict'))
+  t.throws(() => dir.delete(ALICE), code('not-found'), 'deleting twice')
 
   t.equal(dir.delete(ENG), 'group')
   t.equal(dir.groups.has(ENG), false)
   t.same(dir.directMembers(ALL), [BOB])
   t.same(dir.directParents(DATA), [])
   t.same(dir.transitiveParents(ETL_SP), [DATA])
+  t.match(dir.deletedItem(ENG), { kind: 'group', parents: new Set([ALL]), members: new Set([DATA]) })
 
   t.equal(dir.delete(ETL_SP), 'servicePrincipal')
   t.equal(dir.servicePrincipalByAppId(ETL_APP), undefined)
   t.same(dir.directMembers(DATA), [])
   t.ok(dir.application(ETL_APP), 'the application registration stays')
+})
 
-  t.throws(() => dir.delete(ENG), code('not-found'), 'deleting twice')
+t.test('a distribution group, or a permanent delete, is gone at once; a permanent delete purges a deleted item', async t => {
+  const dir = new Directory(fixture())
+  dir.addMember(SOLO, BOB)
+  t.equal(dir.delete(SOLO), 'group', 'SOLO is mail-enabled and not security-enabled')
+  t.equal(dir.deletedItem(SOLO), undefined)
+  t.same(dir.changesSince(1)?.map(c => [c.op, c.id]), [['member-removed', SOLO], ['deleted', SOLO]])
+  t.doesNotThrow(() => dir.addGroup({ id: SOLO, displayName: 'Solo again' }), 'the id is free')
+
+  const seq = dir.currentSeq
+  dir.delete(BOB, { permanent: true })
+  t.equal(dir.deletedItem(BOB), undefined)
+  t.same(dir.changesSince(seq)?.map(c => [c.op, c.id]), [['member-removed', ALL], ['deleted', BOB]])
+
+  dir.delete(GUEST)
+  const before = dir.currentSeq
+  t.equal(dir.delete(GUEST, { permanent: true }), 'user', 'purged from deleted items')
+  t.equal(dir.deletedItem(GUEST), undefined)
+  t.same(dir.changesSince(before)?.map(c => [c.op, c.id]), [['deleted', GUEST]])
+  t.throws(() => dir.restore(GUEST), code('not-found'))
+})
+
+t.test('restore brings the object back with its memberships, across deleted groups too', async t => {
+  const dir = new Directory(fixture())
+  dir.delete(ALICE)
+  const seq = dir.currentSeq
+  t.match(dir.restore(ALICE), { kind: 'user', object: { id: ALICE } })
+  t.equal(dir.user('alice@contoso.example')?.id, ALICE)
+  t.same(dir.transitiveParents(ALICE), [DATA, ENG, ALL])
+  t.same(dir.changesSince(seq)?.map(c => [c.op, c.id, 'memberId' in c ? c.memberId : '']), [['updated', ALICE, ''], ['member-added', DATA, ALICE]])
+  t.equal(dir.deletedItem(ALICE), undefined)
+
+  // Both ends deleted: whichever is restored first, the link comes back with the second.
+  dir.delete(ALICE)
+  dir.delete(DATA)
+  dir.restore(ALICE)
+  t.same(dir.directParents(ALICE), [], 'Data is still deleted')
+  dir.restore(DATA)
+  t.same(dir.directMembers(DATA).sort(), [ALICE, ETL_SP].sort())
+  t.same(dir.directParents(DATA), [ENG])
+
+  dir.delete(ENG)
+  dir.delete(DATA)
+  dir.restore(DATA)
+  t.same(dir.directParents(DATA), [])
+  dir.restore(ENG)
+  t.same(dir.transitiveParents(ALICE), [DATA, ENG, ALL], 'the chain is whole again')
+
+  // A link to an object deleted for good does not come back.
+  dir.delete(BOB)
+  dir.delete(ALL, { permanent: true })
+  dir.restore(BOB)
+  t.same(dir.directParents(BOB), [])
+})
+
+t.test('restore refuses a user whose UPN, or a service principal whose appId, was taken meanwhile', async t => {
+  const dir = new Directory(fixture())
+  dir.delete(ALICE)
+  dir.addUser({ id: id(1, 30), userPrincipalName: 'ALICE@contoso.example', displayName: 'New Alice' })
+  t.throws(() => dir.restore(ALICE), code('conflict'))
+  t.ok(dir.deletedItem(ALICE), 'still in deleted items')
+  dir.delete(id(1, 30), { permanent: true })
+  t.equal(dir.restore(ALICE).object.id, ALICE)
+
+  dir.delete(ETL_SP)
+  dir.addServicePrincipal({ id: id(3, 30), appId: ETL_APP, displayName: 'replacement' })
+  t.throws(() => dir.restore(ETL_SP), code('conflict'))
+})
+
+t.test('deleted items are purged 30 days after their deletion, by the clock', async t => {
+  let now = 0
+  const dir = new Directory(fixture(), () => now)
+  dir.delete(ALICE)
+  now = 10 * 86_400_000
+  dir.delete(ENG)
+  now = 30 * 86_400_000 - 1
+  dir.settle()
+  t.ok(dir.deletedItem(ALICE), 'not yet')
+  now = 30 * 86_400_000
+  const seq = dir.currentSeq
+  dir.settle()
+  t.equal(dir.deletedItem(ALICE), undefined, 'purged')
+  t.ok(dir.deletedItem(ENG))
+  t.same(dir.changesSince(seq), [{ seq: seq + 1, at: 30 * 86_400_000, kind: 'user', id: ALICE, op: 'deleted' }], 'recorded when the retention ended')
+  t.same([...(dir.deletedItem(ENG)?.members ?? [])], [DATA])
+  now = 41 * 86_400_000
+  dir.settle()
+  t.equal(dir.deleted.size, 0)
+  t.equal(dir.changesSince(seq + 1)?.[0]?.at, 40 * 86_400_000)
+})
+
+t.test('a group rename is recorded like any update', async t => {
+  const dir = new Directory(fixture())
+  t.match(dir.updateGroup(ENG, { displayName: 'Platform Engineering' }), { id: ENG, displayName: 'Platform Engineering', description: null })
+  t.same(dir.changesSince(0)?.map(c => [c.op, c.id]), [['updated', ENG]])
+  t.throws(() => dir.updateGroup(ALICE, { displayName: 'x' }), code('not-found'))
+})
+
+t.test('the listener hears each write as it is made', async t => {
+  const heard: string[][] = []
+  const dir = new Directory(fixture(), () => 5, changes => heard.push(changes.map(c => `${c.op}:${c.id}`)))
+  dir.addMember(SOLO, GUEST)
+  dir.addMember(SOLO, GUEST)
+  dir.delete(ALICE)
+  t.throws(() => dir.delete(ALICE))
+  t.same(heard, [[`member-added:${SOLO}`], [`member-removed:${DATA}`, `soft-deleted:${ALICE}`]], 'no-ops and refusals are silent')
+})
+
+t.test('replication lag: writes are answered at once and seen by readers only when the lag has passed', async t => {
+  let now = 0
+  const heard: string[] = []
+  const dir = new Directory(fixture(), () => now, changes => heard.push(...changes.map(c => `${c.op}:${c.id}`)))
+  dir.setReplicationLag(5_000)
+  t.equal(dir.replicationLag, 5_000)
+  const carol = dir.addUser({ id: id(1, 40), userPrincipalName: 'carol@contoso.example', displayName: 'Carol' })
+  t.equal(carol.displayName, 'Carol', 'the write is answered')
+  t.same(heard, [`updated:${id(1, 40)}`], 'and heard at once')
+  t.equal(dir.user(id(1, 40)), undefined, 'readers do not see it yet')
+  // A later write builds on the earlier one (the primary has it), and a refusal comes from there too.
+  dir.addMember(DATA, id(1, 40))
+  t.throws(() => dir.addUser({ id: id(1, 41), userPrincipalName: 'CAROL@contoso.example', displayName: 'dup' }), code('conflict'))
+  dir.updateGroup(DATA, { displayName: 'Data (renamed)' })
+  t.equal(dir.pendingWrites, 3)
+  const seq = dir.currentSeq
+
+  now = 4_999
+  dir.settle()
+  t.equal(dir.user(id(1, 40)), undefined)
+  t.equal(dir.groups.get(DATA)?.displayName, 'Data')
+  t.equal(dir.currentSeq, seq, 'delta sees nothing yet')
+
+  now = 5_000
+  dir.settle()
+  t.equal(dir.user(id(1, 40))?.displayName, 'Carol')
+  t.ok(dir.directMembers(DATA).includes(id(1, 40)))
+  t.equal(dir.groups.get(DATA)?.displayName, 'Data (renamed)')
+  t.same(dir.changesSince(seq)?.map(c => [c.op, c.at]), [['updated', 5_000], ['member-added', 5_000], ['updated', 5_000]], 'recorded when visible')
+  t.equal(dir.pendingWrites, 0)
+  t.equal(heard.length, 3, 'heard once each, when written')
+
+  // Deletion and restore lag too; turning the lag off shows every pending write at once.
+  dir.delete(BOB)
+  t.ok(dir.user(BOB), 'still visible')
+  t.throws(() => dir.delete(BOB), code('not-found'), 'but already deleted on the primary')
+  dir.setReplicationLag(0)
+  t.equal(dir.user(BOB), undefined)
+  t.match(dir.deletedItem(BOB), { deletedAt: 5_000 })
+  t.equal(dir.pendingWrites, 0)
+  dir.restore(BOB)
+  t.ok(dir.user(BOB), 'without a lag, writes are visible at once')
+  t.throws(() => dir.setReplicationLag(-1), code('invalid'))
+})
+
+t.test('replication lag: a purge is heard when the retention ends on the primary', async t => {
+  let now = 0
+  const heard: string[] = []
+  const dir = new Directory(fixture(), () => now, changes => heard.push(...changes.map(c => `${c.op}:${c.id}`)))
+  dir.setReplicationLag(60_000)
+  dir.delete(GUEST)
+  now = 60_000
+  dir.settle()
+  t.ok(dir.deletedItem(GUEST))
+  now = 30 * 86_400_000
+  dir.settle()
+  t.same(heard, [`soft-deleted:${GUEST}`, `deleted:${GUEST}`])
+  t.ok(dir.deletedItem(GUEST), 'readers still see the deleted item until the lag has passed')
+  now += 60_000
+  dir.settle()
+  t.equal(dir.deletedItem(GUEST), undefined)
 })
 
 t.test('updateUser and updateServicePrincipal', async t => {
