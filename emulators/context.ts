@@ -1,12 +1,14 @@
 // What every part of the emulators shares: the clock, the signing keys, the loaded tenants, the call
-// counters and the fault injector. Built once per emulator instance; routes read it at request time, so
-// loading a new tenant through the control API takes effect on the next request.
+// counters, the fault injector, and who hears directory writes. Built once per emulator instance; routes
+// read it at request time, so loading a new tenant through the control API takes effect on the next
+// request.
 import type { IncomingHttpHeaders } from 'node:http'
 import type { EmulatorClock } from './clock.ts'
 import type { KeyStore } from './sts/keys.ts'
-import type { Directory } from './tenant/model.ts'
+import { Directory, type Change, type TenantFixture } from './tenant/model.ts'
 import type { CallCounter } from './calls.ts'
 import type { FaultInjector } from './faults.ts'
+import type { NotificationHub } from './graph/notifications.ts'
 
 /** How one area (Graph, STS, Databricks) shapes an error it did not produce itself (faults, 404s). */
 export interface ErrorShape {
@@ -34,6 +36,26 @@ export interface EmulatorContext {
   /** Request-URL rewrites applied before routing (Graph's tenant prefix and `(appId='…')` keys). */
   readonly rewriters: Array<(url: string) => string>
   readonly errorShapes: ErrorShape[]
+  /** Hear every directory write of every tenant as it is made (Graph change notifications). */
+  readonly directoryListeners: Set<(tenant: Directory, changes: Change[]) => void>
+  /** The replication lag every tenant, loaded now or later, applies (`PUT /_emulator/graph/replication`). */
+  replicationLagMs: number
+  /** Graph's subscriptions and notification deliveries (set when the Graph routes are registered). */
+  graphNotifications?: NotificationHub
+}
+
+/** A tenant built from a fixture, on the emulator clock, heard by the directory listeners, with the lag set. */
+export function newDirectory (ctx: Pick<EmulatorContext, 'clock' | 'directoryListeners' | 'replicationLagMs'>, fixture: TenantFixture): Directory {
+  const d: Directory = new Directory(fixture, () => ctx.clock.now(), changes => {
+    // A listener's failure must not fail the write that was already made.
+    for (const listener of ctx.directoryListeners) {
+      try {
+        listener(d, changes)
+      } catch {}
+    }
+  })
+  if (ctx.replicationLagMs > 0) d.setReplicationLag(ctx.replicationLagMs)
+  return d
 }
 
 /** A tenant by id or verified domain, as the STS accepts either in its paths. */

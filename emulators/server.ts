@@ -8,9 +8,9 @@ import { EmulatorClock } from './clock.ts'
 import { KeyStore } from './sts/keys.ts'
 import { CallCounter } from './calls.ts'
 import { FaultInjector, type Fault } from './faults.ts'
-import { Directory, type TenantFixture } from './tenant/model.ts'
+import type { Directory, TenantFixture } from './tenant/model.ts'
 import { demoTenant } from './tenant/demo.ts'
-import type { EmulatorContext, EmulatorSettings } from './context.ts'
+import { type EmulatorContext, type EmulatorSettings, newDirectory } from './context.ts'
 import { controlRoutes } from './control/routes.ts'
 import { stsRoutes } from './sts/routes.ts'
 import { graphRoutes } from './graph/routes.ts'
@@ -63,22 +63,28 @@ export async function buildEmulator (options: EmulatorOptions = {}): Promise<{ a
   const pki = await ensurePki(options.dataDir ?? defaultDataDir, advertised !== undefined ? [advertised.hostname] : [])
   const clock = new EmulatorClock()
   const tenants = new Map<string, Directory>()
-  for (const fixture of options.tenants ?? [demoTenant()]) {
-    const d = new Directory(fixture, () => clock.now())
-    tenants.set(d.tenantId, d)
-  }
   const ctx: EmulatorContext = {
     origin: advertised?.origin ?? 'https://127.0.0.1:8443',
     clock,
     keys: await KeyStore.create(),
     tenants,
-    primaryTenantId: [...tenants.keys()][0] ?? '',
+    primaryTenantId: '',
     calls: new CallCounter(),
     faults: new FaultInjector(),
     settings: { tokenLifetimeSeconds: options.tokenLifetimeSeconds },
     rewriters: [],
-    errorShapes: []
+    errorShapes: [],
+    directoryListeners: new Set(),
+    replicationLagMs: 0
   }
+  for (const fixture of options.tenants ?? [demoTenant()]) {
+    const d = newDirectory(ctx, fixture)
+    tenants.set(d.tenantId, d)
+  }
+  ctx.primaryTenantId = [...tenants.keys()][0] ?? ''
+  // Lagged writes and deleted-item purges fall due by the clock: when it jumps, and before each request.
+  const settle = (): void => { for (const d of tenants.values()) d.settle() }
+  const stopSettling = clock.onMove(settle)
 
   const app = Fastify({
     https: { key: pki.key, cert: pki.cert },
@@ -105,6 +111,7 @@ export async function buildEmulator (options: EmulatorOptions = {}): Promise<{ a
 
   // Faults and call counts apply to the emulated services, never to the control API.
   app.addHook('onRequest', async (request, reply) => {
+    settle()
     const path = request.url.split('?')[0] ?? '/'
     if (path.startsWith('/_emulator')) return
     ctx.calls.count(`${request.method} ${request.routeOptions.url ?? path}`)
@@ -112,9 +119,11 @@ export async function buildEmulator (options: EmulatorOptions = {}): Promise<{ a
     if (fault !== undefined) await applyFault(ctx, fault, request, reply, path)
   })
 
+  app.addHook('onClose', async () => { stopSettling() })
+
   await app.register(controlRoutes, { ctx })
   await app.register(stsRoutes, { ctx })
-  await app.register(graphRoutes, { ctx })
+  await app.register(graphRoutes, { ctx, ca: pki.ca })
   await app.register(databricksRoutes, { ctx })
   // Seeded before the server listens: whoever finds it up finds the workspace too.
   if (options.demoWorkspace === true) await seedDemoWorkspace(app, ctx)

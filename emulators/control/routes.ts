@@ -1,16 +1,18 @@
 // The control API under /_emulator: load or generate tenants, mutate the directory (mutations feed Graph
-// delta), inject faults, read call counts and move the clock. Loopback only.
+// delta and change notifications; deletes are soft unless `?permanent=true`, and deleted items can be
+// restored), inject faults, read call counts and move the clock. Loopback only.
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type, type Static } from '@sinclair/typebox'
-import type { EmulatorContext } from '../context.ts'
-import { Directory, DirectoryError, type TenantFixture } from '../tenant/model.ts'
+import { type EmulatorContext, newDirectory } from '../context.ts'
+import { Directory, DirectoryError, type ObjectKind, type TenantFixture } from '../tenant/model.ts'
 import { generateTenant, type GeneratorKnobs } from '../tenant/generator.ts'
 import { loopbackOnly } from './loopback.ts'
-import { GeneratorKnobsSchema, FaultSpecSchema, UserPatchSchema, GroupCreateSchema } from './schemas.ts'
+import { GeneratorKnobsSchema, FaultSpecSchema, UserPatchSchema, GroupCreateSchema, GroupPatchSchema } from './schemas.ts'
 import { TenantFixtureSchema, UserFixtureSchema, ServicePrincipalFixtureSchema } from '../tenant/fixture.ts'
 
 const TenantQuery = Type.Object({ tenantId: Type.Optional(Type.String()) })
+const DeleteQuery = Type.Object({ tenantId: Type.Optional(Type.String()), permanent: Type.Optional(Type.Boolean()) })
 const IdParams = Type.Object({ id: Type.String() })
 const MembersBody = Type.Object({
   groupId: Type.String(),
@@ -37,7 +39,7 @@ export async function controlRoutes (parent: FastifyInstance, { ctx }: { ctx: Em
       return d
     }
     const load = (fixture: TenantFixture, primary: boolean | undefined): Directory => {
-      const d = new Directory(fixture, () => ctx.clock.now())
+      const d = newDirectory(ctx, fixture)
       ctx.tenants.set(d.tenantId, d)
       if (primary === true || ctx.tenants.size === 1) ctx.primaryTenantId = d.tenantId
       return d
@@ -74,12 +76,12 @@ export async function controlRoutes (parent: FastifyInstance, { ctx }: { ctx: Em
     r.post('/_emulator/tenant/members', { schema: { body: MembersBody, querystring: TenantQuery } }, async (request) => {
       const d = tenantOf(request.query)
       const ids = memberIdsOf(request.body)
-      return { groupId: request.body.groupId, added: ids.filter(m => d.addMember(request.body.groupId, m)).length }
+      return { groupId: request.body.groupId, added: d.addMembers(request.body.groupId, ids) }
     })
     r.delete('/_emulator/tenant/members', { schema: { body: MembersBody, querystring: TenantQuery } }, async (request) => {
       const d = tenantOf(request.query)
       const ids = memberIdsOf(request.body)
-      return { groupId: request.body.groupId, removed: ids.filter(m => d.removeMember(request.body.groupId, m)).length }
+      return { groupId: request.body.groupId, removed: d.removeMembers(request.body.groupId, ids) }
     })
     r.post('/_emulator/tenant/users', { schema: { body: UserFixtureSchema, querystring: TenantQuery } },
       async (request, reply) => await created(reply, tenantOf(request.query).addUser(request.body)))
@@ -92,15 +94,30 @@ export async function controlRoutes (parent: FastifyInstance, { ctx }: { ctx: Em
     r.patch('/_emulator/tenant/servicePrincipals/:id', {
       schema: { params: IdParams, body: Type.Object({ accountEnabled: Type.Optional(Type.Boolean()), displayName: Type.Optional(Type.String()) }, { additionalProperties: false }), querystring: TenantQuery }
     }, async (request) => tenantOf(request.query).updateServicePrincipal(request.params.id, request.body))
+    r.patch('/_emulator/tenant/groups/:id', { schema: { params: IdParams, body: GroupPatchSchema, querystring: TenantQuery } },
+      async (request) => tenantOf(request.query).updateGroup(request.params.id, request.body))
     for (const kind of ['users', 'groups', 'servicePrincipals'] as const) {
-      const expected = { users: 'user', groups: 'group', servicePrincipals: 'servicePrincipal' }[kind]
-      r.delete(`/_emulator/tenant/${kind}/:id`, { schema: { params: IdParams, querystring: TenantQuery } }, async (request, reply) => {
-        const d = tenantOf(request.query)
-        if (d.kindOf(request.params.id) !== expected) throw new DirectoryError('not-found', `${expected} '${request.params.id}' does not exist`)
-        d.delete(request.params.id)
+      const expected: ObjectKind = ({ users: 'user', groups: 'group', servicePrincipals: 'servicePrincipal' } as const)[kind]
+      // Checked against the written state (with a replication lag, readers may not see it yet). A
+      // soft-deleted object is found only for a permanent delete (a purge).
+      r.delete(`/_emulator/tenant/${kind}/:id`, { schema: { params: IdParams, querystring: DeleteQuery } }, async (request, reply) => {
+        tenantOf(request.query).delete(request.params.id, { permanent: request.query.permanent === true, kind: expected })
         return await reply.code(204).send()
       })
+      r.post(`/_emulator/tenant/${kind}/:id/restore`, { schema: { params: IdParams, querystring: TenantQuery } },
+        async (request) => withoutPassword(tenantOf(request.query).restore(request.params.id, expected).object))
     }
+    r.get('/_emulator/tenant/deletedItems', { schema: { querystring: TenantQuery } }, async (request) => ({
+      value: [...tenantOf(request.query).deleted.values()].sort((a, b) => a.deletedAt - b.deletedAt).map(item => ({
+        id: item.object.id,
+        kind: item.kind,
+        displayName: item.object.displayName,
+        deletedDateTime: new Date(item.deletedAt).toISOString(),
+        purgeDateTime: new Date(Directory.purgeTime(item)).toISOString(),
+        memberOf: [...item.parents].sort(),
+        ...(item.kind === 'group' ? { members: [...item.members].sort() } : {})
+      }))
+    }))
 
     // ---- faults, calls, clock ----
     r.get('/_emulator/faults', async () => ({ faults: ctx.faults.list() }))

@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox'
 import { Guid, GroupFixtureSchema, UserFixtureSchema } from '../tenant/fixture.ts'
 
 export const UserPatchSchema = Type.Partial(Type.Omit(UserFixtureSchema, ['id']), { additionalProperties: false })
+export const GroupPatchSchema = Type.Partial(Type.Omit(GroupFixtureSchema, ['id', 'members']), { additionalProperties: false })
 export const GroupCreateSchema = Type.Composite([Type.Omit(GroupFixtureSchema, ['members']), Type.Object({ members: Type.Optional(Type.Array(Guid)) })])
 
 const Count = (max: number) => Type.Optional(Type.Integer({ minimum: 0, maximum: max }))

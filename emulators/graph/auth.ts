@@ -5,15 +5,23 @@
 import type { EmulatorContext } from '../context.ts'
 import { BearerError, verifyBearer, type AccessToken } from '../sts/verify.ts'
 import { GRAPH_APP_ID, GRAPH_RESOURCE } from '../sts/issuers.ts'
-import type { Directory } from '../tenant/model.ts'
+import type { Directory, ObjectKind } from '../tenant/model.ts'
 import { GraphError, insufficientPrivileges } from './errors.ts'
 
-export type Family = 'users' | 'groups' | 'servicePrincipals' | 'userMemberships' | 'groupMembers' | 'servicePrincipalMemberships' | 'directoryObjects'
+export type Family = 'users' | 'groups' | 'servicePrincipals' | 'userMemberships' | 'groupMembers' | 'servicePrincipalMemberships' | 'directoryObjects' |
+  'subscriptions' | 'directoryWrite'
 
 const DIRECTORY = ['Directory.Read.All', 'Directory.ReadWrite.All']
 const USERS = ['User.Read.All', 'User.ReadWrite.All', 'User.ReadBasic.All', ...DIRECTORY]
 const GROUPS = ['Group.Read.All', 'Group.ReadWrite.All', 'GroupMember.Read.All', 'GroupMember.ReadWrite.All', ...DIRECTORY]
 const APPS = ['Application.Read.All', 'Application.ReadWrite.All', 'Application.ReadWrite.OwnedBy', ...DIRECTORY]
+// The permissions tables of user-delete, group-delete, serviceprincipal-delete and the deleted-items
+// restore and delete pages (User.DeleteRestore.All covers users only).
+const WRITE: Record<ObjectKind, readonly string[]> = {
+  user: ['User.DeleteRestore.All', 'User.ReadWrite.All', 'Directory.ReadWrite.All'],
+  group: ['Group.ReadWrite.All', 'Directory.ReadWrite.All'],
+  servicePrincipal: ['Application.ReadWrite.All', 'Application.ReadWrite.OwnedBy', 'Directory.ReadWrite.All']
+}
 
 /**
  * Application permissions that grant each route family, after the "Permissions" tables of the Graph
@@ -30,7 +38,22 @@ export const FAMILY_ROLES: Record<Family, readonly string[]> = {
   servicePrincipalMemberships: [...new Set([...APPS, ...GROUPS])],
   // [UNCONF] The reference pages list Directory.Read.All for directoryObjects/{id} and getByIds; real
   // tenants answer them for objects the app may read through a narrower permission too, so be lenient.
-  directoryObjects: [...new Set([...USERS, ...GROUPS, ...APPS])]
+  directoryObjects: [...new Set([...USERS, ...GROUPS, ...APPS])],
+  // Creating a subscription needs read access to its resource (checked per resource when it is
+  // created); managing one needs any of those. Subscriptions are per application.
+  subscriptions: [...new Set([...USERS, ...GROUPS])],
+  // Graph's deletes and deleted-item restores; the object's kind narrows it (WRITE_ROLES).
+  directoryWrite: [...new Set(Object.values(WRITE).flat())]
+}
+
+/** Application permissions that let an app delete, restore or purge an object of each kind. */
+export const WRITE_ROLES: Record<ObjectKind, readonly string[]> = WRITE
+
+/** Whether the caller holds one of `roles` (delegated callers always do: no consent model). */
+export function holdsRole (caller: Caller, roles: readonly string[]): boolean {
+  if (typeof caller.token.scp === 'string' && caller.token.scp.trim() !== '') return true
+  const held = Array.isArray(caller.token.roles) ? caller.token.roles : []
+  return held.some(r => roles.includes(r))
 }
 
 export const GRAPH_AUDIENCES = [GRAPH_RESOURCE, GRAPH_APP_ID]

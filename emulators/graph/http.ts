@@ -36,7 +36,7 @@ export interface Call {
 }
 
 export interface RouteDef {
-  method: 'GET' | 'POST'
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE'
   /** Relative to `/v1.0`. */
   url: string
   family: Family
@@ -111,6 +111,18 @@ export function unmatched (url: string): GraphError {
   const segments = path.split('/').map(s => { try { return decodeURIComponent(s) } catch { return s } })
   const [set = '', second, ...rest] = segments
   if (TOP_LEVEL.has(set.toLowerCase()) && second === undefined) return methodNotAllowed()
+  if (set.toLowerCase() === 'subscriptions') {
+    // /subscriptions, /subscriptions/{id}, /subscriptions/{id}/reauthorize
+    if (rest.length > 1 || (rest.length === 1 && rest[0]?.toLowerCase() !== 'reauthorize')) return segmentNotFound(rest[rest.length - 1] ?? '')
+    return methodNotAllowed()
+  }
+  if (set.toLowerCase() === 'directory') {
+    // /directory/deletedItems[/{cast or id}[/restore]]
+    if (second === undefined || second === '') return methodNotAllowed()
+    if (second.toLowerCase() !== 'deleteditems') return segmentNotFound(second)
+    if (rest.length > 2 || (rest.length === 2 && rest[1]?.toLowerCase() !== 'restore')) return segmentNotFound(rest[rest.length - 1] ?? '')
+    return methodNotAllowed()
+  }
   if (!SETS.has(set.toLowerCase())) return segmentNotFound(set)
   if (second === undefined || second === '') return methodNotAllowed()
   if (UNDER_SET.has(second.toLowerCase()) && rest.length === 0) return methodNotAllowed()

@@ -1,17 +1,22 @@
 // The Microsoft Graph v1.0 emulator (spec §2): directory reads, membership, $batch, delta, throttling,
-// on the emulators' shared origin under `/v1.0` (also `/v1.0/{tenantId}/…`). An encapsulated plugin:
-// its hooks, content-type parsing, error and not-found handlers apply to `/v1.0` only. It also owns the
-// loopback-only control route `/_emulator/graph/throttle`.
+// deleted items, change-notification subscriptions, on the emulators' shared origin under `/v1.0` (also
+// `/v1.0/{tenantId}/…`). An encapsulated plugin: its hooks, content-type parsing, error and not-found
+// handlers apply to `/v1.0` only. It also owns the loopback-only control routes `/_emulator/graph/…`
+// (throttle, notifications, subscriptions, replication).
 import type { FastifyInstance } from 'fastify'
 import type { EmulatorContext } from '../context.ts'
 import { loopbackOnly } from '../control/loopback.ts'
 import { batchRoute } from './batch.ts'
+import { changeControlRoutes } from './change-control.ts'
+import { deletedItemRoutes, rewriteDeletedItems } from './deleted-items.ts'
 import { deltaRoutes } from './delta.ts'
 import { directoryRoutes } from './directory-routes.ts'
 import { errorEnvelope } from './errors.ts'
 import { GRAPH_JSON, type GraphServices, defineRoutes, installConventions } from './http.ts'
 import { rewriteAppIdKey, rewriteDeltaFunction, rewriteTenantPrefix } from './lookup.ts'
 import { membershipRoutes } from './membership-routes.ts'
+import { NotificationHub } from './notifications.ts'
+import { subscriptionRoutes } from './subscriptions.ts'
 import { Throttle } from './throttle.ts'
 import { TokenCodec } from './tokens.ts'
 
@@ -33,12 +38,21 @@ function throttleControl (app: FastifyInstance, services: GraphServices): void {
   })
 }
 
-export async function graphRoutes (app: FastifyInstance, opts: { ctx: EmulatorContext }): Promise<void> {
+/** `ca`: the emulators' CA (PEM), trusted by the notification client besides the public roots. */
+export async function graphRoutes (app: FastifyInstance, opts: { ctx: EmulatorContext, ca: string }): Promise<void> {
   const { ctx } = opts
   const services: GraphServices = { ctx, codec: new TokenCodec(), throttle: new Throttle(ctx.clock), costs: new Map() }
+  const hub = new NotificationHub(ctx.clock, opts.ca)
+  const listener = hub.onDirectoryChange.bind(hub)
+  ctx.directoryListeners.add(listener)
+  ctx.graphNotifications = hub
+  app.addHook('onClose', async () => {
+    ctx.directoryListeners.delete(listener)
+    await hub.close()
+  })
 
   // The tenant alias first, so `/v1.0/{tid}/servicePrincipals(appId='…')` gets both rewrites.
-  ctx.rewriters.push(url => { try { return rewriteDeltaFunction(rewriteAppIdKey(rewriteTenantPrefix(url))) } catch { return url } })
+  ctx.rewriters.push(url => { try { return rewriteDeletedItems(rewriteDeltaFunction(rewriteAppIdKey(rewriteTenantPrefix(url)))) } catch { return url } })
   ctx.errorShapes.push({
     prefix: /^\/v1\.0(?:\/|$)/,
     shape: (status, code, message, requestId, requestHeaders) => {
@@ -52,10 +66,11 @@ export async function graphRoutes (app: FastifyInstance, opts: { ctx: EmulatorCo
   })
 
   throttleControl(app, services)
+  await app.register(changeControlRoutes, { ctx, hub })
 
   await app.register(async (v1) => {
     installConventions(v1, services)
-    defineRoutes(v1, services, [...deltaRoutes(), ...directoryRoutes(), ...membershipRoutes()])
+    defineRoutes(v1, services, [...deltaRoutes(), ...directoryRoutes(), ...membershipRoutes(), ...deletedItemRoutes(), ...subscriptionRoutes(hub)])
     batchRoute(v1, services)
   }, { prefix: '/v1.0' })
 }
