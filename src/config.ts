@@ -53,6 +53,8 @@ export const ConfigSchema = Type.Object({
   REGISTRATIONS_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 8, description: 'Principals a registration job registers at once, over all jobs (each within the Graph and Databricks rate budgets).' }),
   SYNC_ENABLED: Type.Boolean({ default: true, description: 'Keep Databricks in step with Entra: a delta round (users, service principals, groups) deactivates, reactivates, renames and removes memberships of what the service materialized, and refreshes the caches. Needs DATABRICKS_HOST for the writes; without it only the caches follow.' }),
   SYNC_INTERVAL_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 15, description: 'Seconds between two delta rounds (a change notification starts one at once). With REDIS_URL one replica runs each round.' }),
+  PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://[^/\\s]+(/[^\\s]*)?$', description: 'The service\'s URL as Microsoft Graph reaches it (https). Set: the sync subscribes to change notifications of users and groups at <PUBLIC_URL>/v1/sync/notifications, so a change starts a round at once. Unset: the sync polls every SYNC_INTERVAL_SECONDS only.' })),
+  SYNC_NOTIFICATION_SECRET: Type.Optional(Type.String({ minLength: 16, maxLength: 128, description: 'The clientState of the subscriptions, which every notification must echo. Default: derived from the app\'s credential (the same on every replica).' })),
   SYNC_DIR: Type.String({ minLength: 1, default: '.data/sync', description: 'Without REDIS_URL: where the delta cursors are kept, so a restart resumes where it stopped.' }),
   EMULATORS_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8443, description: 'Local mode: port of the emulators\' HTTPS origin.' })
 })

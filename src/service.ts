@@ -1,5 +1,6 @@
 // Builds the whole service from its configuration: upstream clients, token verifier, Graph directory,
 // resolver, metrics, and the app. server.ts and the tests assemble the service the same way.
+import { createHmac } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { listOf, parseWorkspaceUrls, upstreamTimeoutMs, type Config } from './config.ts'
@@ -196,6 +197,7 @@ export async function buildService (config: Config, options: ServiceOptions = {}
     ? undefined
     : buildSync({
       config,
+      clientState: config.SYNC_NOTIFICATION_SECRET ?? derivedClientState(clientId, credential),
       tenants: [...new Set([tenantId, ...listOf(config.ENTRA_ALLOWED_TENANTS)].map(t => t.toLowerCase()))],
       // Background work: Graph may slow it before the logins people wait on.
       directory: directory.withThrottlePriority('low'),
@@ -208,6 +210,10 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       // A renamed or retired group changes the names permission answers trace back to Entra.
       onForget: (_tenantId, ids) => { if (ids.groups.length > 0) groupNames?.invalidate() },
       log: { warn: (obj, msg) => { logs.log?.warn({ component: 'sync', ...obj }, msg) } },
+      onNotification: outcome => {
+        metrics.syncNotification(outcome)
+        if (outcome === 'forged') logs.log?.warn({ component: 'sync' }, 'a change-notification delivery without our clientState was refused')
+      },
       onRound: report => {
         metrics.observeSyncRound(report)
         if (report.errors.length > 0) logs.log?.warn({ component: 'sync', errors: report.errors }, 'sync round: some changes could not be read or applied; the next round retries them')
@@ -261,6 +267,15 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       await Promise.all([entra.close(), graph.close(), databricksHttp?.close()])
     }
   }
+}
+
+/**
+ * The subscriptions' clientState when none is configured: an HMAC of the app's own credential, so every
+ * replica derives the same value and nobody without the credential can forge it (nor learn the credential from it).
+ */
+function derivedClientState (clientId: string, credential: { clientSecret?: string, clientCertificate?: { privateKeyPem: string } }): string {
+  const key = credential.clientSecret ?? credential.clientCertificate?.privateKeyPem ?? clientId
+  return createHmac('sha256', key).update(`jit-identity-resolver change notifications ${clientId}`).digest('base64url')
 }
 
 /** An error as a log line shows an expected failure: its message, without the stack. */

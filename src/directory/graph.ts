@@ -19,7 +19,7 @@
 //   DirectoryConfigurationError naming the missing permission; 429/503/504, timeouts and dropped
 //   connections after the bounded retries, other 5xx → DirectoryUnavailableError with retryAfterSeconds.
 import { randomUUID } from 'node:crypto'
-import type { ChangeBatch, Directory, DirectoryChange, DirectoryChanges, DirectoryObjectKind, DirectoryPrincipal, GroupRef, PrincipalQuery } from './port.ts'
+import type { ChangeBatch, ChangeSubscription, Directory, DirectoryChange, DirectoryChanges, DirectoryObjectKind, DirectoryPrincipal, DirectorySubscriptions, GroupRef, NewChangeSubscription, PrincipalQuery } from './port.ts'
 import { DirectoryCursorExpiredError, DirectoryUnavailableError } from './port.ts'
 import { DELTA_SELECT, mergeDeltaPage } from './graph-delta.ts'
 import { DirectoryAmbiguousError, DirectoryConfigurationError, DirectoryRequestError } from './errors.ts'
@@ -99,7 +99,7 @@ export function odataString (value: string): string {
   return `'${value.replace(/'/g, "''")}'`
 }
 
-export class GraphDirectory implements Directory, DirectoryChanges {
+export class GraphDirectory implements Directory, DirectoryChanges, DirectorySubscriptions {
   private readonly base: string
   private readonly baseOrigin: string
   private readonly graph: UpstreamClient
@@ -250,6 +250,54 @@ export class GraphDirectory implements Directory, DirectoryChanges {
     return typeof link === 'string' && link !== '' ? this.sameOrigin(tenantId, link, '@odata.deltaLink') : undefined
   }
 
+  // ---- DirectorySubscriptions (change notifications) -----------------------------------------------------
+
+  async listSubscriptions (tenantId: string): Promise<ChangeSubscription[]> {
+    const out: ChangeSubscription[] = []
+    let url: string | undefined = `${this.base}/subscriptions`
+    for (let page = 0; url !== undefined && page < MAX_PAGES; page++) {
+      const body = this.ok(tenantId, await this.get(tenantId, url), PERMISSION.membership)
+      for (const o of Array.isArray(body.value) ? body.value as GraphObject[] : []) {
+        const s = subscriptionOf(o)
+        if (s !== undefined) out.push(s)
+      }
+      url = this.nextLink(tenantId, body)
+    }
+    return out
+  }
+
+  async createSubscription (tenantId: string, subscription: NewChangeSubscription): Promise<ChangeSubscription> {
+    const body = JSON.stringify({
+      changeType: subscription.changeType,
+      notificationUrl: subscription.notificationUrl,
+      lifecycleNotificationUrl: subscription.lifecycleNotificationUrl,
+      resource: subscription.resource,
+      expirationDateTime: new Date(subscription.expiresAt).toISOString(),
+      clientState: subscription.clientState
+    })
+    // Not repeated on a failure: a second POST would hold a second subscription.
+    const { res } = await this.send(tenantId, 'POST', `${this.base}/subscriptions`, body, false)
+    const created = subscriptionOf(this.ok(tenantId, res, PERMISSION.membership))
+    if (created === undefined) throw new DirectoryRequestError('Graph created a subscription but its answer has no id or expiration.', { tenantId })
+    return created
+  }
+
+  async renewSubscription (tenantId: string, id: string, expiresAt: number): Promise<ChangeSubscription | null> {
+    if (!GUID.test(id)) return null
+    const { res } = await this.send(tenantId, 'PATCH', `${this.base}/subscriptions/${id}`, JSON.stringify({ expirationDateTime: new Date(expiresAt).toISOString() }))
+    if (res.status === 404) return null
+    return subscriptionOf(this.ok(tenantId, res, PERMISSION.membership)) ?? null
+  }
+
+  async reauthorizeSubscription (tenantId: string, id: string): Promise<boolean> {
+    if (!GUID.test(id)) return false
+    const { res } = await this.send(tenantId, 'POST', `${this.base}/subscriptions/${id}/reauthorize`)
+    if (res.status === 404) return false
+    if (res.status >= 200 && res.status < 300) return true
+    this.ok(tenantId, res, PERMISSION.membership)
+    return true
+  }
+
   /** Every page of the principal's (transitive or direct) groups, each group once. */
   private async groupsOf (tenantId: string, principal: Pick<DirectoryPrincipal, 'id' | 'kind'>, relation: 'memberOf' | 'transitiveMemberOf'): Promise<GroupRef[]> {
     if (!GUID.test(principal.id)) return []
@@ -352,12 +400,12 @@ export class GraphDirectory implements Directory, DirectoryChanges {
    * One Graph call with the tenant's token; a 401 is retried once with a token fresh from the STS.
    * Graph's POSTs used here ($batch of reads) are safe to repeat. Returns the token that was used.
    */
-  private async send (tenantId: string, method: 'GET' | 'POST', url: string, body?: string): Promise<{ res: UpstreamResponse, token: string }> {
+  private async send (tenantId: string, method: 'GET' | 'POST' | 'PATCH', url: string, body?: string, idempotent = true): Promise<{ res: UpstreamResponse, token: string }> {
     let token = await this.tokens.get(tenantId)
     for (let attempt = 1; ; attempt++) {
       let res: UpstreamResponse
       try {
-        res = await this.graph.request({ method, url, headers: this.headers(token, body !== undefined), ...(body !== undefined ? { body, idempotent: true } : {}) })
+        res = await this.graph.request({ method, url, headers: this.headers(token, body !== undefined), ...(body !== undefined ? { body, idempotent } : {}) })
       } catch (err) {
         throw toUnavailable(err, tenantId)
       }
@@ -371,9 +419,9 @@ export class GraphDirectory implements Directory, DirectoryChanges {
     return (await this.send(tenantId, 'GET', url)).res
   }
 
-  /** The JSON body of a 200, or the error the status means. */
+  /** The JSON body of a 2xx (200, or 201 for a creation), or the error the status means. */
   private ok (tenantId: string, res: UpstreamResponse, permission: string): GraphObject {
-    if (res.status === 200) {
+    if (res.status === 200 || res.status === 201) {
       const body = this.graph.parseJson<unknown>(res, { method: 'GET', url: this.base })
       if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new DirectoryRequestError('Graph answered 200 with a body that is not an object.', { tenantId, status: 200 })
       return body as GraphObject
@@ -496,6 +544,12 @@ function failure (tenantId: string, status: number, headers: Record<string, stri
   }
   const message = typeof error?.message === 'string' ? `: ${error.message.slice(0, 300)}` : ''
   return new DirectoryRequestError(`Graph answered HTTP ${status}${upstreamCode !== undefined ? ` (${upstreamCode})` : ''}${message}`, details)
+}
+
+function subscriptionOf (o: GraphObject): ChangeSubscription | undefined {
+  const expiresAt = typeof o.expirationDateTime === 'string' ? Date.parse(o.expirationDateTime) : NaN
+  if (typeof o.id !== 'string' || Number.isNaN(expiresAt)) return undefined
+  return { id: o.id, resource: typeof o.resource === 'string' ? o.resource : '', notificationUrl: typeof o.notificationUrl === 'string' ? o.notificationUrl : '', expiresAt }
 }
 
 function toUnavailable (err: unknown, tenantId: string): Error {

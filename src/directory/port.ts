@@ -98,3 +98,35 @@ export class DirectoryCursorExpiredError extends Error {
     this.name = 'DirectoryCursorExpiredError'
   }
 }
+
+// ---- Change notifications (a capability of directories that can call back: Graph subscriptions) -------
+
+export interface ChangeSubscription {
+  id: string
+  /** `/users` or `/groups`. */
+  resource: string
+  notificationUrl: string
+  /** Milliseconds since the epoch. */
+  expiresAt: number
+}
+
+export interface NewChangeSubscription {
+  resource: string
+  changeType: string
+  notificationUrl: string
+  lifecycleNotificationUrl: string
+  /** Echoed in every notification: how the receiver tells Graph's from forged ones. */
+  clientState: string
+  expiresAt: number
+}
+
+export interface DirectorySubscriptions {
+  /** The subscriptions this application holds in the tenant. */
+  listSubscriptions: (tenantId: string) => Promise<ChangeSubscription[]>
+  /** Creates one; the directory first validates `notificationUrl` (the receiver must answer its handshake). */
+  createSubscription: (tenantId: string, subscription: NewChangeSubscription) => Promise<ChangeSubscription>
+  /** Moves the expiration; null when the directory no longer has the subscription. */
+  renewSubscription: (tenantId: string, id: string, expiresAt: number) => Promise<ChangeSubscription | null>
+  /** Answers a `reauthorizationRequired` lifecycle event; false when the subscription is gone. */
+  reauthorizeSubscription: (tenantId: string, id: string) => Promise<boolean>
+}

@@ -26,6 +26,7 @@ export async function registerOpenApi (app: FastifyInstance): Promise<void> {
         { name: 'permissions', description: 'Effective permissions on workspace objects, with reasons, and sharing with anyone in the directory.' },
         { name: 'sync', description: 'The Entra change feed: how it is doing.' },
         { name: 'health', description: 'Liveness and readiness probes.' },
+        { name: 'sync', description: 'The Entra change feed: Databricks and the caches kept in step with Entra (delta rounds, change notifications).' },
         { name: 'metrics', description: 'Prometheus metrics, for scrapers.' }
       ],
       components: {

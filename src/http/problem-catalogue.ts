@@ -26,6 +26,7 @@ import {
   TooManyPrincipals, storeUnavailable
 } from '../registrations/errors.ts'
 import { MAX_PRINCIPALS } from '../registrations/job.ts'
+import { NotificationRefused, NotificationsNotConfigured, ValidationTokenInvalid } from '../sync/errors.ts'
 import { ObjectAccess } from '../resolver/object-access.ts'
 import { mayAskAboutOthers, mayGrant, mayManage } from '../policy/object-policy.ts'
 import { WorkspaceNotFoundError } from '../target/assignments.ts'
@@ -216,6 +217,11 @@ const definitions = {
   BodyTooLarge: { request: SHARE, error: () => new BodyTooLarge(bytes(64 * 1024), 'POST', '/v1/shares'), meaning: 'The body is larger than the route accepts (64 KiB; 2 MiB for `POST /v1/registrations`). Send a smaller body, or split it over several requests.' },
   UnsupportedMediaType: { request: SHARE, error: () => new UnsupportedMediaType('"text/plain"'), meaning: 'The body is not sent as JSON. Send it with `Content-Type: application/json`.' },
 
+  // The Entra change feed.
+  NotificationRefused: { request: 'POST /v1/sync/notifications', error: () => new NotificationRefused(), meaning: 'A change-notification delivery without this service\'s `clientState`, or for a tenant it does not sync: refused, nothing done. Only Microsoft Graph, through the subscriptions the service made, posts here.' },
+  NotificationsNotConfigured: { request: 'POST /v1/sync/notifications', error: () => new NotificationsNotConfigured(), meaning: 'The service takes no change notifications: the operator sets `PUBLIC_URL` (with `SYNC_ENABLED` on) to have it subscribe to Graph\'s.' },
+  ValidationTokenInvalid: { request: 'POST /v1/sync/notifications?validationToken=', error: () => new ValidationTokenInvalid(1024), meaning: 'A subscription handshake whose `validationToken` is empty, longer than 1,024 characters, or holds control characters: not one Graph sends.' },
+
   // Operations.
   NotReady: { request: 'GET /readyz', error: () => new NotReady('redis: connect ECONNREFUSED 127.0.0.1:6379'), meaning: 'A readiness check failed or did not answer within 2 seconds; the detail names each one. A load balancer sends no traffic to the replica until `/readyz` answers 200.' },
   MetricsUnauthorized: { request: 'GET /metrics', error: () => metricsUnauthorized(), meaning: '`METRICS_TOKEN` is set, and the scraper did not send `Authorization: Bearer <METRICS_TOKEN>`. Configure the scraper with the token.' }
@@ -226,7 +232,7 @@ export type ProblemKey = keyof typeof definitions
 /** Every problem the service answers with, by name. */
 export const Problems = Object.fromEntries(Object.entries(definitions).map(([key, d]) => [key, new CatalogueEntry(key, d)])) as unknown as Record<ProblemKey, ProblemType>
 
-const P = Problems
+export const P = Problems
 
 /** Answered to any request, before a route is known: documented once (docs/errors.md, each operation's `default`). */
 export const ANY_REQUEST: readonly ProblemType[] = [P.MalformedRequest, P.InvalidUrl, P.NotFound, P.MethodNotAllowed, P.RequestTimeout, P.HeadersTooLarge]

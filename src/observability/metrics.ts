@@ -95,6 +95,17 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  private readonly syncNotifications = new Counter({
+    name: 'sync_notifications_total',
+    help: 'Deliveries of Graph change notifications, by outcome: accepted (a round was asked for), refused (wrong clientState or tenant; nothing done).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry]
+  })
+
+  syncNotification (outcome: 'accepted' | 'forged'): void {
+    this.syncNotifications.inc({ outcome: outcome === 'forged' ? 'refused' : outcome })
+  }
+
   /** One finished change-feed round. */
   observeSyncRound (report: { startedAt: string, finishedAt: string, read: Partial<Record<string, number>>, applied: Record<string, number>, reconciled: Array<{ reason: string }>, errors: unknown[] }): void {
     const seconds = Math.max(0, Date.parse(report.finishedAt) - Date.parse(report.startedAt)) / 1000

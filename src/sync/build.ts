@@ -3,7 +3,7 @@
 import { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
 import type { Clock } from '../clock.ts'
-import type { Directory, DirectoryChanges } from '../directory/port.ts'
+import type { Directory, DirectoryChanges, DirectorySubscriptions } from '../directory/port.ts'
 import type { Resolver } from '../resolver/resolver.ts'
 import type { Materializer } from '../resolver/materializer.ts'
 import type { TargetSync } from '../target/port.ts'
@@ -12,11 +12,17 @@ import { FileCursorStore, RedisCursorStore } from './cursors.ts'
 import { SyncApplier } from './apply.ts'
 import { LocalSyncScheduler, QueueSyncScheduler, type SchedulerLog } from './scheduler.ts'
 import { Sync } from './sync.ts'
+import { SubscriptionKeeper } from './subscriptions.ts'
+
+/** Where Graph posts change notifications, under PUBLIC_URL. */
+export const NOTIFICATIONS_PATH = '/v1/sync/notifications'
 
 export interface BuildSyncOptions {
-  config: Pick<Config, 'REDIS_URL' | 'SYNC_DIR' | 'SYNC_INTERVAL_SECONDS'>
+  config: Pick<Config, 'REDIS_URL' | 'SYNC_DIR' | 'SYNC_INTERVAL_SECONDS' | 'PUBLIC_URL'>
+  /** The clientState of the subscriptions (SYNC_NOTIFICATION_SECRET, or one derived from the app's credential). */
+  clientState: string
   tenants: string[]
-  directory: Directory & DirectoryChanges
+  directory: Directory & DirectoryChanges & DirectorySubscriptions
   resolver: Resolver
   target?: TargetSync
   materializer?: Materializer
@@ -26,6 +32,7 @@ export interface BuildSyncOptions {
   keyPrefix?: string
   log: SchedulerLog
   onRound: (report: RoundReport) => void
+  onNotification?: (outcome: 'accepted' | 'forged') => void
   /** Other caches to forget when Entra changes these objects (the account's group names, for permission answers). */
   onForget?: (tenantId: string, ids: { principals: string[], groups: string[] }) => void
 }
@@ -52,6 +59,15 @@ export function buildSync (options: BuildSyncOptions): Sync {
     clock: options.clock,
     intervalSeconds: config.SYNC_INTERVAL_SECONDS,
     onRound: options.onRound,
+    ...(options.onNotification !== undefined ? { onNotification: options.onNotification } : {}),
+    ...(config.PUBLIC_URL !== undefined
+      ? {
+          notifications: {
+            clientState: options.clientState,
+            keeper: new SubscriptionKeeper({ directory: options.directory, clock: options.clock, notificationUrl: config.PUBLIC_URL.replace(/\/+$/, '') + NOTIFICATIONS_PATH, clientState: options.clientState, log: options.log })
+          }
+        }
+      : {}),
     scheduler: round => redis !== undefined
       ? new QueueSyncScheduler({ round, intervalMs, connection: redis, prefix: `${prefix}bull`, log: options.log })
       : new LocalSyncScheduler({ round, intervalMs, log: options.log })

@@ -37,17 +37,12 @@ export interface RoundReport {
   errors: Array<{ tenantId: string, kind: DirectoryObjectKind, error: string }>
 }
 
-export interface ChangeFeedObserver {
-  onRound?: (report: RoundReport) => void
-}
-
 export interface ChangeFeedOptions {
   directory: DirectoryChanges
   tenants: string[]
   cursors: CursorStore
   applier: ChangeApplier
   clock: Clock
-  observer?: ChangeFeedObserver
 }
 
 export const FEED_KINDS: readonly DirectoryObjectKind[] = ['user', 'servicePrincipal', 'group']
@@ -68,7 +63,6 @@ export class ChangeFeed {
       }
     }
     report.finishedAt = new Date(clock.now()).toISOString()
-    this.options.observer?.onRound?.(report)
     return report
   }
 

@@ -5,6 +5,8 @@ import { ChangeFeed, type ChangeApplier, type RoundReport } from './change-feed.
 import type { CursorStore } from './cursors.ts'
 import type { SyncScheduler } from './scheduler.ts'
 import type { DirectoryChanges, DirectoryObjectKind } from '../directory/port.ts'
+import type { SubscriptionKeeper, SubscriptionStatus } from './subscriptions.ts'
+import { NotificationReceiver, type NotificationItem } from './notifications.ts'
 
 export interface SyncStatus {
   intervalSeconds: number
@@ -12,6 +14,8 @@ export interface SyncStatus {
   cursors: Array<{ tenantId: string, kind: string }>
   /** The last finished round, on whichever replica ran it. */
   lastRound?: RoundReport
+  /** Change-notification subscriptions (with PUBLIC_URL), as the replica answering knows them. */
+  subscriptions: SubscriptionStatus[]
   /** Rounds since this process started (its own rounds only), and their effects per tenant. */
   totals: { rounds: number, failedRounds: number, tenants: Record<string, { read: Record<string, number>, applied: Record<string, number> }> }
 }
@@ -26,6 +30,10 @@ export interface SyncOptions {
   /** Builds the scheduler around the round (local timer, or the fleet's queue). */
   scheduler: (round: () => Promise<RoundReport>) => SyncScheduler
   onRound?: (report: RoundReport) => void
+  /** Each delivery of change notifications received, by outcome. */
+  onNotification?: (outcome: 'accepted' | 'forged') => void
+  /** Change notifications (with PUBLIC_URL): the subscriptions, kept after each round on the replica running it, and their clientState. */
+  notifications?: { keeper: SubscriptionKeeper, clientState: string }
 }
 
 export class Sync {
@@ -33,6 +41,8 @@ export class Sync {
   private readonly scheduler: SyncScheduler
   private readonly totals: SyncStatus['totals'] = { rounds: 0, failedRounds: 0, tenants: {} }
   private readonly waiters = new Set<(report: RoundReport) => void>()
+  private asking: Promise<void> | undefined
+  private readonly receiver: NotificationReceiver | undefined
 
   constructor (private readonly options: SyncOptions) {
     this.feed = new ChangeFeed({
@@ -40,15 +50,38 @@ export class Sync {
       tenants: options.tenants,
       cursors: options.cursors,
       applier: options.applier,
-      clock: options.clock,
-      observer: { onRound: report => { this.finished(report) } }
+      clock: options.clock
     })
-    this.scheduler = options.scheduler(async () => await this.feed.round())
+    const notifications = options.notifications
+    this.receiver = notifications === undefined
+      ? undefined
+      : new NotificationReceiver({ clientState: notifications.clientState, tenants: options.tenants, keeper: notifications.keeper, trigger: async () => { await this.trigger() } })
+    this.scheduler = options.scheduler(async () => {
+      const report = await this.feed.round()
+      for (const tenantId of options.tenants) await options.notifications?.keeper.ensure(tenantId)
+      this.finished(report)
+      return report
+    })
   }
 
   async start (): Promise<void> { await this.scheduler.start() }
-  async trigger (): Promise<void> { await this.scheduler.trigger() }
+  /** Asks for a round; concurrent calls (a burst of notifications) share one request to the scheduler. */
+  async trigger (): Promise<void> {
+    this.asking ??= this.scheduler.trigger().finally(() => { this.asking = undefined })
+    await this.asking
+  }
+
   async close (): Promise<void> { await this.scheduler.close() }
+
+  /** Whether change notifications are configured (PUBLIC_URL). */
+  get receivesNotifications (): boolean { return this.receiver !== undefined }
+
+  /** A delivery of Graph change notifications: 'accepted' (a round is asked for) or 'forged' (refused, nothing done). */
+  async receive (items: NotificationItem[]): Promise<'accepted' | 'forged'> {
+    const outcome = await (this.receiver?.receive(items) ?? Promise.resolve('forged' as const))
+    this.options.onNotification?.(outcome)
+    return outcome
+  }
 
   /** Rounds this process ran since it started. */
   totalsRounds (): number { return this.totals.rounds }
@@ -68,6 +101,7 @@ export class Sync {
       intervalSeconds: this.options.intervalSeconds,
       cursors,
       ...(last !== undefined ? { lastRound: JSON.parse(last) as RoundReport } : {}),
+      subscriptions: this.options.tenants.flatMap(t => this.options.notifications?.keeper.status(t) ?? []),
       totals: this.totals
     }
   }

@@ -111,7 +111,9 @@ t.test('successes are named and shown by example; requests too', async t => {
     for (const [status, response] of Object.entries(op.responses)) {
       if (!status.startsWith('2')) continue
       t.not(response.description, 'Default Response', `${name} ${status} says what it is`)
-      const media = Object.values(response.content ?? {})[0]
+      // An answer without a body (202 to Graph's notifications) has nothing to show.
+      if (response.content === undefined) continue
+      const media = Object.values(response.content)[0]
       t.ok(media?.example !== undefined, `${name} ${status} has an example`)
     }
   }
@@ -127,7 +129,8 @@ t.test('Retry-After on every 429 and 503 of the API, Location on the 202, WWW-Au
     if (op.responses['429'] !== undefined) t.match(op.responses['429'].headers?.['Retry-After'], { schema: { type: 'integer', minimum: 1 } }, `${name} 429 has Retry-After`)
     // Every route's 503 may be SHUTTING_DOWN, which carries Retry-After.
     t.ok(op.responses['503']?.headers?.['Retry-After'], `${name} 503 has Retry-After`)
-    if (name.includes(' /v1/')) t.ok(op.responses['401']?.headers?.['WWW-Authenticate'], `${name} 401 has WWW-Authenticate`)
+    // Every /v1 route but Graph's notification webhook (which takes no bearer token) answers 401 with a challenge.
+    if (name.includes(' /v1/') && name !== 'POST /v1/sync/notifications') t.ok(op.responses['401']?.headers?.['WWW-Authenticate'], `${name} 401 has WWW-Authenticate`)
   }
   t.match(operation('/v1/registrations', 'post').responses['202']?.headers?.Location, { schema: { type: 'string' } }, 'POST /v1/registrations 202 has Location')
   // A 503 some of whose codes carry no Retry-After says which do.
