@@ -2,97 +2,14 @@
 // signed in reaches the emulated Databricks account within one round, without the principal passing
 // through the service again; the caches follow; Databricks-only objects never change; and no change is
 // lost across a restart, a Databricks outage during apply, or an expired cursor.
-import t, { type Test } from 'tap'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { DATABRICKS_ADMIN_PAT, DEFAULT_ACCOUNT_ID } from '../../../emulators/databricks/account.ts'
+import t from 'tap'
 import { startTestEmulator } from '../../helpers/emulator.ts'
 import { smallTenant, T } from '../../helpers/tenant.ts'
-import { buildTestService, tokenFor } from '../../helpers/service.ts'
-import type { Service } from '../../../src/service.ts'
-import type { RoundReport } from '../../../src/sync/change-feed.ts'
+import { tokenFor } from '../../helpers/service.ts'
+import { groupOf, round, syncDir, syncHarness, userOf } from '../../helpers/sync.ts'
 
 const emulator = await startTestEmulator(t, { tenants: [smallTenant()] })
-const { ctx, origin } = emulator
-const tenant = (): NonNullable<ReturnType<typeof ctx.tenants.get>> => ctx.tenants.get(T.tenantId.toLowerCase()) as NonNullable<ReturnType<typeof ctx.tenants.get>>
-
-async function control (method: string, path: string, body?: unknown): Promise<any> {
-  const res = await fetch(`${origin}/_emulator${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body)
-  })
-  const json = res.status === 204 ? {} : await res.json()
-  if (res.status >= 400) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`)
-  return json
-}
-
-/** The account SCIM API as an account admin would call it (a group made in Databricks, not from Entra). */
-async function scim (method: string, path: string, body: unknown): Promise<any> {
-  const res = await fetch(`${origin}/api/2.0/accounts/${DEFAULT_ACCOUNT_ID}/scim/v2${path}`, {
-    method,
-    headers: { authorization: `Bearer ${DATABRICKS_ADMIN_PAT}`, 'content-type': 'application/scim+json' },
-    body: JSON.stringify(body)
-  })
-  const json = await res.json()
-  if (res.status >= 400) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`)
-  return json
-}
-
-interface ScimSummary { id: string, externalId: string | null, name?: string }
-interface AccountState {
-  users: Array<{ id: string, externalId: string | null, userName: string, active: boolean, groups: ScimSummary[] }>
-  groups: Array<{ id: string, externalId: string | null, displayName: string, members: ScimSummary[], groups: ScimSummary[] }>
-}
-const account = async (): Promise<AccountState> => await control('GET', '/databricks/state') as AccountState
-const userOf = (s: AccountState, entraId: string) => s.users.find(u => u.externalId === entraId)
-const groupOf = (s: AccountState, entraId: string) => s.groups.find(g => g.externalId === entraId)
-
-function syncDir (t: Test): string {
-  const dir = mkdtempSync(join(tmpdir(), 'jir-sync-'))
-  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
-  return dir
-}
-
-/** A service with the feed on; rounds run when the test triggers them (the interval is an hour). */
-async function start (t: Test, dir: string, env: Record<string, string> = {}): Promise<{ service: Service, first: RoundReport }> {
-  const service = await buildTestService(t, emulator, {
-    DATABRICKS_HOST: origin,
-    DATABRICKS_ACCOUNT_ID: DEFAULT_ACCOUNT_ID,
-    DATABRICKS_TOKEN: DATABRICKS_ADMIN_PAT,
-    SYNC_ENABLED: 'true',
-    SYNC_INTERVAL_SECONDS: '3600',
-    SYNC_DIR: dir,
-    ...env
-  })
-  const sync = service.sync
-  if (sync === undefined) throw new Error('sync is off')
-  // The first round starts with the service: cursors at "now", and a reconcile of what is materialized.
-  const first = await sync.nextRound()
-  return { service, first }
-}
-
-async function round (service: Service): Promise<RoundReport> {
-  const sync = service.sync
-  if (sync === undefined) throw new Error('sync is off')
-  const done = sync.nextRound()
-  await sync.trigger()
-  return await done
-}
-
-async function login (service: Service, principalId: string): Promise<{ statusCode: number, json: () => any }> {
-  const token = await tokenFor(emulator, principalId)
-  return await service.app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })
-}
-
-async function freshAccount (): Promise<void> {
-  await control('POST', '/databricks/reset')
-  await control('PUT', '/databricks/rate-limits', { enabled: false })
-  // SCIM mode: the account learns nothing from Entra by itself.
-  await control('PUT', '/databricks/settings', { aimEnabled: false })
-  await control('DELETE', '/faults')
-}
+const { tenant, control, scim, account, start, login, freshAccount } = syncHarness(emulator)
 
 t.test('a user disabled in Entra is inactive in Databricks after one round, and refused at once; re-enabled, active again', async t => {
   await freshAccount()
