@@ -46,7 +46,8 @@ const Round = Type.Object({
   read: Type.Record(Type.String(), Type.Integer(), { description: 'Changes read from Entra, by kind of object.' }),
   applied: Type.Record(Type.String(), Type.Integer(), { description: 'Effects: deactivated, activated, membershipRemoved, membershipAdded, groupRenamed, groupRetired, groupDeleted, rematerialized; unchanged, absent (not materialized here), refused, mirrored (AIM).' }),
   reconciled: Type.Array(Type.Object({ kind: Type.String(), reason: Type.String() }), { description: 'Kinds that started again from a full reconcile: no-cursor (first start) or cursor-expired (Graph answered 410).' }),
-  errors: Type.Array(Type.Object({ kind: Type.String(), error: Type.String() }), { description: 'Kinds that could not be read or applied; the next round retries them from the same cursor.' })
+  errors: Type.Array(Type.Object({ kind: Type.String(), error: Type.String() }), { description: 'Kinds that could not be read or applied; the next round retries them from the same cursor.' }),
+  stalenessBoundSeconds: Type.Optional(Type.Number({ description: 'At most how far Databricks lagged behind Entra for the changes this round applied: from the previous round\'s start to this round\'s end.' }))
 })
 
 const SyncStatusBody = Type.Object({
@@ -146,7 +147,7 @@ export async function syncRoutes (parent: FastifyInstance, { sync, intervalSecon
       intervalSeconds: status.intervalSeconds,
       cursors: mine(status.cursors),
       subscriptions: mine(status.subscriptions),
-      ...(last !== undefined ? { lastRound: { startedAt: last.startedAt, finishedAt: last.finishedAt, ...lastCounts, reconciled: mine(last.reconciled), errors: mine(last.errors) } } : {}),
+      ...(last !== undefined ? { lastRound: { startedAt: last.startedAt, finishedAt: last.finishedAt, ...lastCounts, reconciled: mine(last.reconciled), errors: mine(last.errors), ...(last.stalenessBoundSeconds !== undefined ? { stalenessBoundSeconds: last.stalenessBoundSeconds } : {}) } } : {}),
       totals: { rounds: status.totals.rounds, failedRounds: status.totals.failedRounds, ...totals }
     }
   })

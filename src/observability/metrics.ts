@@ -95,6 +95,13 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  private readonly syncStaleness = new Histogram({
+    name: 'sync_staleness_seconds',
+    help: 'For each change a round applied, a bound on how long Databricks lagged behind Entra: from the start of the previous round (after which the change was made) to the end of the round that applied it.',
+    buckets: [1, 2, 5, 10, 15, 30, 60, 120, 300, 900],
+    registers: [this.registry]
+  })
+
   private readonly syncNotifications = new Counter({
     name: 'sync_notifications_total',
     help: 'Deliveries of Graph change notifications, by outcome: accepted (a round was asked for), refused (wrong clientState or tenant; nothing done).',
@@ -107,7 +114,9 @@ export class Metrics {
   }
 
   /** One finished change-feed round. */
-  observeSyncRound (report: { startedAt: string, finishedAt: string, read: Partial<Record<string, number>>, applied: Record<string, number>, reconciled: Array<{ reason: string }>, errors: unknown[] }): void {
+  observeSyncRound (report: { startedAt: string, finishedAt: string, read: Partial<Record<string, number>>, applied: Record<string, number>, reconciled: Array<{ reason: string }>, errors: unknown[], stalenessBoundSeconds?: number }): void {
+    const changes = Object.values(report.read).reduce<number>((n, c) => n + (c ?? 0), 0)
+    if (report.stalenessBoundSeconds !== undefined) for (let i = 0; i < changes; i++) this.syncStaleness.observe(report.stalenessBoundSeconds)
     const seconds = Math.max(0, Date.parse(report.finishedAt) - Date.parse(report.startedAt)) / 1000
     this.syncRounds.observe({ outcome: report.errors.length === 0 ? 'ok' : 'failed' }, seconds)
     for (const [kind, n] of Object.entries(report.read)) if (n !== undefined && n > 0) this.syncChangesRead.inc({ kind }, n)

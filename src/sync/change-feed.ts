@@ -35,6 +35,11 @@ export interface RoundReport {
   /** `tenant|kind` pairs that started again from a full reconcile, and why. */
   reconciled: Array<{ tenantId: string, kind: DirectoryObjectKind, reason: 'no-cursor' | 'cursor-expired' }>
   errors: Array<{ tenantId: string, kind: DirectoryObjectKind, error: string }>
+  /**
+   * At most how old the changes this round applied can be: a change it read was made after the previous
+   * round (on any replica) started reading, so this is that start to this round's end. Absent for a first round.
+   */
+  stalenessBoundSeconds?: number
 }
 
 export interface ChangeFeedOptions {

@@ -57,7 +57,10 @@ export class Sync {
       ? undefined
       : new NotificationReceiver({ clientState: notifications.clientState, tenants: options.tenants, keeper: notifications.keeper, trigger: async () => { await this.trigger() } })
     this.scheduler = options.scheduler(async () => {
+      const previous = await options.cursors.lastRound().catch(() => undefined)
       const report = await this.feed.round()
+      const previousStart = previous === undefined ? NaN : Date.parse((JSON.parse(previous) as RoundReport).startedAt)
+      if (!Number.isNaN(previousStart)) report.stalenessBoundSeconds = Math.max(0, Date.parse(report.finishedAt) - previousStart) / 1000
       for (const tenantId of options.tenants) await options.notifications?.keeper.ensure(tenantId)
       this.finished(report)
       return report
@@ -115,6 +118,7 @@ export class Sync {
       for (const [k, n] of Object.entries(counts.applied)) into.applied[k] = (into.applied[k] ?? 0) + n
     }
     this.options.onRound?.(report)
+    // Best effort: the report is for operators; a Redis hiccup here must not fail the round.
     this.options.cursors.setLastRound(JSON.stringify(report)).catch(() => {})
     const waiters = [...this.waiters]
     this.waiters.clear()

@@ -24,6 +24,10 @@ t.test('a user disabled in Entra is inactive in Databricks after one round, and 
   const report = await round(service)
   t.equal(report.read.user, 1, 'one user change read')
   t.equal(report.applied.deactivated, 1, 'alice deactivated')
+  t.ok(report.stalenessBoundSeconds !== undefined && report.stalenessBoundSeconds >= 0, 'the round says how stale its changes could have been')
+  const metrics = (await service.app.inject({ method: 'GET', url: '/metrics' })).body
+  t.match(metrics, /^sync_staleness_seconds_count 1$/m, 'and the staleness histogram counts the change')
+  t.match(metrics, /^sync_changes_applied_total\{effect="deactivated"\} 1$/m)
   t.equal(userOf(await account(), T.alice)?.active, false, 'Databricks shows alice inactive without her signing in')
   const refused = await service.app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })
   t.equal(refused.statusCode, 403, 'her still-valid token is refused at once (not after the cache TTL)')
