@@ -135,9 +135,10 @@ t.test('the probes call routes the service serves: liveness /healthz, readiness 
   const { app } = await startService(t, emulator)
   for (const path of new Set(Object.values(probes))) {
     t.ok(app.hasRoute({ method: 'GET', url: path }), `GET ${path} is a route`)
-    // Readiness turns 200 once Entra's signing keys are loaded, as the probe would keep asking.
+    // Readiness turns 200 once Entra's signing keys are loaded, as the probe would keep asking (for up to
+    // a minute: it returns as soon as the keys are there, and a loaded machine may be slow to load them).
     let res = await app.inject({ method: 'GET', url: path })
-    for (let attempt = 1; attempt < 50 && res.statusCode !== 200; attempt++) {
+    for (const until = Date.now() + 60_000; Date.now() < until && res.statusCode !== 200;) {
       await new Promise(resolve => setTimeout(resolve, 100))
       res = await app.inject({ method: 'GET', url: path })
     }

@@ -16,7 +16,8 @@ t.test('prints the origin, CA, tenant and curl lines that get real tokens', asyn
   let out = ''
   child.stdout.on('data', (d: Buffer) => { out += d.toString() })
   child.stderr.on('data', (d: Buffer) => { out += d.toString() })
-  const until = Date.now() + 20_000
+  // Done as soon as the lines are printed; bounded generously, for a loaded machine.
+  const until = Date.now() + 120_000
   while (!/User token[\s\S]*token\n/.test(out) && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 50))
 
   t.match(out, /listening on https:\/\/127\.0\.0\.1:\d+/)

@@ -101,8 +101,9 @@ export function recorder (): Recorder {
 /** A short retry policy: real waits stay small (Retry-After ≤ 1 s honoured, backoff ≤ 100 ms). */
 export const FAST: Partial<UpstreamClientOptions> = {
   retry: { maxRetries: 2, baseDelayMs: 20, maxDelayMs: 100, maxRetryAfterMs: 2_000 },
-  // Generous: a loaded CI machine must not turn a slow answer into a retry the test did not expect.
-  timeoutMs: 5_000
+  // Generous: a loaded CI machine must not turn a slow answer into a retry the test did not expect. A
+  // test that proves a timeout sets its own, with the emulator's hang fault.
+  timeoutMs: 60_000
 }
 
 /** An Agent trusting the emulators' CA, with an interceptor that sees every request's options. */

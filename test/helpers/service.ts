@@ -31,6 +31,10 @@ export async function buildTestService (t: Test, emulator: Emulator, env: Record
     REGISTRATIONS_DIR: env.REGISTRATIONS_DIR ?? registrationsDir(t),
     // The change feed reads Graph every round: only the sync tests turn it on (and count its calls).
     SYNC_ENABLED: 'false',
+    // Deadlines are not what these tests are about (deadline-login.test.ts sets its own): on a loaded
+    // machine a correct answer may take longer than the production default of 10 s, and must not become
+    // a 503. Attempts get 10 s each, so a hung attempt still times out and is retried within a test.
+    ...(env.REQUEST_TIMEOUT_MS === undefined ? { REQUEST_TIMEOUT_MS: '60000', UPSTREAM_TIMEOUT_MS: '10000' } : {}),
     ...env
   })
   return await buildService(config, { ca: emulator.ca, clock: { now: () => emulator.ctx.clock.now() }, processMetrics: false, ...options })

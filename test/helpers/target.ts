@@ -15,10 +15,14 @@ import { DatabricksScimTarget, type DatabricksScimTargetOptions } from '../../sr
 
 export { T, smallTenant, DATABRICKS_ADMIN_PAT, DEFAULT_ACCOUNT_ID }
 
-/** Short waits: a Retry-After up to 2 s is sat out, backoff ≤ 50 ms. */
+/**
+ * Short waits: a Retry-After up to 2 s is sat out, backoff ≤ 50 ms. The per-attempt timeout is generous:
+ * no test here proves a timeout with it, and on a loaded machine a slow answer must not turn into a retry
+ * (nor, four of them, into "Databricks is unavailable").
+ */
 export const QUICK: Partial<UpstreamClientOptions> = {
   retry: { maxRetries: 3, baseDelayMs: 10, maxDelayMs: 50, maxRetryAfterMs: 2_000 },
-  timeoutMs: 2_000
+  timeoutMs: 60_000
 }
 
 export interface ScimEnv {

@@ -19,12 +19,15 @@ function start (env: Record<string, string>): { child: ReturnType<typeof spawn>,
   return { child, output: () => out, stdout: () => stdout }
 }
 
-async function waitFor (pattern: RegExp, output: () => string): Promise<RegExpMatchArray> {
-  for (;;) {
+/** Resolves as soon as the output matches; bounded generously (it costs nothing when things are fast). */
+async function waitFor (pattern: RegExp, output: () => string, ms = 120_000): Promise<RegExpMatchArray> {
+  const until = Date.now() + ms
+  while (Date.now() < until) {
     const m = pattern.exec(output())
     if (m !== null) return m
     await new Promise(resolve => setTimeout(resolve, 50))
   }
+  throw new Error(`timed out waiting for ${String(pattern)}; output so far:\n${output()}`)
 }
 
 /** A port some other process holds for the length of the test. */

@@ -18,7 +18,11 @@ function start (env: Record<string, string>): { child: ReturnType<typeof spawn>,
   return { child, output: () => out }
 }
 
-async function waitFor (pattern: RegExp, output: () => string, ms = 20_000): Promise<RegExpMatchArray> {
+/**
+ * Resolves as soon as the output matches; the bound is generous (a loaded machine may take long to start a
+ * TypeScript process and the emulators), since it costs nothing when things are fast.
+ */
+async function waitFor (pattern: RegExp, output: () => string, ms = 120_000): Promise<RegExpMatchArray> {
   const until = Date.now() + ms
   while (Date.now() < until) {
     const m = pattern.exec(output())
@@ -82,7 +86,7 @@ t.test('production without the Entra configuration refuses to run local mode', a
 t.test('local mode prints a walk-through whose curl lines work as printed', async t => {
   const { child, output } = start({ PORT: '0', EMULATORS_PORT: '0', LOG_LEVEL: 'warn', REGISTRATIONS_DIR: t.testdir() })
   t.teardown(() => { child.kill('SIGKILL') })
-  await waitFor(/# 8\. .*\n.*\n/, output, 120_000)
+  await waitFor(/# 8\. .*\n.*\n/, output)
   const lines = output().split('\n')
   const commands = lines.flatMap((l, i) => /^# \d+\. /.test(l) ? [lines[i + 1] ?? ''] : [])
   t.equal(commands.length, 8, 'eight steps, each a shell line')

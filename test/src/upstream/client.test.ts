@@ -184,7 +184,7 @@ t.test('an attempt that hangs times out, is retried, and finally fails typed', a
   // next one, so it gets a generous timeout: what counts is that the hang ended in a timeout and a retry.
   ctx.faults.add({ route: DISCOVERY_ROUTE, timeout: true, hangMs: 600_000, times: 1 })
   const rec = recorder()
-  const c = client(t, rec, { timeoutMs: 1_500 })
+  const c = client(t, rec, { timeoutMs: 5_000 })
   const res = await c.request({ method: 'GET', url: DISCOVERY })
   t.equal(res.status, 200, 'answered although the first attempt is still hanging')
   const responses = rec.events.filter(e => e.hook === 'response')
@@ -198,16 +198,21 @@ t.test('an attempt that hangs times out, is retried, and finally fails typed', a
   t.match(err.message, /no answer within 100 ms/)
 })
 
-/** Polls the emulator's count of discovery requests until `done` says so (or 3 s pass). */
+/**
+ * Polls the emulator's count of discovery requests until `done` says so (or a minute passes: generous,
+ * since it returns as soon as the requests are there, and a loaded machine may be slow to send them).
+ */
 async function arrived (done: (n: number) => boolean): Promise<number> {
   const count = (): number => ctx.calls.snapshot().routes['GET /:tenant/v2.0/.well-known/openid-configuration'] ?? 0
-  for (let waited = 0; !done(count()) && waited < 3_000; waited += 10) await new Promise(resolve => setTimeout(resolve, 10))
+  const until = Date.now() + 60_000
+  while (!done(count()) && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 10))
   return count()
 }
 
 t.test('the concurrency limit holds requests back', async t => {
-  // The first requests to arrive are held by the server for a second; the rest are answered at once.
-  ctx.faults.add({ route: DISCOVERY_ROUTE, latencyMs: 1_000, times: 2 })
+  // The first requests to arrive are held by the server for 3 s (far longer than the 200 ms the test looks
+  // on for, even on a loaded machine); the rest are answered at once.
+  ctx.faults.add({ route: DISCOVERY_ROUTE, latencyMs: 3_000, times: 2 })
   const rec = recorder()
   const answered = (): number => rec.events.filter(e => e.hook === 'response').length
   const narrow = client(t, rec, { concurrency: 2 })
@@ -220,7 +225,7 @@ t.test('the concurrency limit holds requests back', async t => {
 
   ctx.calls.reset()
   ctx.faults.remove()
-  ctx.faults.add({ route: DISCOVERY_ROUTE, latencyMs: 1_000, times: 6 })
+  ctx.faults.add({ route: DISCOVERY_ROUTE, latencyMs: 3_000, times: 6 })
   const rec6 = recorder()
   const wide = client(t, rec6, { concurrency: 6 })
   const all6 = Promise.all(Array.from({ length: 6 }, async () => await wide.request({ method: 'GET', url: DISCOVERY })))
