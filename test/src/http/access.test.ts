@@ -42,7 +42,15 @@ async function setUp (t: Test, mode: 'scim' | 'aim') {
   await control('POST', '/reset')
   await control('PUT', '/rate-limits', { enabled: false })
   await control('PUT', '/settings', { aimEnabled: mode === 'aim' })
-  const service = await startService(t, emulator, { DATABRICKS_HOST: origin, DATABRICKS_ACCOUNT_ID: DEFAULT_ACCOUNT_ID, DATABRICKS_TOKEN: DATABRICKS_ADMIN_PAT, DATABRICKS_MODE: mode })
+  const service = await startService(t, emulator, {
+    DATABRICKS_HOST: origin,
+    DATABRICKS_ACCOUNT_ID: DEFAULT_ACCOUNT_ID,
+    DATABRICKS_TOKEN: DATABRICKS_ADMIN_PAT,
+    DATABRICKS_MODE: mode,
+    // The account's limits are off: the service's write budgets would only pace the test, not prove more.
+    DATABRICKS_SCIM_PATCHES_PER_SECOND: '1000',
+    DATABRICKS_SCIM_WRITES_PER_SECOND: '1000'
+  })
   const { app } = service
   const tokens = {
     alice: await tokenFor(emulator, T.alice),

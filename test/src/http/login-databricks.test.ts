@@ -15,12 +15,23 @@ const control = async (method: string, path: string, body?: unknown): Promise<Re
   await fetch(`${origin}/_emulator/databricks${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) })
 // SCIM mode: with AIM on, the emulated account would report Entra's memberships by itself.
 await control('PUT', '/settings', { aimEnabled: false })
+// What is under test is what a login writes, not how fast it may: the account's rate limits are off and
+// the service's write budgets (2 PATCHes a second by default) out of the way. Pacing under the limits is
+// proven in test/src/target/ and measured by bench/databricks.ts.
+const noRateLimits = async (): Promise<void> => { await control('PUT', '/rate-limits', { enabled: false }) }
+await noRateLimits()
 const state = async (): Promise<State> => await (await control('GET', '/state')).json() as State
 const parentsIn = (s: State, externalId: string): string[] =>
   [...s.users, ...s.servicePrincipals, ...s.groups].find(p => p.externalId === externalId)?.groups.map(g => g.externalId ?? 'internal').sort() ?? ['<missing>']
 const upstreamCalls = (): number => Object.entries(ctx.calls.snapshot().routes).filter(([r]) => / \/(v1\.0|api)\//.test(r)).reduce((n, [, c]) => n + c, 0)
 
-const databricks = { DATABRICKS_HOST: origin, DATABRICKS_ACCOUNT_ID: DEFAULT_ACCOUNT_ID, DATABRICKS_TOKEN: DATABRICKS_ADMIN_PAT }
+const databricks = {
+  DATABRICKS_HOST: origin,
+  DATABRICKS_ACCOUNT_ID: DEFAULT_ACCOUNT_ID,
+  DATABRICKS_TOKEN: DATABRICKS_ADMIN_PAT,
+  DATABRICKS_SCIM_PATCHES_PER_SECOND: '1000',
+  DATABRICKS_SCIM_WRITES_PER_SECOND: '1000'
+}
 
 t.test('first login creates the user, its groups and the nesting; the second makes no upstream call', async t => {
   const { app } = await startService(t, emulator, databricks)
@@ -62,11 +73,13 @@ t.test('a membership change in Entra shows at the next login after the TTL, writ
   t.ok(writes <= 2, `only the two changed groups are written (${writes})`)
 })
 
-t.test('500 concurrent cold logins of one user leave exactly one user in Databricks', async t => {
+// 100 at once are as many as 500 for single-flight (all arrive before the first materialization ends);
+// the benchmarks are where large numbers belong.
+t.test('100 concurrent cold logins of one user leave exactly one user in Databricks', async t => {
   const { app } = await startService(t, emulator, databricks)
   const token = await tokenFor(emulator, T.guest)
-  const answers = await Promise.all(Array.from({ length: 500 }, async () => await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })))
-  t.ok(answers.every(a => a.statusCode === 200))
+  const answers = await Promise.all(Array.from({ length: 100 }, async () => await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })))
+  t.same(answers.filter(a => a.statusCode !== 200).map(a => `${a.statusCode} ${a.body}`), [], 'every login answered 200')
   t.equal((await state()).users.filter(u => u.externalId === T.guest).length, 1)
 })
 
@@ -182,7 +195,8 @@ t.test('a 429 storm and the 500 concurrency quirk: logins complete once they pas
   }
   const login = async (id: string) => await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${await tokenFor(emulator, id)}` } })
 
-  ctx.faults.add({ route: '/api/*', status: 429, retryAfter: 1, times: 3 })
+  // A short (fractional) Retry-After: what counts is that it is honoured and the storm ends, not the wait.
+  ctx.faults.add({ route: '/api/*', status: 429, retryAfter: 0.1, times: 3 })
   ctx.calls.reset()
   t.equal((await login(people[0]?.id ?? '')).statusCode, 200, 'completes after the storm')
   const calls = Object.entries(ctx.calls.snapshot().routes).filter(([r]) => r.includes(' /api/')).reduce((n, [, c]) => n + c, 0)
@@ -191,7 +205,7 @@ t.test('a 429 storm and the 500 concurrency quirk: logins complete once they pas
 
   // The quirk: more than 4 SCIM requests in flight → 500 REQUEST_LIMIT_EXCEEDED.
   await control('PUT', '/rate-limits', { concurrency: { enabled: true, limit: 2, holdMs: 20 } })
-  t.teardown(async () => { await control('DELETE', '/rate-limits') })
+  t.teardown(async () => { await control('DELETE', '/rate-limits'); await noRateLimits() })
   const answers = await Promise.all(people.slice(1).map(async p => await login(p.id)))
   t.same(answers.map(a => a.statusCode), [200, 200, 200])
   const s = await state()

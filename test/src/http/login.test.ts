@@ -98,12 +98,14 @@ t.test('the groups claim is used only when enabled and complete, never when over
   t.equal(overaged.json().groupCount, 250)
 })
 
-t.test('1,000 concurrent cold logins of one user make one Graph fetch of its groups', async t => {
+// 200 at once prove single-flight as well as 1,000 (all are in before the first Graph answer); how many a
+// replica takes is the benchmarks' subject.
+t.test('200 concurrent cold logins of one user make one Graph fetch of its groups', async t => {
   const { app } = await startService(t, emulator)
   const token = await tokenFor(emulator, T.bob)
   ctx.calls.reset()
-  const answers = await Promise.all(Array.from({ length: 1000 }, async () => await login(app, token)))
-  t.ok(answers.every(a => a.statusCode === 200), 'all succeed')
+  const answers = await Promise.all(Array.from({ length: 200 }, async () => await login(app, token)))
+  t.same(answers.filter(a => a.statusCode !== 200).map(a => `${a.statusCode} ${a.body}`), [], 'all succeed')
   const routes = ctx.calls.snapshot().routes
   t.equal(routes[TRANSITIVE], 1, 'one transitiveMemberOf')
   t.equal(routes['POST /v1.0/$batch'], 1, 'one principal read')

@@ -69,7 +69,17 @@ async function setUp (t: Test, env: Record<string, string> = {}, mode: 'scim' | 
   await control('POST', '/reset')
   await control('PUT', '/rate-limits', { enabled: false })
   await control('PUT', '/settings', { aimEnabled: mode === 'aim' })
-  const service = await startService(t, emulator, { DATABRICKS_HOST: origin, DATABRICKS_ACCOUNT_ID: DEFAULT_ACCOUNT_ID, DATABRICKS_TOKEN: DATABRICKS_ADMIN_PAT, DATABRICKS_MODE: mode, ...env })
+  const service = await startService(t, emulator, {
+    DATABRICKS_HOST: origin,
+    DATABRICKS_ACCOUNT_ID: DEFAULT_ACCOUNT_ID,
+    DATABRICKS_TOKEN: DATABRICKS_ADMIN_PAT,
+    DATABRICKS_MODE: mode,
+    // The account's limits are off, so the service's write budgets (2 PATCHes a second) only slow the
+    // logins down: what is under test is who may do what, not pacing.
+    DATABRICKS_SCIM_PATCHES_PER_SECOND: '1000',
+    DATABRICKS_SCIM_WRITES_PER_SECOND: '1000',
+    ...env
+  })
   const { app } = service
   const token = async (id: string, claims: Record<string, unknown> = {}): Promise<string> => await tokenFor(emulator, id, { claims })
   const tokens = { alice: await token(T.alice), bob: await token(T.bob), mallory: await token(U.mallory.id), uma: await token(U.uma.id), ctl: await token(U.ctl.id), pat: await token(U.pat.id) }
