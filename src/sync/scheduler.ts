@@ -56,11 +56,13 @@ export class LocalSyncScheduler implements SyncScheduler {
   private run (): void {
     if (this.closed || this.running !== undefined) return
     this.again = false
+    const started = Date.now()
     this.running = this.options.round().then(() => {}, (err: unknown) => {
       this.options.log?.warn({ err: err instanceof Error ? err.message : String(err) }, 'sync round failed; the next one retries')
     }).finally(() => {
       this.running = undefined
-      if (!this.closed) this.schedule(this.again ? 0 : this.options.intervalMs)
+      // Rounds start every interval (a long round is followed at once), not an interval after each ends.
+      if (!this.closed) this.schedule(this.again ? 0 : Math.max(0, this.options.intervalMs - (Date.now() - started)))
     })
   }
 }
