@@ -235,8 +235,11 @@ export class GraphDirectory implements Directory, DirectoryChanges, DirectorySub
 
   private async deltaPage (tenantId: string, kind: DirectoryObjectKind, url: string): Promise<GraphObject> {
     const res = await this.get(tenantId, url)
-    // 410 + Location: Graph reset the state; a 400/404 naming the sync state: the token expired (7 days).
-    if (res.status === 410) throw new DirectoryCursorExpiredError(tenantId, kind)
+    // 410 + Location: Graph reset the state. A 400 on a stored cursor (`syncStateNotFound` for a token older
+    // than 7 days, or a token Graph cannot read at all, e.g. one kept from another directory): the cursor is
+    // of no use, so the feed starts again from a reconcile rather than failing every round. A 404 naming the
+    // sync state means the same.
+    if (res.status === 410 || (res.status === 400 && url.includes('$deltatoken=') && !url.includes('$deltatoken=latest'))) throw new DirectoryCursorExpiredError(tenantId, kind)
     if (res.status === 400 || res.status === 404) {
       let code: unknown
       try { code = (JSON.parse(res.text) as { error?: { code?: unknown } }).error?.code } catch { code = undefined }

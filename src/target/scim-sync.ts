@@ -33,7 +33,7 @@ import type {
 } from './port.ts'
 import type { DatabricksClient } from './databricks-client.ts'
 import { DatabricksBadRequestError, DatabricksNotFoundError } from './errors.ts'
-import { scimString } from './names.ts'
+import { groupNameCandidates, scimString } from './names.ts'
 
 const RESOURCE: Record<SyncMemberKind, string> = { user: 'Users', servicePrincipal: 'ServicePrincipals', group: 'Groups' }
 const KINDS: readonly SyncMemberKind[] = ['user', 'servicePrincipal', 'group']
@@ -173,8 +173,10 @@ export class ScimSync implements TargetSync {
       const taken = new Set(found.filter(o => o.id !== mine.id && o.displayName !== undefined).map(o => (o.displayName as string).toLowerCase()))
       const current = mine.displayName
       const blocked = await this.host.blockedNames([...new Set([...candidates, ...current === undefined ? [] : [current]])], avoid)
-      // Already under one of the new name's candidates, and free to keep it: no churn.
-      if (current !== undefined && candidates.includes(current) && blocked(current) === undefined) {
+      // Already named after Entra's name (plainly or with its id, whichever policy named it, e.g. a group an
+      // earlier configuration or the Entra SCIM connector made) and free to keep it: no churn. Only a name
+      // Entra changed, or one a reserved or workspace-local group now holds, is renamed.
+      if (current !== undefined && groupNameCandidates(group, 'display').includes(current) && blocked(current) === undefined) {
         return { outcome: 'unchanged', accountId: mine.id, name: current }
       }
       const renamed = await this.host.nameGroup(group, taken, blocked, mine)

@@ -9,7 +9,7 @@ import { groupOf, round, syncDir, syncHarness, userOf } from '../../helpers/sync
 
 const WS = DEFAULT_WORKSPACE_ID
 const emulator = await startTestEmulator(t, { tenants: [smallTenant()] })
-const { tenant, control, account, start, login, freshAccount } = syncHarness(emulator)
+const { tenant, control, scim, account, start, login, freshAccount } = syncHarness(emulator)
 
 t.test('a user soft-deleted, restored, then deleted for good: inactive, active, inactive — never removed', async t => {
   await freshAccount()
@@ -58,6 +58,20 @@ t.test('a group renamed in Entra is renamed in Databricks, and an ACL that names
   t.equal(answer.statusCode, 200, answer.body)
   t.equal(answer.json().level, 'CAN_EDIT', 'the grant to the group still applies')
   t.match(answer.json().grants[0], { via: 'group', group: renamed?.displayName }, 'and is shown under the group\'s new name')
+})
+
+t.test('a group named plainly before (another policy, another tool) keeps its name when its members change', async t => {
+  await freshAccount()
+  await scim('POST', '/Groups', { schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], displayName: 'Finance', externalId: T.finance })
+  const { service } = await start(t, syncDir(t))
+  t.teardown(service.close)
+  t.equal((await login(service, T.alice)).statusCode, 200)
+  tenant().addMember(T.finance, T.alice)
+  const report = await round(service)
+  t.same(report.errors, [])
+  t.equal(report.applied.membershipAdded, 1, 'alice added to the group, whose change carries its (unchanged) name')
+  t.equal(groupOf(await account(), T.finance)?.displayName, 'Finance', 'not renamed to the display-with-id form')
+  tenant().removeMember(T.finance, T.alice)
 })
 
 t.test('un-nesting in Entra: the permission answer no longer lists the grant through the parent', async t => {

@@ -3,6 +3,8 @@
 // through the service again; the caches follow; Databricks-only objects never change; and no change is
 // lost across a restart, a Databricks outage during apply, or an expired cursor.
 import t from 'tap'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { startTestEmulator } from '../../helpers/emulator.ts'
 import { smallTenant, T } from '../../helpers/tenant.ts'
 import { tokenFor } from '../../helpers/service.ts'
@@ -168,4 +170,20 @@ t.test('GET /v1/sync: Identity.Admin only, the caller\'s tenant only', async t =
   t.same(body.cursors.map((c: { kind: string }) => c.kind).sort(), ['group', 'servicePrincipal', 'user'])
   t.ok(body.lastRound.finishedAt, 'the last round is reported')
   t.equal(body.totals.rounds, 1)
+})
+
+t.test('a stored cursor Graph cannot read (another directory\'s, a damaged file) starts a reconcile, not a round that fails forever', async t => {
+  await freshAccount()
+  const dir = syncDir(t)
+  const tenantKey = T.tenantId.toLowerCase()
+  writeFileSync(join(dir, 'cursors.json'), JSON.stringify({
+    [`${tenantKey}|user`]: `${emulator.origin}/v1.0/users/delta?$deltatoken=not-a-token-of-this-directory`,
+    [`${tenantKey}|servicePrincipal`]: `${emulator.origin}/v1.0/servicePrincipals/delta?$deltatoken=not-a-token-of-this-directory`,
+    [`${tenantKey}|group`]: `${emulator.origin}/v1.0/groups/delta?$deltatoken=not-a-token-of-this-directory`
+  }))
+  const { service, first } = await start(t, dir)
+  t.teardown(service.close)
+  t.same(first.errors, [])
+  t.same(first.reconciled.map(r => r.reason), ['cursor-expired', 'cursor-expired', 'cursor-expired'])
+  t.same((await round(service)).errors, [], 'and the feed goes on from fresh cursors')
 })
