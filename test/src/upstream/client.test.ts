@@ -2,14 +2,17 @@
 // dropped or hung connections, Retry-After in all three forms, the cap on waits, the typed error, the
 // idempotency rule, the concurrency limit, the rate budget and what the observer sees. Most tests inject
 // `sleep` (recording the waits the client chose) so the backoff is checked without waiting for it.
+import { once } from 'node:events'
+import { createServer } from 'node:https'
+import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
-import { selfSigned } from '../../../emulators/x509.ts'
+import { selfSigned, serverCertificate } from '../../../emulators/x509.ts'
 import { startTestEmulator } from '../../helpers/emulator.ts'
 import { T, smallTenant } from '../../helpers/tenant.ts'
 import { UpstreamClient, type UpstreamClientOptions, type UpstreamObserver } from '../../../src/upstream/client.ts'
 import { UpstreamError, UpstreamUnavailableError } from '../../../src/upstream/errors.ts'
 
-const { origin, ctx, ca } = await startTestEmulator(t, { tenants: [smallTenant()] })
+const { origin, ctx, ca, app } = await startTestEmulator(t, { tenants: [smallTenant()] })
 const DISCOVERY = `${origin}/${T.tenantId}/v2.0/.well-known/openid-configuration`
 const DISCOVERY_ROUTE = `/${T.tenantId}/v2.0/.well-known/openid-configuration`
 const TOKEN = `${origin}/${T.tenantId}/oauth2/v2.0/token`
@@ -64,6 +67,43 @@ t.test('trusts the CA it is given, and only then', async t => {
   t.notOk(err instanceof UpstreamUnavailableError, 'a TLS failure is not retried as if the upstream were busy')
   t.match((err as Error).message, /request failed/)
   t.equal(ctx.calls.snapshot().routes['GET /:tenant/v2.0/.well-known/openid-configuration'], 1, 'the untrusted attempt never reached the server')
+})
+
+t.test('every new connection is verified against the same trust store: the extra CAs given, and no other', async t => {
+  // A second HTTPS origin whose certificate comes from a CA the emulator's clients were not told about.
+  const otherCa = await selfSigned('Other Test CA', 1, true)
+  const otherCert = await serverCertificate(otherCa, { dns: ['localhost'], ip: ['127.0.0.1'] })
+  const other = createServer({ key: otherCert.keyPem, cert: otherCert.certPem }, (_req, res) => { res.end('{"other":true}') })
+  other.listen(0, '127.0.0.1')
+  await once(other, 'listening')
+  t.teardown(() => { other.close() })
+  const otherUrl = `https://127.0.0.1:${String((other.address() as AddressInfo).port)}/`
+
+  let handshakes = 0
+  const count = (): void => { handshakes++ }
+  app.server.on('secureConnection', count)
+  t.teardown(() => { app.server.off('secureConnection', count) })
+  // `connection: close` makes each request open (and verify) a connection of its own.
+  const fresh = { connection: 'close' }
+  const rec = recorder()
+
+  const emulatorOnly = client(t, rec)
+  for (let i = 0; i < 5; i++) {
+    t.equal((await emulatorOnly.request({ method: 'GET', url: DISCOVERY, headers: fresh })).status, 200)
+  }
+  t.equal(handshakes, 5, 'five requests, five TLS connections, all trusted')
+  for (let i = 0; i < 2; i++) {
+    const err = await emulatorOnly.request({ method: 'GET', url: otherUrl, headers: fresh }).catch((e: unknown) => e)
+    t.type(err, UpstreamError, 'a server certificate from a CA not given is refused, on every connection')
+    t.match((err as Error).message, /request failed/)
+  }
+  t.equal((await emulatorOnly.request({ method: 'GET', url: DISCOVERY, headers: fresh })).status, 200, 'and the trusted origin still works after a refusal')
+
+  const both = client(t, rec, { ca: [ca, otherCa.certPem] })
+  for (let i = 0; i < 3; i++) {
+    t.equal((await both.request({ method: 'GET', url: DISCOVERY, headers: fresh })).status, 200)
+    t.equal((await both.request({ method: 'GET', url: otherUrl, headers: fresh })).text, '{"other":true}')
+  }
 })
 
 t.test('429 with an integer Retry-After: waits that long (plus < 10 %), retries, succeeds', async t => {
