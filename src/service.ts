@@ -46,9 +46,9 @@ export interface ServiceOptions {
   processMetrics?: boolean
   /** Resume unfinished registration jobs at start (default true; off when only the OpenAPI document is built). */
   resumeRegistrations?: boolean
-  /** Prefix of the registration jobs' Redis keys (tests use their own). */
+  /** Prefix of the registration jobs' Redis keys (default: REDIS_KEY_PREFIX + `registrations:`). */
   registrationsKeyPrefix?: string
-  /** Prefix of the change feed's Redis keys: its cursors and its queue (tests use their own). */
+  /** Prefix of the change feed's Redis keys: its cursors and its queue (default: REDIS_KEY_PREFIX). */
   syncKeyPrefix?: string
 }
 
@@ -179,7 +179,7 @@ export async function buildService (config: Config, options: ServiceOptions = {}
   // Bulk registration jobs, in Redis when configured (shared by replicas), else in files.
   const redis = materializer === undefined || config.REDIS_URL === undefined
     ? undefined
-    : new RedisJobStore({ url: config.REDIS_URL, ...(options.registrationsKeyPrefix !== undefined ? { prefix: options.registrationsKeyPrefix } : {}) })
+    : new RedisJobStore({ url: config.REDIS_URL, prefix: options.registrationsKeyPrefix ?? `${config.REDIS_KEY_PREFIX}registrations:` })
   // One line per change of the connection, never one per reconnection attempt.
   redis?.onStateChange(change => { logRedis(logs.log, change) })
   const registrations = materializer === undefined

@@ -18,7 +18,7 @@ import { SubscriptionKeeper } from './subscriptions.ts'
 export const NOTIFICATIONS_PATH = '/v1/sync/notifications'
 
 export interface BuildSyncOptions {
-  config: Pick<Config, 'REDIS_URL' | 'SYNC_DIR' | 'SYNC_INTERVAL_SECONDS' | 'PUBLIC_URL'>
+  config: Pick<Config, 'REDIS_URL' | 'REDIS_KEY_PREFIX' | 'SYNC_DIR' | 'SYNC_INTERVAL_SECONDS' | 'SYNC_LOCK_SECONDS' | 'PUBLIC_URL'>
   /** The clientState of the subscriptions (SYNC_NOTIFICATION_SECRET, or one derived from the app's credential). */
   clientState: string
   tenants: string[]
@@ -28,7 +28,7 @@ export interface BuildSyncOptions {
   materializer?: Materializer
   writeNesting: boolean
   clock: Clock
-  /** Prefix of the Redis keys (cursors, queue); default `jir:`. */
+  /** Prefix of the Redis keys (cursors, queue); default REDIS_KEY_PREFIX. */
   keyPrefix?: string
   log: SchedulerLog
   onRound: (report: RoundReport) => void
@@ -40,7 +40,8 @@ export interface BuildSyncOptions {
 export function buildSync (options: BuildSyncOptions): Sync {
   const { config } = options
   const intervalMs = config.SYNC_INTERVAL_SECONDS * 1000
-  const prefix = options.keyPrefix ?? 'jir:'
+  const prefix = options.keyPrefix ?? config.REDIS_KEY_PREFIX
+  const lockMs = config.SYNC_LOCK_SECONDS * 1000
   // BullMQ's workers block on Redis: their connection must retry commands forever rather than fail them.
   const redis = config.REDIS_URL === undefined ? undefined : new Redis(config.REDIS_URL, { maxRetriesPerRequest: null, lazyConnect: true })
   redis?.on('error', () => {}) // reported once per state change by the registrations' store, not per attempt
@@ -69,7 +70,7 @@ export function buildSync (options: BuildSyncOptions): Sync {
         }
       : {}),
     scheduler: round => redis !== undefined
-      ? new QueueSyncScheduler({ round, intervalMs, connection: redis, prefix: `${prefix}bull`, log: options.log })
+      ? new QueueSyncScheduler({ round, intervalMs, connection: redis, prefix: `${prefix}bull`, lockDurationMs: lockMs, stalledIntervalMs: lockMs, log: options.log })
       : new LocalSyncScheduler({ round, intervalMs, log: options.log })
   })
   if (redis === undefined) return sync

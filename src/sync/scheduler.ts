@@ -9,6 +9,7 @@
 //   and the queue's global concurrency of 1 keeps rounds from overlapping across replicas. A replica that
 //   dies mid-round leaves a stalled job that another one picks up; the round re-reads from the stored
 //   cursor, so nothing is lost and nothing is applied twice in effect.
+import { hostname } from 'node:os'
 import { Queue, Worker, type ConnectionOptions } from 'bullmq'
 import type { RoundReport } from './change-feed.ts'
 
@@ -73,6 +74,13 @@ export interface QueueSyncSchedulerOptions {
   connection: ConnectionOptions
   /** Prefix of the queue's Redis keys (tests use their own). */
   prefix?: string
+  /**
+   * How long this replica's lock on a running round lasts unless renewed (it is renewed every half of it).
+   * A replica that dies mid-round holds the round until its lock expires. Default: BullMQ's (30 s).
+   */
+  lockDurationMs?: number
+  /** How often this replica looks for rounds whose lock expired, to take them over. Default: BullMQ's (30 s). */
+  stalledIntervalMs?: number
   log?: SchedulerLog
 }
 
@@ -86,7 +94,15 @@ export class QueueSyncScheduler implements SyncScheduler {
   constructor (private readonly options: QueueSyncSchedulerOptions) {
     const common = { connection: options.connection, ...(options.prefix !== undefined ? { prefix: options.prefix } : {}) }
     this.queue = new Queue(QUEUE, { ...common, defaultJobOptions: { removeOnComplete: 100, removeOnFail: 100 } })
-    this.worker = new Worker(QUEUE, async () => await options.round(), { ...common, concurrency: 1, autorun: false })
+    this.worker = new Worker(QUEUE, async () => await options.round(), {
+      ...common,
+      concurrency: 1,
+      autorun: false,
+      // Each job records the replica that ran it last (its `processedBy`): host and process.
+      name: `${hostname()}:${process.pid}`,
+      ...(options.lockDurationMs !== undefined ? { lockDuration: options.lockDurationMs } : {}),
+      ...(options.stalledIntervalMs !== undefined ? { stalledInterval: options.stalledIntervalMs } : {})
+    })
     this.worker.on('failed', (_job, err) => { options.log?.warn({ err: err.message }, 'sync round failed; the next one retries') })
     // Connection trouble is reported by the Redis state logging; without listeners BullMQ would print it raw.
     this.worker.on('error', () => {})
