@@ -9,7 +9,12 @@
 //   stored. The same when the directory says the cursor expired (410, `syncStateNotFound`).
 // - One kind failing (Graph or Databricks unavailable) does not stop the others; its error is reported and
 //   the next round retries it from its old cursor.
+// - A round that failed part-way keeps its progress: the changes it applied are stored (by fingerprint,
+//   with the cursor they were read from), and the next round from the same cursor skips them, so a long
+//   outage or a throttled backlog is not written again from its start. A change Entra changed again since
+//   reads differently and is applied again.
 // - Rounds never overlap: the scheduler (sync/scheduler.ts) runs one at a time, on one replica.
+import { createHash } from 'node:crypto'
 import type { Clock } from '../clock.ts'
 import { DirectoryCursorExpiredError, type DirectoryChange, type DirectoryChanges, type DirectoryObjectKind } from '../directory/port.ts'
 import type { CursorStore } from './cursors.ts'
@@ -18,7 +23,8 @@ import type { CursorStore } from './cursors.ts'
 export type AppliedCounts = Record<string, number>
 
 export interface ChangeApplier {
-  apply: (tenantId: string, changes: DirectoryChange[]) => Promise<AppliedCounts>
+  /** Applies the changes; `onApplied` hears each one that is fully applied (the others make it throw). */
+  apply: (tenantId: string, changes: DirectoryChange[], onApplied?: (change: DirectoryChange) => void) => Promise<AppliedCounts>
   /** Brings everything of this kind that the service materialized in line with Entra (after a lost or expired cursor). */
   reconcile: (tenantId: string, kind: DirectoryObjectKind) => Promise<AppliedCounts>
 }
@@ -81,7 +87,17 @@ export class ChangeFeed {
         const batch = await directory.changesSince(tenantId, kind, cursor)
         report.read[kind] = (report.read[kind] ?? 0) + batch.changes.length
         mine.read[kind] = (mine.read[kind] ?? 0) + batch.changes.length
-        if (batch.changes.length > 0) applied(await applier.apply(tenantId, batch.changes))
+        const earlier = batch.changes.length > 0 ? await cursors.progress(tenantId, kind, cursor) : new Set<string>()
+        const pending = batch.changes.filter(change => !earlier.has(fingerprint(change)))
+        if (pending.length < batch.changes.length) applied({ appliedEarlier: batch.changes.length - pending.length })
+        const done = new Set(earlier)
+        try {
+          if (pending.length > 0) applied(await applier.apply(tenantId, pending, change => { done.add(fingerprint(change)) }))
+        } catch (err) {
+          // Best effort: without it the next round applies these again, which is harmless.
+          if (done.size > earlier.size) await cursors.setProgress(tenantId, kind, cursor, [...done]).catch(() => {})
+          throw err
+        }
         await cursors.set(tenantId, kind, batch.cursor)
         return
       } catch (err) {
@@ -94,6 +110,11 @@ export class ChangeFeed {
     applied(await applier.reconcile(tenantId, kind))
     await cursors.set(tenantId, kind, fresh)
   }
+}
+
+/** A change as read: the same change read again from the same cursor has the same fingerprint. */
+export function fingerprint (change: DirectoryChange): string {
+  return createHash('sha256').update(JSON.stringify(change)).digest('base64url').slice(0, 22)
 }
 
 function add (into: AppliedCounts, counts: AppliedCounts): void {

@@ -2,7 +2,9 @@
 // the next leader, resumes where the last round stopped. A cursor is saved only after its round's changes
 // were applied: a crash in between replays them, and replaying is harmless (every write is idempotent).
 // One process: a JSON file, replaced atomically (write a temporary file, then rename). Several replicas:
-// a Redis hash, read by whichever replica runs the next round.
+// a Redis hash, read by whichever replica runs the next round. Beside each cursor, the progress of a round
+// that failed part-way: which of the changes read from that cursor were applied (dropped when the cursor
+// moves on).
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Redis } from 'ioredis'
@@ -16,6 +18,21 @@ export interface CursorStore {
   /** The last round's report (JSON), whichever replica ran it. */
   lastRound: () => Promise<string | undefined>
   setLastRound: (report: string) => Promise<void>
+  /** Fingerprints of changes read from `cursor` that a failed round applied (empty when none, or for another cursor). */
+  progress: (tenantId: string, kind: DirectoryObjectKind, cursor: string) => Promise<Set<string>>
+  setProgress: (tenantId: string, kind: DirectoryObjectKind, cursor: string, applied: string[]) => Promise<void>
+}
+
+interface Progress { cursor: string, applied: string[] }
+
+function parseProgress (text: string | undefined | null, cursor: string): Set<string> {
+  if (text === undefined || text === null) return new Set()
+  try {
+    const p = JSON.parse(text) as Partial<Progress>
+    return p.cursor === cursor && Array.isArray(p.applied) ? new Set(p.applied.filter(a => typeof a === 'string')) : new Set()
+  } catch {
+    return new Set()
+  }
 }
 
 const field = (tenantId: string, kind: DirectoryObjectKind): string => `${tenantId.toLowerCase()}|${kind}`
@@ -23,6 +40,8 @@ const field = (tenantId: string, kind: DirectoryObjectKind): string => `${tenant
 export class FileCursorStore implements CursorStore {
   private readonly path: string
   private cache: Map<string, string> | undefined
+  // Progress is worth keeping only while this process retries: a restart replays, harmlessly.
+  private readonly partial = new Map<string, string>()
   // One process: the last round is only ever read by the process that ran it.
   private report: string | undefined
 
@@ -37,6 +56,7 @@ export class FileCursorStore implements CursorStore {
   async set (tenantId: string, kind: DirectoryObjectKind, cursor: string): Promise<void> {
     const cursors = await this.load()
     cursors.set(field(tenantId, kind), cursor)
+    this.partial.delete(field(tenantId, kind))
     await mkdir(dirname(this.path), { recursive: true })
     const temporary = `${this.path}.${process.pid}.tmp`
     await writeFile(temporary, JSON.stringify(Object.fromEntries(cursors), null, 2) + '\n', { mode: 0o600 })
@@ -53,6 +73,14 @@ export class FileCursorStore implements CursorStore {
 
   async setLastRound (report: string): Promise<void> {
     this.report = report
+  }
+
+  async progress (tenantId: string, kind: DirectoryObjectKind, cursor: string): Promise<Set<string>> {
+    return parseProgress(this.partial.get(field(tenantId, kind)), cursor)
+  }
+
+  async setProgress (tenantId: string, kind: DirectoryObjectKind, cursor: string, applied: string[]): Promise<void> {
+    this.partial.set(field(tenantId, kind), JSON.stringify({ cursor, applied } satisfies Progress))
   }
 
   private async load (): Promise<Map<string, string>> {
@@ -85,7 +113,7 @@ export class RedisCursorStore implements CursorStore {
   }
 
   async set (tenantId: string, kind: DirectoryObjectKind, cursor: string): Promise<void> {
-    await this.redis.hset(this.key, field(tenantId, kind), cursor)
+    await this.redis.multi().hset(this.key, field(tenantId, kind), cursor).hdel(`${this.key}:progress`, field(tenantId, kind)).exec()
   }
 
   async all (): Promise<Map<string, string>> {
@@ -98,5 +126,13 @@ export class RedisCursorStore implements CursorStore {
 
   async setLastRound (report: string): Promise<void> {
     await this.redis.set(`${this.key}:last-round`, report)
+  }
+
+  async progress (tenantId: string, kind: DirectoryObjectKind, cursor: string): Promise<Set<string>> {
+    return parseProgress(await this.redis.hget(`${this.key}:progress`, field(tenantId, kind)), cursor)
+  }
+
+  async setProgress (tenantId: string, kind: DirectoryObjectKind, cursor: string, applied: string[]): Promise<void> {
+    await this.redis.hset(`${this.key}:progress`, field(tenantId, kind), JSON.stringify({ cursor, applied } satisfies Progress))
   }
 }

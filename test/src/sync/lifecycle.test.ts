@@ -71,7 +71,15 @@ t.test('a group named plainly before (another policy, another tool) keeps its na
   t.same(report.errors, [])
   t.equal(report.applied.membershipAdded, 1, 'alice added to the group, whose change carries its (unchanged) name')
   t.equal(groupOf(await account(), T.finance)?.displayName, 'Finance', 'not renamed to the display-with-id form')
+
+  // Delta repeats the group's name with every membership change: once applied, it is not read again.
+  await control('DELETE', '/calls')
   tenant().removeMember(T.finance, T.alice)
+  const again = await round(service)
+  t.equal(again.applied.membershipRemoved, 1)
+  const calls = await control('GET', '/calls') as { routes: Record<string, number> }
+  const groupReads = Object.entries(calls.routes).filter(([route]) => /^GET .*\/scim\/v2\/Groups$/.test(route)).reduce((n, [, c]) => n + c, 0)
+  t.equal(groupReads, 1, "one read of the group (the membership's end), none for its unchanged name")
 })
 
 t.test('un-nesting in Entra: the permission answer no longer lists the grant through the parent', async t => {

@@ -132,6 +132,59 @@ t.test('a Databricks outage during apply loses nothing: the round fails, the nex
   tenant().updateUser(T.alice, { accountEnabled: true })
 })
 
+t.test('a throttled write waits out Retry-After within the round: the change is applied, no error', async t => {
+  await freshAccount()
+  const { service } = await start(t, syncDir(t))
+  t.teardown(service.close)
+  t.equal((await login(service, T.alice)).statusCode, 200)
+  // More 429s than the HTTP client's own 4 attempts: the round itself must wait and try again.
+  await control('POST', '/faults', { route: '/api/2.0/accounts/*/scim/v2/Users/*', method: 'PATCH', status: 429, retryAfter: 0.1, times: 6 })
+  tenant().updateUser(T.alice, { accountEnabled: false })
+  const report = await round(service)
+  t.same(report.errors, [], 'throttling is waited out, not reported as a failure')
+  t.equal(report.applied.deactivated, 1)
+  t.equal(userOf(await account(), T.alice)?.active, false)
+  const faults = await control('GET', '/faults') as { faults: Array<{ matched: number }> }
+  t.ok((faults.faults[0]?.matched ?? 0) >= 6, 'every throttled attempt reached Databricks before the write went through')
+  await control('DELETE', '/faults')
+  tenant().updateUser(T.alice, { accountEnabled: true })
+  await round(service)
+})
+
+t.test('a round that failed part-way keeps what it applied: the next round writes only the rest', async t => {
+  await freshAccount()
+  const { service } = await start(t, syncDir(t))
+  t.teardown(service.close)
+  t.equal((await login(service, T.alice)).statusCode, 200)
+  t.equal((await login(service, T.bob)).statusCode, 200)
+  const bobId = userOf(await account(), T.bob)?.id ?? ''
+  await control('POST', '/faults', { route: `/api/2.0/accounts/*/scim/v2/Users/${bobId}`, method: 'PATCH', status: 503 })
+  tenant().updateUser(T.alice, { accountEnabled: false })
+  tenant().updateUser(T.bob, { accountEnabled: false })
+  const failed = await round(service)
+  t.equal(failed.errors.length, 1, 'the user feed failed on bob')
+  const during = await account()
+  t.equal(userOf(during, T.alice)?.active, false, 'alice was applied')
+  t.equal(userOf(during, T.bob)?.active, true, 'bob was not')
+
+  await control('DELETE', '/faults')
+  await control('DELETE', '/calls')
+  const resumed = await round(service)
+  t.same(resumed.errors, [])
+  t.equal(resumed.read.user, 2, 'both changes are read again from the old cursor')
+  t.equal(resumed.applied.appliedEarlier, 1, "alice's change is known to be applied")
+  t.equal(resumed.applied.deactivated, 1, 'bob is deactivated')
+  t.notOk('unchanged' in resumed.applied, 'alice is not even read again')
+  const calls = await control('GET', '/calls') as { routes: Record<string, number> }
+  const userPatches = Object.entries(calls.routes).filter(([route]) => route.startsWith('PATCH ') && route.includes('/Users')).reduce((n, [, c]) => n + c, 0)
+  t.equal(userPatches, 1, 'one PATCH: bob')
+  t.equal(userOf(await account(), T.bob)?.active, false)
+
+  tenant().updateUser(T.alice, { accountEnabled: true })
+  tenant().updateUser(T.bob, { accountEnabled: true })
+  t.equal((await round(service)).applied.activated, 2, 'a later change to an object applied earlier is applied again')
+})
+
 t.test('an expired cursor (410) makes a full reconcile of what was materialized, then the feed resumes', async t => {
   await freshAccount()
   const { service } = await start(t, syncDir(t))
