@@ -113,6 +113,8 @@ function expected (schema: Record<string, unknown>, message: string): string {
   if (schema.pattern === GUID.pattern) return 'must be a GUID such as 8f2c5a1e-4b7d-4e3a-9c61-2d5e8f0a7b13'
   if (typeof schema.pattern === 'string' && schema.pattern.startsWith('^https://')) return schema.pattern.endsWith('/?$') ? 'must be an https:// origin, without a path' : 'must be an https:// URL'
   if (schema.pattern === '^rediss?://') return 'must be a redis:// or rediss:// URL'
+  const word = typeof schema.pattern === 'string' ? /^\^\\S\{1,(\d+)\}\$$/.exec(schema.pattern) : null
+  if (word !== null) return `must be 1 to ${word[1]} characters without spaces`
   if (schema.type === 'integer' || schema.type === 'number') {
     const kind = schema.type === 'integer' ? 'an integer' : 'a number'
     const min = typeof schema.minimum === 'number' ? `${schema.minimum}` : typeof schema.exclusiveMinimum === 'number' ? `more than ${schema.exclusiveMinimum}` : undefined

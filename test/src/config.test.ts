@@ -91,13 +91,14 @@ t.test('a value outside a set of choices is told the choices', async t => {
 })
 
 t.test('numbers, ids and URLs say what they must be', async t => {
-  const err = t.throws(() => loadConfig({ PORT: '70000', GRAPH_MAX_REQUESTS_PER_SECOND: '0', ENTRA_TENANT_ID: 'contoso', DATABRICKS_HOST: 'https://accounts.example/api', DATABRICKS_ACCOUNT_ID: 'a', REDIS_URL: 'localhost:6379' })) as ConfigError
+  const err = t.throws(() => loadConfig({ PORT: '70000', GRAPH_MAX_REQUESTS_PER_SECOND: '0', ENTRA_TENANT_ID: 'contoso', DATABRICKS_HOST: 'https://accounts.example/api', DATABRICKS_ACCOUNT_ID: 'a', REDIS_URL: 'localhost:6379', REDIS_KEY_PREFIX: 'my app:' })) as ConfigError
   t.match(err.problems, [
     "PORT: must be an integer from 0 to 65535 (got '70000')",
     /^ENTRA_TENANT_ID: must be a GUID such as [0-9a-f-]{36} \(got 'contoso'\)$/,
     "GRAPH_MAX_REQUESTS_PER_SECOND: must be a number more than 0 (got '0')",
     "DATABRICKS_HOST: must be an https:// origin, without a path (got 'https://accounts.example/api')",
-    "REDIS_URL: must be a redis:// or rediss:// URL (got 'localhost:6379')"
+    "REDIS_URL: must be a redis:// or rediss:// URL (got 'localhost:6379')",
+    "REDIS_KEY_PREFIX: must be 1 to 100 characters without spaces (got 'my app:')"
   ])
 })
 
