@@ -106,6 +106,17 @@ export class DatabricksAccount {
   private readonly byExternalId = new Map<string, string>()
   /** Reverse index of INTERNAL memberships: member → groups. */
   private readonly parents = new Map<string, Set<string>>()
+  /**
+   * SCIM list filters look `eq` up here instead of testing every principal: displayName lower-cased (the
+   * filter ignores its case), externalId exactly (the filter compares it exactly); every principal,
+   * workspace-local groups too. Change those fields only through setDisplayName, renameGroup and
+   * setExternalId, or the index goes stale.
+   */
+  private readonly byDisplayName = new Map<string, Set<string>>()
+  private readonly byExactExternalId = new Map<string, Set<string>>()
+  /** Creation order, which is the order of `principals` and so of SCIM lists. */
+  private readonly ordinals = new Map<string, number>()
+  private nextOrdinal = 0
   private seq = 0
 
   constructor (readonly env: AccountEnv, id = DEFAULT_ACCOUNT_ID) {
@@ -155,6 +166,21 @@ export class DatabricksAccount {
     return id === undefined ? undefined : this.principals.get(id)
   }
 
+  /** Every principal whose displayName equals `name` in any case (any kind; unordered). */
+  withDisplayName (name: string): Principal[] {
+    return this.lookup(this.byDisplayName, name.toLowerCase())
+  }
+
+  /** Every principal whose externalId is exactly `externalId` (any kind; unordered). */
+  withExternalId (externalId: string): Principal[] {
+    return this.lookup(this.byExactExternalId, externalId)
+  }
+
+  /** A principal's place in creation order (the order lists follow); Infinity when it is not in the account. */
+  ordinal (id: string): number {
+    return this.ordinals.get(id) ?? Infinity
+  }
+
   users (): AccountUser[] {
     return [...this.principals.values()].filter((p): p is AccountUser => p.kind === 'user')
   }
@@ -197,6 +223,7 @@ export class DatabricksAccount {
       loggedIn: input.origin !== 'aim'
     }
     this.principals.set(user.id, user)
+    this.indexForFilters(user)
     this.usersByName.set(user.userName.toLowerCase(), user.id)
     this.indexExternalId(user)
     return user
@@ -220,6 +247,7 @@ export class DatabricksAccount {
       loggedIn: input.origin !== 'aim'
     }
     this.principals.set(sp.id, sp)
+    this.indexForFilters(sp)
     this.spsByAppId.set(sp.applicationId.toLowerCase(), sp.id)
     this.indexExternalId(sp)
     return sp
@@ -244,6 +272,7 @@ export class DatabricksAccount {
       origin: input.origin
     }
     this.principals.set(group.id, group)
+    this.indexForFilters(group)
     this.groupsByName.set(this.groupKey(group), group.id)
     if (workspaceId === null) this.indexExternalId(group)
     return group
@@ -253,11 +282,13 @@ export class DatabricksAccount {
 
   setExternalId (p: Principal, externalId: string | null): void {
     if ((p.externalId ?? '').toLowerCase() === (externalId ?? '').toLowerCase()) {
+      this.move(this.byExactExternalId, p.id, p.externalId, externalId)
       p.externalId = externalId
       return
     }
     this.assertExternalIdFree(externalId)
     if (p.externalId !== null) this.byExternalId.delete(p.externalId.toLowerCase())
+    this.move(this.byExactExternalId, p.id, p.externalId, externalId)
     p.externalId = externalId
     if (!(p.kind === 'group' && p.workspaceId !== null)) this.indexExternalId(p)
     this.touch(p)
@@ -268,9 +299,16 @@ export class DatabricksAccount {
     const other = this.groupByName(displayName, group.workspaceId)
     if (other !== undefined && other.id !== group.id) throw new AccountError('conflict', `Group with name ${displayName} already exists.`)
     this.groupsByName.delete(this.groupKey(group))
+    this.move(this.byDisplayName, group.id, group.displayName.toLowerCase(), displayName.toLowerCase())
     group.displayName = displayName
     this.groupsByName.set(this.groupKey(group), group.id)
     this.touch(group)
+  }
+
+  /** A user's or service principal's new displayName (not unique; groups are renamed with renameGroup). */
+  setDisplayName (p: AccountUser | AccountServicePrincipal, displayName: string): void {
+    this.move(this.byDisplayName, p.id, p.displayName.toLowerCase(), displayName.toLowerCase())
+    p.displayName = displayName
   }
 
   touch (p: Principal): void {
@@ -288,6 +326,9 @@ export class DatabricksAccount {
     if (p.kind === 'servicePrincipal') this.spsByAppId.delete(p.applicationId.toLowerCase())
     if (p.kind === 'group') this.groupsByName.delete(this.groupKey(p))
     if (p.externalId !== null && this.byExternalId.get(p.externalId.toLowerCase()) === id) this.byExternalId.delete(p.externalId.toLowerCase())
+    this.move(this.byDisplayName, id, p.displayName.toLowerCase(), null)
+    this.move(this.byExactExternalId, id, p.externalId, null)
+    this.ordinals.delete(id)
     for (const ws of this.workspaces.values()) ws.forgetPrincipal(id)
     for (const [token, owner] of this.tokens) if (owner === id) this.tokens.delete(token)
     this.adminPrincipals.delete(id)
@@ -534,6 +575,36 @@ export class DatabricksAccount {
 
   private indexExternalId (p: Principal): void {
     if (p.externalId !== null && p.externalId !== '') this.byExternalId.set(p.externalId.toLowerCase(), p.id)
+  }
+
+  private indexForFilters (p: Principal): void {
+    this.ordinals.set(p.id, this.nextOrdinal++)
+    this.move(this.byDisplayName, p.id, null, p.displayName.toLowerCase())
+    this.move(this.byExactExternalId, p.id, null, p.externalId)
+  }
+
+  /** Moves `id` from key `from` to key `to` of a multi-valued index (null: not in it). */
+  private move (index: Map<string, Set<string>>, id: string, from: string | null, to: string | null): void {
+    if (from === to) return
+    if (from !== null) {
+      const ids = index.get(from)
+      ids?.delete(id)
+      if (ids?.size === 0) index.delete(from)
+    }
+    if (to !== null) {
+      let ids = index.get(to)
+      if (ids === undefined) index.set(to, (ids = new Set()))
+      ids.add(id)
+    }
+  }
+
+  private lookup (index: Map<string, Set<string>>, key: string): Principal[] {
+    const out: Principal[] = []
+    for (const id of index.get(key) ?? []) {
+      const p = this.principals.get(id)
+      if (p !== undefined) out.push(p)
+    }
+    return out
   }
 }
 

@@ -4,7 +4,8 @@
 // - reads the string literals itself, as the JSON strings RFC 7644 says they are (every escape decoded,
 //   raw control characters refused), and hands the library placeholders for them,
 // - counts nodes and rejects what Databricks does not support, with 400 INVALID_FILTER / invalidFilter,
-// - evaluates the tree against a resource through per-attribute accessors (case rules per attribute).
+// - evaluates the tree against a resource through per-attribute accessors (case rules per attribute),
+// - names the `eq` comparisons of a filter that is only those joined by `or`, for a caller's index.
 import { parse, type Compare, type Filter, type Suffix } from 'scim2-parse-filter'
 import { DatabricksError, invalidFilter } from './errors.ts'
 
@@ -144,6 +145,33 @@ export function parseFilter (text: string): Filter {
   return tree
 }
 
+/** An attribute path as filters name attributes: lower case, without a core schema URN. */
+function attributeName (attrPath: string): string {
+  return attrPath.replace(/^urn:ietf:params:scim:schemas:core:2\.0:[A-Za-z]+:/, '').toLowerCase()
+}
+
+/**
+ * The comparisons of a filter that is `attr eq "string"` or an `or` of such (attribute names as
+ * `attributeName` gives them), else null. A caller can then look candidates up in an index instead of
+ * testing every resource; it still applies the compiled filter to them, which keeps the case rules.
+ */
+export function equalityTerms (tree: Filter): Array<{ attr: string, value: string }> | null {
+  if (tree.op === 'or') {
+    const out: Array<{ attr: string, value: string }> = []
+    for (const child of tree.filters) {
+      const terms = equalityTerms(child)
+      if (terms === null) return null
+      out.push(...terms)
+    }
+    return out
+  }
+  if (tree.op !== 'eq') return null
+  const compare = tree as Compare
+  // `eq true`, `eq null` and numbers compare by other rules than strings do: left to the scan.
+  if (typeof compare.compValue !== 'string') return null
+  return [{ attr: attributeName(compare.attrPath), value: compare.compValue }]
+}
+
 /** Compiles a parsed filter against known attributes (names case-insensitive); unknown ones are a 400. */
 export function compileFilter<R> (tree: Filter, attributes: FilterAttributes<R>, resource: string): (r: R) => boolean {
   const lookup = new Map(Object.entries(attributes).map(([k, v]) => [k.toLowerCase(), v]))
@@ -155,8 +183,7 @@ export function compileFilter<R> (tree: Filter, attributes: FilterAttributes<R>,
     if (f.op === 'not' || f.op === '[]') throw invalidFilter(`Unsupported filter: only simple expressions joined by 'and'/'or' are supported (got '${f.op === 'not' ? 'not' : '[...]'}').`)
     const compare = f as Compare | Suffix
     if (!SUPPORTED.has(compare.op)) throw invalidFilter(`Unsupported operator '${compare.op}': supported operators are eq, ne, co and sw.`)
-    const name = compare.attrPath.replace(/^urn:ietf:params:scim:schemas:core:2\.0:[A-Za-z]+:/, '').toLowerCase()
-    const attr = lookup.get(name)
+    const attr = lookup.get(attributeName(compare.attrPath))
     if (attr === undefined) throw invalidFilter(`Unsupported attribute '${compare.attrPath}' in filter for ${resource}.`)
     const expected = (compare as Compare).compValue
     const fold = (s: string): string => attr.caseExact === true ? s : s.toLowerCase()

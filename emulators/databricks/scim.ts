@@ -10,10 +10,11 @@
 // The account API refuses the system group names `users`, `admins` and `account users` for an account
 // group (RESERVED_GROUP_NAMES).
 import { randomUUID } from 'node:crypto'
+import type { Filter } from 'scim2-parse-filter'
 import type { AccountGroup, AccountServicePrincipal, AccountUser, DatabricksAccount, Principal } from './account.ts'
 import { DatabricksError, conflict, invalidPath, invalidValue, notFound } from './errors.ts'
 import { queryInt, queryString, route, type Call, type RouteConfig, type RouteDef } from './http.ts'
-import { compileFilter, parseFilter, type FilterAttributes } from './scim-filter.ts'
+import { compileFilter, equalityTerms, parseFilter, type FilterAttributes } from './scim-filter.ts'
 import { applyToSet, booleanValue, complexValues, parsePatch, selectValues, stringValue, type PatchOperation, type PatchPath } from './scim-patch.ts'
 import type { Workspace } from './workspace.ts'
 
@@ -232,13 +233,44 @@ const SORTABLE: Record<string, (p: Principal) => string> = {
   externalid: p => p.externalId ?? ''
 }
 
+/**
+ * What an `eq` filter, or an `or` of them, on id, userName, displayName, externalId or applicationId can
+ * match, looked up in the account's indexes rather than scanned (real Databricks answers these quickly; a
+ * scan of 50,000 users took ~20 ms a lookup), in the scan's order: creation order, account groups before
+ * workspace-local ones. A superset: the caller still applies the filter and the scope. Null for any other
+ * filter, which is scanned.
+ */
+function indexedCandidates (account: DatabricksAccount, kind: Kind, tree: Filter): Principal[] | null {
+  const terms = equalityTerms(tree)
+  if (terms === null) return null
+  const found = new Map<string, Principal>()
+  for (const { attr, value } of terms) {
+    let hits: Array<Principal | undefined>
+    switch (attr) {
+      case 'id': hits = [account.get(value)]; break
+      case 'username': hits = [account.userByName(value)]; break
+      case 'applicationid': hits = [account.servicePrincipalByAppId(value)]; break
+      case 'displayname': hits = account.withDisplayName(value); break
+      case 'externalid': hits = account.withExternalId(value); break
+      default: return null
+    }
+    for (const p of hits) if (p?.kind === kind) found.set(p.id, p)
+  }
+  const local = (p: Principal): number => p.kind === 'group' && p.workspaceId !== null ? 1 : 0
+  return [...found.values()].sort((a, b) => local(a) - local(b) || account.ordinal(a.id) - account.ordinal(b.id))
+}
+
 function list (call: Call, kind: Kind, scope: Scope): unknown {
   const { account } = call
-  let items = candidates(account, kind, scope)
+  let items: Principal[]
   const filter = queryString(call, 'filter')
   if (filter !== undefined && filter.trim() !== '') {
-    const test = compileFilter(parseFilter(filter), FILTERS[kind] as FilterAttributes<Principal>, RESOURCE[kind])
-    items = items.filter(test)
+    const tree = parseFilter(filter)
+    const test = compileFilter(tree, FILTERS[kind] as FilterAttributes<Principal>, RESOURCE[kind])
+    const indexed = indexedCandidates(account, kind, tree)
+    items = indexed === null ? candidates(account, kind, scope).filter(test) : indexed.filter(p => inScope(p, scope) && test(p))
+  } else {
+    items = candidates(account, kind, scope)
   }
   const sortBy = queryString(call, 'sortBy')
   const key = sortBy === undefined ? undefined : SORTABLE[sortBy.toLowerCase()]
@@ -452,9 +484,9 @@ function replace (call: Call, p: Principal, scope: Scope): void {
       const name = nameOf(body)
       p.givenName = name?.givenName ?? null
       p.familyName = name?.familyName ?? null
-      p.displayName = displayName ?? p.userName
+      account.setDisplayName(p, displayName ?? p.userName)
     } else {
-      p.displayName = displayName ?? p.applicationId
+      account.setDisplayName(p, displayName ?? p.applicationId)
     }
     p.active = active ?? true
   }
@@ -599,7 +631,7 @@ function patch (call: Call, p: Principal, scope: Scope): void {
       else setMembers(account, p, draft.members)
     }
   } else {
-    p.displayName = draft.displayName
+    account.setDisplayName(p, draft.displayName)
     p.active = draft.active
     if (p.kind === 'user') {
       p.givenName = draft.givenName
