@@ -3,16 +3,36 @@
 // nesting from Entra itself, so this adapter only makes sure each identity exists in the account and
 // learns its Databricks id. It never writes a membership.
 //
-// - The principal is resolved with `POST /api/2.0/identity/accounts/{id}/users|service-principals/
-//   resolve-by-external-id` `{ "external_id": <Entra object id> }` (reference §1.2): the account returns
-//   the principal, creating it (INACTIVE until its first login) when missing. Each group of the request is
-//   resolved the same way (`groups/resolve-by-external-id`), at most `groupConcurrency` at a time for the
-//   whole adapter, one resolve per group at a time even across principals (single-flight per group).
+// The identity API calls it makes (reference §1.2), and why:
+// - The principal: `POST /api/2.0/identity/accounts/{id}/users|service-principals/resolve-by-external-id`
+//   `{ "external_id": <Entra object id> }`. The account returns it, creating it (INACTIVE until its first
+//   login) when missing; its Databricks id is what everything else is keyed by. One call, cached.
+// - Its groups, the account's own answer: `GET .../principals/{principal id}/transitive-parent-groups
+//   ?page_size=1000&page_token=…` lists every group the account knows the principal is in, with `group_id`
+//   and `external_id` (the Entra id). Under AIM the account learns memberships from Entra. When it does is
+//   [unconfirmed]: the emulator takes a resolve to "resolve … inherited parent groups" too, so right after
+//   the principal's resolve its Entra security groups are there; if the real account learns them later,
+//   the groups it does not report yet fall back as below, still correct. A user in G groups costs
+//   1 resolve + ⌈G / 1000⌉ pages (1000 is the API's maximum page size; pages are read in turn, each token
+//   from the page before) instead of 1 + G resolves: 4 calls for 2,500 groups, 3 up to 2,000. The page
+//   only maps Entra ids to Databricks ids: a group is credited only when the request (Entra, through Graph)
+//   lists it, so groups the account reports that the request does not hold (a membership made in
+//   Databricks only, a group the group filter left out) are ignored. Paging stops early once every group
+//   the request needs is found. Every group a page names fills the group cache, for every principal.
+// - Groups of the request the pages do not report (a distribution list the account does not sync, a
+//   membership the account has not learnt yet) are resolved one by one: `POST .../groups/resolve-by-
+//   external-id`, at most `groupConcurrency` at a time for the whole adapter, one resolve per group at a
+//   time even across principals (single-flight per group). The same when only a few groups are unknown
+//   (no more than the pages would cost: a warm principal with one new group costs one resolve, no page),
+//   and for every group once the account has answered a page with "no such endpoint" or 400 (not asked
+//   again in this process). A page answered 404 (the principal's cached id is stale) falls back the same
+//   way and forgets the principal. A throttled page is retried by the client like any call.
 // - Both path spellings: the current kebab-case one by default, the first SDKs' camelCase one
-//   (`resolveByExternalId`, `servicePrincipals`) by option; a kebab-case path the account answers with
-//   `404 ENDPOINT_NOT_FOUND` makes the adapter switch to camelCase once, for good.
+//   (`resolveByExternalId`, `servicePrincipals`, `transitiveParentGroups`) by option; a kebab-case resolve
+//   the account answers with `404 ENDPOINT_NOT_FOUND` makes the adapter switch to camelCase once, for good
+//   (a missing page endpoint does not: it only stops the pages).
 // - Both response generations: `user_id` / `group_id` / `service_principal_id` (strings) or the older
-//   `internal_id` (a number, later a string).
+//   `internal_id` (a number, later a string), in resolves and pages alike.
 // - `active` is what the account reports (`account_user_status` / `account_sp_status` = ACTIVE). Under
 //   AIM that is INACTIVE both for a deactivated principal and for one that has never used the account.
 //   Only when the account reports no status is Entra's `accountEnabled` used.
@@ -23,7 +43,8 @@
 // - Single-flight per principal: identical concurrent requests share one run; a different request for the
 //   same principal runs after the one in flight.
 // - materializeGroup(): one group resolved the same way, named as the response's `group_name` says (the
-//   account may have disambiguated a taken name). `principalName` is the response's `username` /
+//   account may have disambiguated a taken name); a group known from a page without a name (the reference
+//   lists only ids for pages) is resolved once for it. `principalName` is the response's `username` /
 //   `application_id`, remembered with the principal.
 // - TargetSync (the Entra change feed): the account follows Entra itself, so every sync operation writes
 //   nothing and answers `mirrored`; it only forgets what the change makes stale here: a principal's id and
@@ -42,7 +63,7 @@ import type {
   SyncPrincipalRef, SyncResult, Target, TargetSync
 } from './port.ts'
 import type { DatabricksClient } from './databricks-client.ts'
-import { DatabricksError, DatabricksNotFoundError, TargetConfigurationError } from './errors.ts'
+import { DatabricksBadRequestError, DatabricksError, DatabricksNotFoundError, TargetConfigurationError } from './errors.ts'
 
 export type AimPathStyle = 'kebab' | 'camel'
 export type AimKind = 'user' | 'servicePrincipal' | 'group'
@@ -53,6 +74,10 @@ export interface DatabricksAimTargetOptions {
   pathStyle?: AimPathStyle
   /** Group resolves in flight at once, for the whole adapter (default 8). */
   groupConcurrency?: number
+  /** Groups asked for per page of transitive-parent-groups (default and API maximum: 1000). */
+  parentGroupsPageSize?: number
+  /** Pages of transitive-parent-groups read at most per materialization (default 50: 50,000 groups). */
+  maxParentGroupsPages?: number
   /** Principals remembered (default 100,000). */
   maxPrincipals?: number
   /** How long a principal's id and status spare a resolve (default 10 min). */
@@ -86,6 +111,9 @@ const SEGMENT: Record<AimPathStyle, Record<AimKind, string>> = {
   camel: { user: 'users', servicePrincipal: 'servicePrincipals', group: 'groups' }
 }
 const ACTION: Record<AimPathStyle, string> = { kebab: 'resolve-by-external-id', camel: 'resolveByExternalId' }
+const PARENTS: Record<AimPathStyle, string> = { kebab: 'transitive-parent-groups', camel: 'transitiveParentGroups' }
+/** `page_size` of transitive-parent-groups "defaults to 1000 (also the maximum allowed)" (reference §1.2). */
+export const MAX_PARENT_GROUPS_PAGE_SIZE = 1000
 /** The response's wrapper key and id field, per kind. */
 const WRAPPER: Record<AimKind, string> = { user: 'user', servicePrincipal: 'service_principal', group: 'group' }
 const ID_FIELD: Record<AimKind, string> = { user: 'user_id', servicePrincipal: 'service_principal_id', group: 'group_id' }
@@ -96,6 +124,11 @@ const NAME_FIELDS: Record<AimKind, readonly string[]> = { user: ['username', 'us
 /** The identity API path of a resolve, in either spelling. */
 export function resolvePath (kind: AimKind, style: AimPathStyle = 'kebab'): string {
   return `/${SEGMENT[style][kind]}/${ACTION[style]}`
+}
+
+/** The identity API path of a principal's transitive parent groups, in either spelling. */
+export function parentGroupsPath (principalId: string, style: AimPathStyle = 'kebab'): string {
+  return `/principals/${encodeURIComponent(principalId)}/${PARENTS[style]}`
 }
 
 export interface ResolvedIdentity {
@@ -138,6 +171,37 @@ function idString (v: unknown): string | undefined {
   return undefined
 }
 
+export interface ParentGroupsPage {
+  /** The groups of this page that carry an Entra object id (`external_id`) and a Databricks id. */
+  groups: Array<{ id: string, externalId: string, name?: string }>
+  /** The next page's token; absent on the last page. */
+  next?: string
+}
+
+/**
+ * Reads one page of transitive-parent-groups: `{ transitive_parent_groups: [{ account_id, group_id,
+ * external_id }], next_page_token }`, the id in either field generation (`group_id`, or `internal_id`).
+ * A page without the list is an empty one (proto3 JSON leaves empty lists out). Entries without an
+ * `external_id` (groups made in Databricks) or an id are skipped: they name no Entra group.
+ */
+export function parseParentGroupsPage (body: unknown): ParentGroupsPage {
+  if (typeof body !== 'object' || body === null) throw new TypeError('Databricks answered transitive-parent-groups without a JSON object.')
+  const o = body as Record<string, unknown>
+  const list = Array.isArray(o.transitive_parent_groups) ? o.transitive_parent_groups as unknown[] : []
+  const groups: ParentGroupsPage['groups'] = []
+  for (const entry of list) {
+    if (typeof entry !== 'object' || entry === null) continue
+    const g = entry as Record<string, unknown>
+    const id = idString(g.group_id) ?? idString(g.internal_id)
+    const externalId = typeof g.external_id === 'string' && g.external_id !== '' ? g.external_id : undefined
+    if (id === undefined || externalId === undefined) continue
+    const name = NAME_FIELDS.group.map(f => g[f]).find((v): v is string => typeof v === 'string' && v !== '')
+    groups.push({ id, externalId, ...(name !== undefined ? { name } : {}) })
+  }
+  const next = typeof o.next_page_token === 'string' && o.next_page_token !== '' ? o.next_page_token : undefined
+  return { groups, ...(next !== undefined ? { next } : {}) }
+}
+
 /** Is this refusal Databricks saying the account is not onboarded onto AIM? */
 function isAimDisabled (err: unknown): err is DatabricksError | TargetConfigurationError {
   if (!(err instanceof DatabricksError) && !(err instanceof TargetConfigurationError)) return false
@@ -152,7 +216,10 @@ function isEndpointMissing (err: unknown): boolean {
 }
 
 interface KnownPrincipal { id: string, active: boolean, accountEnabled: boolean, name: string }
-/** A group's Databricks id (and its name in the account), or null: the identity provider does not have it. */
+/**
+ * A group's Databricks id (and its name in the account, when the answer carried one), or null: the
+ * identity provider does not have it.
+ */
 interface KnownGroup { id: string | null, name?: string }
 
 function fingerprintOf (request: MaterializeRequest): string {
@@ -174,6 +241,10 @@ export class DatabricksAimTarget implements Target, TargetSync {
   private readonly groups: LRUCache<string, KnownGroup>
   private readonly missingTtlMs: number
   private readonly limit: LimitFunction
+  private readonly pageSize: number
+  private readonly maxPages: number
+  /** The account answered transitive-parent-groups with "no such endpoint": groups are resolved one by one. */
+  private parentGroupsMissing = false
   private readonly lanes = new Map<string, { fingerprint: string, promise: Promise<Materialized> }>()
   private readonly groupFlights = new Map<string, Promise<KnownGroup>>()
   /** Bumped by forget() and clear(): an answer resolved before them is returned, not remembered. */
@@ -188,6 +259,8 @@ export class DatabricksAimTarget implements Target, TargetSync {
     this.groups = new LRUCache({ max: options.maxGroups ?? 100_000, ttl: options.groupTtlMs ?? 3_600_000, ...perf })
     this.missingTtlMs = options.missingTtlMs ?? 60_000
     this.limit = pLimit(options.groupConcurrency ?? 8)
+    this.pageSize = Math.min(MAX_PARENT_GROUPS_PAGE_SIZE, Math.max(1, Math.floor(options.parentGroupsPageSize ?? MAX_PARENT_GROUPS_PAGE_SIZE)))
+    this.maxPages = Math.max(1, Math.floor(options.maxParentGroupsPages ?? 50))
   }
 
   /** The path spelling in use (it turns `camel` if the account does not know the kebab-case paths). */
@@ -217,7 +290,8 @@ export class DatabricksAimTarget implements Target, TargetSync {
    * (deleted, or not a security group) is a DatabricksNotFoundError.
    */
   async materializeGroup (tenantId: string, group: GroupRef): Promise<MaterializedGroup> {
-    const known = await this.group(tenantId, group.id)
+    // A group learnt from a transitive-parent-groups page without its name is resolved for the name.
+    const known = await this.group(tenantId, group.id, { needName: true })
     if (known.id === null) {
       throw new DatabricksNotFoundError(
         `Automatic identity management of Databricks account ${this.client.accountId} does not know Entra group ${group.id} (${group.displayName}): it may have been deleted, or not be a security group.`,
@@ -281,20 +355,82 @@ export class DatabricksAimTarget implements Target, TargetSync {
   /** Forgets everything. */
   clear (): void {
     this.epoch += 1
+    this.parentGroupsMissing = false
     this.principals.clear()
     this.groups.clear()
     this.groupFlights.clear()
   }
 
   private async run (key: string, request: MaterializeRequest): Promise<Materialized> {
-    // Settled, not raced: a failed run leaves no resolve of its own behind for the next call to join.
-    const [principal, groupIds] = await Promise.allSettled([
-      this.principal(key, request),
-      this.resolveGroups(request.tenantId, request.groups)
-    ])
-    if (principal.status === 'rejected') throw principal.reason
-    if (groupIds.status === 'rejected') throw groupIds.reason
-    return { principalId: principal.value.id, groupIds: groupIds.value, active: principal.value.active, principalName: principal.value.name }
+    const groups = [...new Map(request.groups.map(g => [g.id, g])).values()]
+    const tenant = request.tenantId.toLowerCase()
+    const unknown = groups.filter(g => {
+      const k = `${tenant}|${g.id.toLowerCase()}`
+      return !this.groups.has(k) && !this.groupFlights.has(k)
+    })
+    // The principal's own parent groups cost ⌈groups / page size⌉ reads after its id is known; resolving
+    // each unknown group costs one call each. Read the pages only when they save calls.
+    const pages = Math.max(1, Math.ceil(groups.length / this.pageSize))
+    if (this.parentGroupsMissing || unknown.length <= pages) {
+      // Settled, not raced: a failed run leaves no resolve of its own behind for the next call to join.
+      const [principal, groupIds] = await Promise.allSettled([
+        this.principal(key, request),
+        this.resolveGroups(request.tenantId, groups)
+      ])
+      if (principal.status === 'rejected') throw principal.reason
+      if (groupIds.status === 'rejected') throw groupIds.reason
+      return { principalId: principal.value.id, groupIds: groupIds.value, active: principal.value.active, principalName: principal.value.name }
+    }
+    const principal = await this.principal(key, request)
+    const reported = await this.parentGroups(key, request.tenantId, principal.id, new Set(unknown.map(g => g.id.toLowerCase())))
+    // Groups of the request the account did not report (left out by the page, not known to it yet) are
+    // resolved one by one; groups it reported that the request does not hold are not the principal's.
+    const groupIds = await this.resolveGroups(request.tenantId, groups, reported)
+    return { principalId: principal.id, groupIds, active: principal.active, principalName: principal.name }
+  }
+
+  /**
+   * The groups the account says the principal is in (transitive-parent-groups, every page until each of
+   * `wanted` — lowercased Entra ids — is found or the pages end), by lowercased Entra id. Each is remembered
+   * for every principal. A principal or endpoint the account does not know gives an empty answer (the
+   * caller resolves the groups one by one); other errors are thrown as a resolve's are.
+   */
+  private async parentGroups (principalKey: string, tenantId: string, principalId: string, wanted: Set<string>): Promise<Map<string, KnownGroup>> {
+    const found = new Map<string, KnownGroup>()
+    const tenant = tenantId.toLowerCase()
+    const epoch = this.epoch
+    const seen = new Set<string>()
+    let token: string | undefined
+    for (let page = 0; page < this.maxPages; page++) {
+      let body: ParentGroupsPage
+      try {
+        const res = await this.client.identity('GET', parentGroupsPath(principalId, this.style), { query: { page_size: this.pageSize, page_token: token } })
+        body = parseParentGroupsPage(res.json ?? {})
+      } catch (err) {
+        if (isAimDisabled(err)) throw new AimDisabledError(this.client.accountId, err)
+        // An account without the call, or refusing how it is asked (400): the pages only save calls, so
+        // groups are resolved one by one, and the call is not tried again in this process (until clear()).
+        if (isEndpointMissing(err) || err instanceof DatabricksBadRequestError) {
+          this.parentGroupsMissing = true
+          return found
+        }
+        if (!(err instanceof DatabricksNotFoundError)) throw err
+        // No such principal: its remembered id is stale. Resolved again next time.
+        if (epoch === this.epoch) this.principals.delete(principalKey)
+        return found
+      }
+      for (const g of body.groups) {
+        const ext = g.externalId.toLowerCase()
+        const known: KnownGroup = { id: g.id, ...(g.name !== undefined ? { name: g.name } : {}) }
+        found.set(ext, known)
+        wanted.delete(ext)
+        if (epoch === this.epoch) this.groups.set(`${tenant}|${ext}`, known)
+      }
+      if (body.next === undefined || wanted.size === 0 || seen.has(body.next)) break
+      seen.add(body.next)
+      token = body.next
+    }
+    return found
   }
 
   private async principal (key: string, request: MaterializeRequest): Promise<KnownPrincipal> {
@@ -316,10 +452,10 @@ export class DatabricksAimTarget implements Target, TargetSync {
     return found
   }
 
-  private async resolveGroups (tenantId: string, groups: GroupRef[]): Promise<Map<string, string>> {
+  private async resolveGroups (tenantId: string, groups: GroupRef[], reported?: ReadonlyMap<string, KnownGroup>): Promise<Map<string, string>> {
     const out = new Map<string, string>()
     const settled = await Promise.allSettled([...new Map(groups.map(g => [g.id, g])).values()].map(async g => {
-      const { id } = await this.group(tenantId, g.id)
+      const { id } = reported?.get(g.id.toLowerCase()) ?? await this.group(tenantId, g.id)
       if (id !== null) out.set(g.id, id)
     }))
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected')
@@ -328,10 +464,10 @@ export class DatabricksAimTarget implements Target, TargetSync {
     return new Map(groups.filter(g => out.has(g.id)).map(g => [g.id, out.get(g.id) as string]))
   }
 
-  private async group (tenantId: string, groupId: string): Promise<KnownGroup> {
+  private async group (tenantId: string, groupId: string, { needName = false } = {}): Promise<KnownGroup> {
     const key = `${tenantId.toLowerCase()}|${groupId.toLowerCase()}`
     const known = this.groups.get(key)
-    if (known !== undefined) return known
+    if (known !== undefined && !(needName && known.id !== null && known.name === undefined)) return known
     const flying = this.groupFlights.get(key)
     if (flying !== undefined) return await flying
     const epoch = this.epoch

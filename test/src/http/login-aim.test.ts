@@ -97,3 +97,25 @@ t.test('AIM switched off in the account: a 502 that tells the operator what to d
   t.equal(res.statusCode, 502)
   t.match(res.json(), { code: 'TARGET_MISCONFIGURED', detail: /DATABRICKS_MODE=scim|automatic identity management/ })
 })
+
+t.test('a cold login of a user in 1,500 groups: its resolve and 2 pages of its parent groups, no group resolved alone', async t => {
+  const { app } = await startService(t, emulator, aim)
+  const directory = ctx.tenants.get(T.tenantId)
+  const person = { id: 'a1000000-0000-4000-8000-0000000000b1', userPrincipalName: 'aimmany@contoso-test.onmicrosoft.com', displayName: 'Aim Many Groups' }
+  directory?.addUser(person)
+  const groups = Array.from({ length: 1500 }, (_, i) => `e1000000-0000-4000-8000-${(i + 1).toString(16).padStart(12, '0')}`)
+  // Half direct, half through nesting (each odd group holds the even one before it).
+  groups.forEach((id, i) => directory?.addGroup({ id, displayName: `Aim Many ${i + 1}`, members: i % 2 === 1 ? [groups[i - 1] as string] : [person.id] }))
+  const token = await tokenFor(emulator, person.id)
+  ctx.calls.reset()
+  const res = await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })
+  t.equal(res.statusCode, 200)
+  t.equal(res.json().databricks.groups.length, 1500, 'every group has its Databricks id')
+  const identity = Object.fromEntries(Object.entries(ctx.calls.snapshot().routes).filter(([r]) => r.includes(' /api/2.0/identity/')))
+  t.same(identity, {
+    'POST /api/2.0/identity/accounts/:accountId/users/resolve-by-external-id': 1,
+    'GET /api/2.0/identity/accounts/:accountId/principals/:principalId/transitive-parent-groups': Math.ceil(1500 / 1000)
+  }, '1 resolve + ⌈1500 / 1000⌉ pages')
+  const s = await state()
+  t.equal(s.groups.filter(g => g.externalId !== null && groups.includes(g.externalId)).length, 1500, 'each group once in the account')
+})

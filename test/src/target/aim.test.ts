@@ -12,7 +12,8 @@ import { TargetUnavailableError } from '../../../src/target/port.ts'
 const RESOLVE = {
   user: 'POST /api/2.0/identity/accounts/:accountId/users/resolve-by-external-id',
   sp: 'POST /api/2.0/identity/accounts/:accountId/service-principals/resolve-by-external-id',
-  group: 'POST /api/2.0/identity/accounts/:accountId/groups/resolve-by-external-id'
+  group: 'POST /api/2.0/identity/accounts/:accountId/groups/resolve-by-external-id',
+  pages: 'GET /api/2.0/identity/accounts/:accountId/principals/:principalId/transitive-parent-groups'
 }
 
 t.test('a first materialization creates the user and its groups in the account; the second makes no call', async t => {
@@ -35,9 +36,10 @@ t.test('a first materialization creates the user and its groups in the account; 
     t.ok(made !== undefined, `${g.displayName} exists in the account`)
     t.equal(result.groupIds.get(g.id), made?.id, `${g.displayName}: its id is returned`)
   }
-  // Entra stays the source of record: memberships come from the identity provider, none are written.
-  const routes = Object.keys(env.dbCalls().routes)
-  t.same(routes.sort(), [RESOLVE.group, RESOLVE.user].sort(), `only resolves were called (${routes.join(', ')})`)
+  // Entra stays the source of record: memberships come from the identity provider, none are written. The
+  // groups come from the account's own answer (one page); the Newsletter, a distribution list the account
+  // did not learn with alice, is resolved alone.
+  t.same(env.dbCalls().routes, { [RESOLVE.user]: 1, [RESOLVE.pages]: 1, [RESOLVE.group]: 1 }, 'only resolves and one page of parent groups')
   const written = [...state.users, ...state.groups].flatMap(p => p.groups).filter(m => m.source !== 'IDENTITY_PROVIDER')
   t.same(written, [], 'no INTERNAL membership exists')
   t.same(alice?.groups.map(g => g.id).sort(), request.directGroupIds.map(id => result.groupIds.get(id)).sort(), 'alice is in her direct Entra groups, through Entra (AIM)')
@@ -105,16 +107,17 @@ t.test('50 concurrent materializations of one principal → one user, one resolv
   t.equal(new Set(results.map(r => r.principalId)).size, 1, 'one id')
   const calls = env.dbCalls().routes
   t.equal(calls[RESOLVE.user], 1, 'single-flight: one resolve of the user')
-  t.equal(calls[RESOLVE.group], 4, 'one resolve per group')
+  t.equal(calls[RESOLVE.pages], 1, 'one page of its groups')
+  t.equal(calls[RESOLVE.group], 1, 'one resolve of the group the account did not report')
   const state = await env.state()
   t.equal(state.users.filter(u => u.externalId === T.alice).length, 1, 'exactly one alice')
 
-  // Different principals sharing groups: each shared group is resolved once.
+  // Different principals sharing groups: each reads its own page; no group is resolved twice.
   const fresh = env.aim()
   env.resetCalls()
   await Promise.all([fresh.materialize(env.request(T.alice)), fresh.materialize(env.request(T.bob)), fresh.materialize(env.request(T.etlSp))])
-  const groups = new Set([T.alice, T.bob, T.etlSp].flatMap(id => env.request(id).groups.map(g => g.id)))
-  t.equal(env.dbCalls().routes[RESOLVE.group], groups.size, `${groups.size} distinct groups, ${groups.size} group resolves`)
+  t.equal(env.dbCalls().routes[RESOLVE.pages], 3, 'one page per principal')
+  t.notOk(env.dbCalls().routes[RESOLVE.group], 'no group resolve: the Newsletter, in the account since the first run, is reported too')
   const after = await env.state()
   const externalIds = after.groups.map(g => g.externalId)
   t.equal(new Set(externalIds).size, externalIds.length, 'no duplicate groups')
@@ -146,7 +149,7 @@ t.test('forget() and clear() during a materialization: its answer is returned, n
   env.resetCalls()
   await env.target.materialize(disabled)
   t.equal(env.dbCalls().routes[RESOLVE.user], 1, 'cleared while it ran: the principal is resolved again')
-  t.equal(env.dbCalls().routes[RESOLVE.group], request.groups.length, 'and so is every group')
+  t.same(env.dbCalls().routes, { [RESOLVE.user]: 1, [RESOLVE.pages]: 1 }, 'and its groups are read again, in one page')
 })
 
 t.test('a service principal', async t => {
@@ -212,7 +215,7 @@ t.test('a 429 storm: completes once it passes, with bounded calls', async t => {
   const result = await env.target.materialize(env.request(T.alice))
   t.ok(Date.now() - started >= 250, 'Retry-After honoured (a fractional one: short, as waits in tests should be)')
   t.equal(result.groupIds.size, 4)
-  t.equal(env.dbCalls().routes[RESOLVE.group], 4 + 3, 'four resolves plus three refused ones')
+  t.equal(env.dbCalls().routes[RESOLVE.group], 1 + 3, 'one resolve (the Newsletter) plus three refused ones')
 
   // A storm longer than the retries: a typed, throttled error, no loop; afterwards it completes.
   env.db.ctx.faults.add({ route: '/api/2.0/identity/*', status: 429, retryAfter: 0.05 })
@@ -255,7 +258,7 @@ t.test('materializeGroup: resolved by external id, named as the account names it
   t.same(await env.target.materializeGroup(T.tenantId, { id: T.finance, displayName: 'Finance', securityEnabled: true }), made)
   const bob = await env.target.materialize(env.request(T.bob))
   t.equal(bob.groupIds.get(T.finance), made.groupId, 'a member\'s materialization shares the group')
-  t.equal(env.dbCalls().routes[RESOLVE.group], env.request(T.bob).groups.length - 1, 'every group of bob but Finance was resolved: Finance was known')
+  t.same(env.dbCalls().routes, { [RESOLVE.user]: 1, [RESOLVE.pages]: 1 }, 'bob\'s other groups came from one page: no group resolve')
 
   // Concurrent calls share one resolve.
   env.resetCalls()
