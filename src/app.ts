@@ -10,6 +10,7 @@ import { MAX_HEADER_BYTES, MAX_URL_LENGTH, clientErrorHandler, frameworkErrors, 
 import { registerRequestIds, requestIdOf } from './http/request-id.ts'
 import { AJV_OPTIONS } from './http/validation.ts'
 import { registerDeadlines } from './http/deadline.ts'
+import { trackWaits } from './target/write-scheduler.ts'
 import { registerJsonBodyParser } from './http/json-body.ts'
 import { healthRoutes, type ReadinessCheck } from './http/health.ts'
 import { registerAuthentication, type Authenticator } from './http/authenticate.ts'
@@ -94,7 +95,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   })
 
   registerProblemHandlers(app)
-  registerDeadlines(app, { timeoutMs: deps.config.REQUEST_TIMEOUT_MS })
+  registerDeadlines(app, { timeoutMs: deps.config.REQUEST_TIMEOUT_MS, track: trackWaits })
   // JSON with a nesting-depth limit checked before parsing (json-body.ts), for every route; no other body.
   registerJsonBodyParser(app)
   // Before the routes: @fastify/swagger collects each route's schema as it is added.

@@ -133,9 +133,11 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       ca,
       observer,
       writeBudgets: { patch: config.DATABRICKS_SCIM_PATCHES_PER_SECOND, write: config.DATABRICKS_SCIM_WRITES_PER_SECOND },
+      writeObserver: metrics.writeObserver,
       workspaceUrls: parseWorkspaceUrls(config.DATABRICKS_WORKSPACE_URLS).urls
     })
     : undefined
+  if (databricks !== undefined) metrics.watchWrites(databricks.writes)
   const groupNames = databricks === undefined ? undefined : new AccountGroupNames({ client: databricks, clock })
   // Group names no Entra group may take: those the local groups of the workspaces the service serves hold.
   const servedWorkspaces = [...parseWorkspaceUrls(config.DATABRICKS_WORKSPACE_URLS).urls.keys()]
@@ -152,6 +154,7 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       metrics.groupSkipped()
       logs.log?.warn({ component: 'databricks', entraGroupId: group.id }, `Entra group ${group.id} was left out: Databricks refused its name (${reason})`)
     },
+    onMembershipBatch: members => { metrics.membershipBatch(members) },
     onMembershipSkipped: skipped => {
       metrics.membershipSkipped(skipped.reason)
       logs.log?.warn({ component: 'databricks', membership: skipped }, `Membership of ${skipped.childEntraId ?? skipped.childId} in Entra group ${skipped.parentEntraId ?? skipped.parentId} was left out: Databricks refused it (${skipped.reason}: ${skipped.detail})`)

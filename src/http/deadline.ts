@@ -25,6 +25,12 @@ export interface DeadlineOptions {
   retryAfterSeconds?: number
   /** Which routes have a deadline (default: every /v1 route). */
   applies?: (route: { method: string, url: string }) => boolean
+  /**
+   * Runs a handler so that its waits can be told: at the deadline, `retryAfterSeconds()` says when the
+   * writes it waits for are expected to be done (its place in the Databricks write queue); the 503's
+   * Retry-After is the larger of that and the default.
+   */
+  track?: <T>(work: () => Promise<T>) => { result: Promise<T>, retryAfterSeconds: () => number }
 }
 
 interface Deadline {
@@ -32,6 +38,8 @@ interface Deadline {
   expired: boolean
   /** Set while the handler runs: makes its wrapper reject with the 503. */
   abandon?: (err: Error) => void
+  /** Set while the handler runs: when the work it waits for is expected to be done. */
+  retryAfterSeconds?: () => number
 }
 
 declare module 'fastify' {
@@ -63,7 +71,15 @@ export function registerDeadlines (app: FastifyInstance, options: DeadlineOption
       if (deadline === undefined) return await handler.call(this, request, reply)
       // Answered by the timer a moment ago: nothing to start, nothing to send.
       if (deadline.expired) return await new Promise<never>(() => {})
-      const work = Promise.resolve().then(async () => await handler.call(this, request, reply))
+      const run = async (): Promise<unknown> => await handler.call(this, request, reply)
+      let work: Promise<unknown>
+      if (options.track !== undefined) {
+        const tracked = options.track(run)
+        work = tracked.result
+        deadline.retryAfterSeconds = tracked.retryAfterSeconds
+      } else {
+        work = Promise.resolve().then(run)
+      }
       work.then(() => { lateOutcome(request, reply, deadline) }, (err: unknown) => { lateOutcome(request, reply, deadline, err) })
       return await new Promise((resolve, reject) => {
         deadline.abandon = reject
@@ -81,7 +97,7 @@ export function registerDeadlines (app: FastifyInstance, options: DeadlineOption
       expired: false,
       timer: setTimeout(() => {
         deadline.expired = true
-        const err = deadlineExceeded(timeoutMs, retryAfterSeconds)
+        const err = deadlineExceeded(timeoutMs, Math.max(retryAfterSeconds, deadline.retryAfterSeconds?.() ?? 0))
         // In the handler: its wrapper rejects and fastify answers. Still in the hooks (authentication): answer here.
         if (deadline.abandon !== undefined) deadline.abandon(err)
         else if (!reply.sent) reply.send(err)

@@ -1,9 +1,10 @@
 // Prometheus metrics for one app instance (its own registry, so tests and several apps in one process
 // don't collide): request latency by route, cache lookups by result, upstream calls, latency, throttles
 // and retries. The resolver and the upstream client report through the observers this exposes.
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { CacheObserver, CacheResult } from '../resolver/fresh-cache.ts'
 import type { UpstreamObserver } from '../upstream/client.ts'
+import type { LaneObserver, WritePriority, WriteScheduler } from '../target/write-scheduler.ts'
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
@@ -142,6 +143,47 @@ export class Metrics {
 
   membershipSkipped (reason: string): void {
     this.membershipsSkipped.inc({ reason })
+  }
+
+  private readonly writeWaits = new Histogram({
+    name: 'databricks_write_wait_seconds',
+    help: 'How long a Databricks write waited for its family\'s budget (patch: PATCH; write: POST, PUT, DELETE), by priority: interactive (logins, shares) or background (registrations, the change feed).',
+    labelNames: ['family', 'priority'] as const,
+    buckets: [0, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    registers: [this.registry]
+  })
+
+  private readonly membershipBatches = new Histogram({
+    name: 'databricks_membership_batch_members',
+    help: 'Members added or removed by one coalesced membership PATCH (writes of every principal materialized at that moment).',
+    buckets: [1, 2, 5, 10, 25, 50, 100, 250, 1000],
+    registers: [this.registry]
+  })
+
+  private writeLanes: WriteScheduler | undefined
+  private readonly writeQueue = new Gauge({
+    name: 'databricks_write_queue_depth',
+    help: 'Databricks writes waiting for their family\'s budget, by family and priority.',
+    labelNames: ['family', 'priority'] as const,
+    registers: [this.registry],
+    collect: () => {
+      for (const lane of Object.values(this.writeLanes?.lanes ?? {})) {
+        for (const [priority, n] of Object.entries(lane.depth())) this.writeQueue.set({ family: lane.family, priority }, n)
+      }
+    }
+  })
+
+  /** Reports the queue depth of these write lanes. */
+  watchWrites (scheduler: WriteScheduler): void {
+    this.writeLanes = scheduler
+  }
+
+  readonly writeObserver: LaneObserver = {
+    onGranted: (family: string, priority: WritePriority, waitedMs: number) => { this.writeWaits.observe({ family, priority }, waitedMs / 1000) }
+  }
+
+  membershipBatch (members: number): void {
+    this.membershipBatches.observe(members)
   }
 
   readonly cacheObserver: CacheObserver = {

@@ -11,15 +11,17 @@
 //   single-flight (AppTokens, shared with the Graph adapter); a 401 with an Entra token is retried once
 //   with a token fresh from the STS.
 // - Throttling: one shared budget per client (the UpstreamClient's token bucket and concurrency limit,
-//   plus optional per-family write buckets: PATCH and POST/PUT/DELETE have far lower limits than reads).
+//   plus the write scheduler's per-family lanes, write-scheduler.ts: PATCH and POST/PUT/DELETE have far
+//   lower limits than reads; interactive writes go first, owners take turns). A 429 with Retry-After on a
+//   write pauses that family's lane for every caller.
 //   429 + Retry-After is honoured by the UpstreamClient. Databricks' SCIM quirk "500 REQUEST_LIMIT_EXCEEDED
 //   … exceeded the concurrent limit" (and a 429 on a call the UpstreamClient would not repeat) is treated as
 //   throttling here: the request was refused before it was processed, so it is repeated after a jittered
 //   backoff, at most `maxRetries` times, then TargetUnavailableError (throttled, with retryAfterSeconds).
 // - Errors: both Databricks error bodies are parsed; 400/404/409 become typed DatabricksErrors, 401/403
 //   TargetConfigurationError, unavailable upstreams (after retries) and other 5xx TargetUnavailableError.
-import { TokenBucket } from 'limiter'
 import { TargetUnavailableError } from './port.ts'
+import { WriteScheduler, familyOf, type LaneObserver } from './write-scheduler.ts'
 import { DatabricksBadRequestError, DatabricksConflictError, DatabricksError, DatabricksNotFoundError, TargetConfigurationError, type DatabricksErrorDetails } from './errors.ts'
 import { AppTokens, appCredential } from '../directory/app-token.ts'
 import { DirectoryUnavailableError } from '../directory/port.ts'
@@ -73,6 +75,10 @@ export interface DatabricksClientOptions {
   ratePerSecond?: number
   /** Per-family write budgets (default: Databricks' documented account SCIM limits, PATCH 2/s and writes 5/s). `false`: none. */
   writeBudgets?: WriteBudgets | false
+  /** Writes waiting per family at most, beyond which a write is refused at once with the wait (default 10,000). */
+  maxQueuedWrites?: number
+  /** Hears each write granted by the scheduler (metrics). */
+  writeObserver?: LaneObserver
   /** Retries of a throttled request (429 on a non-repeatable call, 500 REQUEST_LIMIT_EXCEEDED). Default: the client's maxRetries, at least 6. */
   maxThrottleRetries?: number
   /** Workspace id → its origin (`https://adb-123.4.azuredatabricks.net`). A workspace not listed is reached on `host`. */
@@ -89,6 +95,8 @@ export interface DatabricksRequest {
    * whose repeat is a 409 the caller resolves by reading).
    */
   idempotent?: boolean
+  /** The caller already took the write budget for the first attempt (a coalesced membership batch). */
+  prepaid?: boolean
 }
 
 export interface DatabricksResponse<T> {
@@ -115,7 +123,8 @@ export class DatabricksClient {
   private readonly staticToken: string | undefined
   private readonly tokens: AppTokens | undefined
   private readonly tokenTenant: string | undefined
-  private readonly buckets: { patch?: TokenBucket, write?: TokenBucket }
+  /** The write budgets, per family, in priority and fairness order. */
+  readonly writes: WriteScheduler
   private readonly maxThrottleRetries: number
   private readonly host: string
   private readonly workspaceUrls: ReadonlyMap<string, string>
@@ -163,13 +172,11 @@ export class DatabricksClient {
       throw new TypeError('DatabricksClient needs a token or an entra app credential.')
     }
     const budgets: WriteBudgets = options.writeBudgets === false ? {} : { ...DEFAULT_WRITE_BUDGETS, ...options.writeBudgets }
-    const bucket = (rps: number | undefined): TokenBucket | undefined => {
-      if (rps === undefined) return undefined
-      const b = new TokenBucket({ bucketSize: Math.max(1, rps), tokensPerInterval: rps, interval: 1000 })
-      b.content = Math.max(1, rps)
-      return b
-    }
-    this.buckets = { patch: bucket(budgets.patch), write: bucket(budgets.write) }
+    this.writes = new WriteScheduler({
+      budgets,
+      ...options.maxQueuedWrites !== undefined ? { maxQueued: options.maxQueuedWrites } : {},
+      ...options.writeObserver !== undefined ? { observer: options.writeObserver } : {}
+    })
     this.maxThrottleRetries = options.maxThrottleRetries ?? Math.max(this.http.policy.maxRetries, 6)
   }
 
@@ -205,8 +212,9 @@ export class DatabricksClient {
     return this.workspaceUrls.get(workspaceId) ?? this.host
   }
 
-  /** Closes the upstream clients this client built (not one it was given). */
+  /** Closes the upstream clients this client built (not one it was given), and refuses writes still waiting. */
   async close (): Promise<void> {
+    this.writes.close()
     await Promise.all(this.owned.map(async c => { await c.close() }))
   }
 
@@ -235,14 +243,16 @@ export class DatabricksClient {
     let token = await this.token()
     let refreshed = false
     for (let attempt = 1; ; attempt++) {
-      if (how.writeBudgets !== false) await this.takeBudget(method)
+      if (how.writeBudgets !== false && !(attempt === 1 && request.prepaid === true)) await this.writes.take(method)
       const headers: Record<string, string> = { ...how.headers, authorization: `Bearer ${token}`, accept: 'application/json' }
       if (body !== undefined) headers['content-type'] = 'application/json'
       let res: UpstreamResponse
       try {
-        res = await this.http.request({ method, url, headers, ...(body !== undefined ? { body } : {}), idempotent })
+        // A throttled write comes back here, so that its retry waits in the write lane like any other write.
+        res = await this.http.request({ method, url, headers, ...(body !== undefined ? { body } : {}), idempotent, ...how.writeBudgets !== false && familyOf(method) !== undefined ? { passThrough: [429] } : {} })
       } catch (err) {
         // A 429 on a call the UpstreamClient would not repeat: Databricks refused it unprocessed.
+        if (err instanceof UpstreamUnavailableError && err.status === 429 && how.writeBudgets !== false && err.retryAfterSeconds !== undefined) this.writes.pause(method, err.retryAfterSeconds)
         if (err instanceof UpstreamUnavailableError && err.status === 429 && err.details.reason === 'not-retryable') {
           await this.backoff(method, route, attempt, 429, err.retryAfterSeconds, err)
           continue
@@ -262,6 +272,7 @@ export class DatabricksClient {
       if (res.status === 429 || (res.status >= 500 && REQUEST_LIMIT.test(parsed.message))) {
         // The SCIM concurrency quirk (500) or a 429 the UpstreamClient handed back: throttled, repeat.
         const retryAfterSeconds = parseRetryAfter(res.headers['retry-after'], this.http.now())
+        if (how.writeBudgets !== false && retryAfterSeconds !== undefined) this.writes.pause(method, retryAfterSeconds)
         this.http.reportThrottled({ method, route, status: res.status, ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}) })
         await this.backoff(method, route, attempt, res.status, retryAfterSeconds, undefined, parsed.message)
         continue
@@ -287,11 +298,6 @@ export class DatabricksClient {
     }
     this.http.reportRetry({ method, route, reason: 'throttled', status, attempt, waitMs: decision.waitMs, ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}) })
     await this.http.sleep(decision.waitMs)
-  }
-
-  private async takeBudget (method: HttpMethod): Promise<void> {
-    const bucket = method === 'PATCH' ? this.buckets.patch : method === 'POST' || method === 'PUT' || method === 'DELETE' ? this.buckets.write : undefined
-    if (bucket !== undefined) await bucket.removeTokens(1)
   }
 }
 

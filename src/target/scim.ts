@@ -58,6 +58,8 @@ import type {
   MembershipEdge, SyncPrincipalRef, SyncResult, Target, TargetSync
 } from './port.ts'
 import type { DatabricksClient } from './databricks-client.ts'
+import { MembershipBatches } from './membership-batches.ts'
+import { SharedWork } from './write-scheduler.ts'
 import { DatabricksBadRequestError, DatabricksConflictError, DatabricksNotFoundError } from './errors.ts'
 import { groupNameCandidates, isReservedGroupName, scimString, type GroupNamePolicy } from './names.ts'
 import { ScimSync, type ScimSyncHost } from './scim-sync.ts'
@@ -194,6 +196,8 @@ export interface ScimTargetObserver {
   onGroupSkipped?: (group: GroupRef, reason: string) => void
   /** A membership Databricks refused (a nesting cycle, too deep, …): left out, the rest goes on. */
   onMembershipSkipped?: (skipped: MembershipSkipped) => void
+  /** A coalesced membership batch is sent: how many members it adds and removes (membership-batches.ts). */
+  onMembershipBatch?: (members: number) => void
 }
 
 /** How Databricks' refusal of a membership is counted (its message says which rule it broke). */
@@ -282,11 +286,14 @@ export class DatabricksScimTarget implements Target, TargetSync {
   /** The highest generation `forgotten` had to evict for room: anything remembered before it is not trusted. */
   private forgottenFloor = 0
   private readonly sync: ScimSync
-  private readonly lanes = new Map<string, { fingerprint: string, promise: Promise<Materialized> }>()
+  private readonly lanes = new Map<string, { fingerprint: string, promise: Promise<Materialized>, work: SharedWork }>()
   private readonly groupFlights = new Map<string, Promise<MaterializedGroup>>()
   private readonly namePolicy: GroupNamePolicy
   private readonly namesHeldLocally: (names: string[]) => Promise<Set<string>>
   private readonly observer: ScimTargetObserver
+  private readonly batches: MembershipBatches<DatabricksBadRequestError>
+  /** Entra group id → its account group's create in flight (createGroupOnce). */
+  private readonly creating = new Map<string, Promise<ScimObject>>()
 
   constructor (options: DatabricksScimTargetOptions) {
     this.client = options.client
@@ -307,6 +314,7 @@ export class DatabricksScimTarget implements Target, TargetSync {
       dispose: (generation, _key, reason) => { if (reason === 'evict') this.forgottenFloor = Math.max(this.forgottenFloor, generation) }
     })
     this.sync = new ScimSync(this.syncHost())
+    this.batches = new MembershipBatches(this.client.writes.lanes.patch, async (groupId, add, remove, prepaid) => await this.sendMembers(groupId, add, remove, prepaid), n => { this.observer.onMembershipBatch?.(n) })
   }
 
   async materialize (request: MaterializeRequest): Promise<Materialized> {
@@ -317,12 +325,17 @@ export class DatabricksScimTarget implements Target, TargetSync {
     const key = `${request.tenantId.toLowerCase()}|${p.id.toLowerCase()}`
     const fingerprint = fingerprintOf(request)
     const running = this.lanes.get(key)
-    // The same request in flight: share its outcome.
-    if (running?.fingerprint === fingerprint) return cloneResult(await running.promise)
+    // The same request in flight: share its outcome (and its place in the write queue).
+    if (running?.fingerprint === fingerprint) {
+      running.work.join()
+      return cloneResult(await running.promise)
+    }
     // Another request for this principal in flight: run after it (one materialization at a time).
     const before = running === undefined ? Promise.resolve() : running.promise.then(() => {}, () => {})
-    const promise = before.then(async () => await this.run(key, fingerprint, request))
-    this.lanes.set(key, { fingerprint, promise })
+    // Its writes are this principal's turn in the write lanes (fair across principals).
+    const work = new SharedWork(`principal:${key}`)
+    const promise = before.then(async () => await work.run(async () => await this.run(key, fingerprint, request)))
+    this.lanes.set(key, { fingerprint, promise, work })
     try {
       return cloneResult(await promise)
     } finally {
@@ -709,7 +722,7 @@ export class DatabricksScimTarget implements Target, TargetSync {
     await Promise.all([...byName.values()].map(async same => {
       for (const g of same) {
         try {
-          out.set(g.id, await this.nameGroup(g, taken, blocked))
+          out.set(g.id, await this.createGroupOnce(g, taken, blocked))
         } catch (err) {
           // A name Databricks cannot take (it refuses the create): this group is left out, not the login.
           if (!(err instanceof DatabricksBadRequestError)) throw err
@@ -725,6 +738,23 @@ export class DatabricksScimTarget implements Target, TargetSync {
    * is not the preferred one. A 409 means the name was taken meanwhile: by this group (a concurrent run,
    * adopted) or by another (the next name is tried).
    */
+  /**
+   * Creates the account group for an Entra group once, however many principals' runs find it missing at
+   * the same moment (a new team signing in together): the others wait for that create instead of each
+   * sending its own and adopting the group after a 409, which would spend the write budget many times over.
+   */
+  private async createGroupOnce (group: GroupRef, taken: Set<string>, blocked: (name: string) => GroupNameCollision['reason'] | undefined): Promise<ScimObject> {
+    const flying = this.creating.get(group.id)
+    if (flying !== undefined) return { ...await flying }
+    const flight = this.nameGroup(group, taken, blocked)
+    this.creating.set(group.id, flight)
+    try {
+      return { ...await flight }
+    } finally {
+      if (this.creating.get(group.id) === flight) this.creating.delete(group.id)
+    }
+  }
+
   private async nameGroup (group: Pick<GroupRef, 'id' | 'displayName'>, taken: Set<string>, blocked: (name: string) => GroupNameCollision['reason'] | undefined, existing?: ScimObject): Promise<ScimObject> {
     const candidates = groupNameCandidates(group, this.namePolicy)
     let conflict: unknown
@@ -800,8 +830,8 @@ export class DatabricksScimTarget implements Target, TargetSync {
     }
   }
 
-  private async patch (resource: string, id: string, operations: unknown[]): Promise<void> {
-    await this.client.account('PATCH', `/scim/v2/${resource}/${encodeURIComponent(id)}`, { body: { schemas: [SCIM_SCHEMA.patchOp], Operations: operations } })
+  private async patch (resource: string, id: string, operations: unknown[], prepaid = false): Promise<void> {
+    await this.client.account('PATCH', `/scim/v2/${resource}/${encodeURIComponent(id)}`, { body: { schemas: [SCIM_SCHEMA.patchOp], Operations: operations }, prepaid })
   }
 
   /**
@@ -809,7 +839,12 @@ export class DatabricksScimTarget implements Target, TargetSync {
    * one (a 400 other than a member gone), the removals are made alone and the additions in halves, down to
    * single members: the answer maps each member it refused to add to its refusal.
    */
+  /** A group's new and gone members, coalesced with other principals' writes to the group (membership-batches.ts). */
   private async patchMembers (groupId: string, add: string[], remove: string[]): Promise<Map<string, DatabricksBadRequestError>> {
+    return await this.batches.write(groupId, add, remove)
+  }
+
+  private async sendMembers (groupId: string, add: string[], remove: string[], prepaid: boolean): Promise<Map<string, DatabricksBadRequestError>> {
     const refused = new Map<string, DatabricksBadRequestError>()
     const addOps = chunk(add, MEMBERS_PER_OP)
     const removeOps = remove.map(id => ({ op: 'remove', path: `members[value eq ${scimString(id)}]` }))
@@ -819,7 +854,10 @@ export class DatabricksScimTarget implements Target, TargetSync {
     ]
     for (const part of chunk(ops, OPS_PER_PATCH)) {
       try {
-        await this.patch('Groups', groupId, part.map(o => o.op))
+        // Only the first PATCH was paid for by the batch; any other takes its own token.
+        const paid = prepaid
+        prepaid = false
+        await this.patch('Groups', groupId, part.map(o => o.op), paid)
       } catch (err) {
         if (!isRefusal(err)) throw err
         const adding = part.flatMap(o => o.members ?? [])

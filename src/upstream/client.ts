@@ -107,6 +107,8 @@ export interface UpstreamRequest {
   timeoutMs?: number
   /** Overrides the client's maxRetries for this call. */
   maxRetries?: number
+  /** Statuses handed back as they are instead of retried here (a caller that paces its own retries, e.g. under a write budget). */
+  passThrough?: readonly number[]
   signal?: AbortSignal
 }
 
@@ -227,7 +229,7 @@ export class UpstreamClient {
 
       if ('response' in outcome) {
         const { response } = outcome
-        if (!this.retryStatuses.has(response.status)) return { ...response, attempts: attempt }
+        if (!this.retryStatuses.has(response.status) || req.passThrough?.includes(response.status) === true) return { ...response, attempts: attempt }
         const retryAfterSeconds = parseRetryAfter(response.headers['retry-after'], this.now())
         if (response.status === 429 || (response.status === 503 && retryAfterSeconds !== undefined)) {
           this.emit('onThrottled', { upstream: this.name, method, route, status: response.status, ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}) })

@@ -1,0 +1,311 @@
+// The Databricks write scheduler: who gets the next write when account SCIM's write budgets (PATCH 2/s,
+// other writes 5/s) are the bottleneck. Without it a storm of new users queues behind a background job, a
+// user with ten new groups makes every later user wait for all ten, and the caller learns nothing of its
+// wait. One lane per endpoint family, each a token bucket (a burst of one second) that grants in order:
+//
+// - Priority first: interactive work (a login, a share, a permission answer) before background work (a
+//   registration job, the change feed). The priority comes from the calling context (`inBackground`, an
+//   AsyncLocalStorage), so the adapters need not pass it down; a ticket raised to interactive while it
+//   waits (an interactive caller joined the work it is for) moves up.
+// - Fair within a priority: owners (a principal's materialization) take turns, least recently served
+//   first, FIFO within an owner. So one user's ten group creates do not hold up the next user's own create.
+// - Bounded: a lane holds at most `maxQueued` waiting tickets; beyond that a write is refused at once with
+//   TargetUnavailableError (throttled) and the lane's estimated wait, rather than queued for minutes.
+// - A wait estimate per ticket ((tickets granted before it + 1) / rate), which a request past its deadline
+//   turns into its Retry-After (`retryAfterSeconds`), so a caller learns its place in the queue.
+// - `pause`: a 429 with Retry-After from Databricks empties the family's bucket until then, for everyone.
+//
+// Pure scheduling: no I/O, injected clock and timers, so tests and benches see every decision.
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { TargetUnavailableError } from './port.ts'
+
+export type WritePriority = 'interactive' | 'background'
+export type WriteFamily = 'patch' | 'write'
+
+/** What the calling context says about the writes it makes (see `inBackground`, `SharedWork`, `trackWaits`). */
+export interface WriteContext {
+  priority: WritePriority
+  /** Who the writes are for (a principal's materialization): the unit of fairness. */
+  owner?: string
+  /** What this context waits on: its own tickets and the shared work it joined (its Retry-After). */
+  waiting?: Waits
+}
+
+/** Tickets a piece of work waits on, and other work it waits for (a shared run, a membership batch). */
+export class Waits {
+  readonly tickets = new Set<Ticket>()
+  readonly joined = new Set<Waits>()
+
+  /** Seconds until everything waited on is expected to be granted (0: nothing waits). */
+  etaSeconds (depth = 0): number {
+    let seconds = 0
+    for (const t of this.tickets) if (!t.settled) seconds = Math.max(seconds, t.lane.etaSeconds(t))
+    if (depth < 8) for (const w of this.joined) seconds = Math.max(seconds, w.etaSeconds(depth + 1))
+    return seconds
+  }
+
+  /** Lifts every waiting ticket to interactive. */
+  raise (depth = 0): void {
+    for (const t of this.tickets) t.lane.raise(t)
+    if (depth < 8) for (const w of this.joined) w.raise(depth + 1)
+  }
+}
+
+const context = new AsyncLocalStorage<WriteContext>()
+
+export function currentWriteContext (): WriteContext | undefined {
+  return context.getStore()
+}
+
+/** The writes made inside `work` are background work: they yield to interactive ones. */
+export async function inBackground<T> (work: () => Promise<T>): Promise<T> {
+  const outer = context.getStore()
+  return await context.run({ priority: 'background', ...outer?.waiting !== undefined ? { waiting: outer.waiting } : {} }, work)
+}
+
+/**
+ * Runs `work` as an interactive request whose waits are tracked: `retryAfterSeconds()` is, at any moment,
+ * when the writes it still waits for are expected to be granted (0 when it waits for none).
+ */
+export function trackWaits<T> (work: () => Promise<T>): { result: Promise<T>, retryAfterSeconds: () => number } {
+  const waiting = new Waits()
+  const result = context.run({ priority: 'interactive', waiting }, work)
+  return { result, retryAfterSeconds: () => Math.ceil(waiting.etaSeconds()) }
+}
+
+/**
+ * Work several callers share (one principal's materialization): its writes are owned by `owner`, with the
+ * priority of the most urgent caller. Each caller that joins waits on it (its Retry-After counts it), and an
+ * interactive caller lifts a background run to interactive, tickets already waiting included.
+ */
+export class SharedWork {
+  private readonly ctx: WriteContext & { waiting: Waits }
+
+  constructor (owner: string) {
+    this.ctx = { priority: context.getStore()?.priority ?? 'interactive', owner, waiting: new Waits() }
+    this.join()
+  }
+
+  async run<T> (work: () => Promise<T>): Promise<T> {
+    return await context.run(this.ctx, work)
+  }
+
+  join (): void {
+    const outer = context.getStore()
+    outer?.waiting?.joined.add(this.ctx.waiting)
+    if ((outer?.priority ?? 'interactive') === 'interactive' && this.ctx.priority !== 'interactive') {
+      this.ctx.priority = 'interactive'
+      this.ctx.waiting.raise()
+    }
+  }
+}
+
+export function familyOf (method: string): WriteFamily | undefined {
+  if (method === 'PATCH') return 'patch'
+  if (method === 'POST' || method === 'PUT' || method === 'DELETE') return 'write'
+  return undefined
+}
+
+export interface Ticket {
+  readonly lane: WriteLane
+  priority: WritePriority
+  readonly owner: string
+  readonly seq: number
+  settled: boolean
+  grant: () => void
+  refuse: (err: Error) => void
+}
+
+export interface LaneObserver {
+  /** A ticket was granted after waiting `waitedMs` (0: at once). */
+  onGranted?: (family: WriteFamily, priority: WritePriority, waitedMs: number) => void
+}
+
+export interface WriteLaneOptions {
+  family: WriteFamily
+  ratePerSecond: number
+  /** Waiting tickets at most (default 10,000). */
+  maxQueued?: number
+  now?: () => number
+  observer?: LaneObserver
+}
+
+const RANK: Record<WritePriority, number> = { interactive: 0, background: 1 }
+
+export class WriteLane {
+  readonly family: WriteFamily
+  readonly rate: number
+  private readonly burst: number
+  private readonly maxQueued: number
+  private readonly now: () => number
+  private readonly observer: LaneObserver | undefined
+  private tokens: number
+  private refilledAt: number
+  /** Nothing is granted before this time (a Retry-After from Databricks). */
+  private pausedUntil = 0
+  private readonly queue: Ticket[] = []
+  private readonly enqueuedAt = new WeakMap<Ticket, number>()
+  /** owner → the grant number it was last served at (fairness: least recently served first). */
+  private readonly served = new Map<string, number>()
+  private grants = 0
+  private seq = 0
+  private timer: NodeJS.Timeout | undefined
+
+  constructor (options: WriteLaneOptions) {
+    if (!(options.ratePerSecond > 0 && Number.isFinite(options.ratePerSecond))) throw new TypeError(`${options.family}: ratePerSecond must be a positive number.`)
+    this.family = options.family
+    this.rate = options.ratePerSecond
+    // Half a second's burst, not Databricks' whole second: a lane that spent a full burst would pace at
+    // exactly the limit with Databricks' bucket empty, and every bit of network jitter would be a 429.
+    this.burst = Math.max(1, Math.floor(options.ratePerSecond / 2))
+    this.maxQueued = options.maxQueued ?? 10_000
+    this.now = options.now ?? Date.now
+    this.observer = options.observer
+    this.tokens = this.burst
+    this.refilledAt = this.now()
+  }
+
+  /** Waits for a write token of this family, in the lane's order. */
+  async take (ctx: WriteContext | undefined = context.getStore()): Promise<void> {
+    const priority = ctx?.priority ?? 'interactive'
+    this.refill()
+    if (this.queue.length === 0 && this.tokens >= 1 && this.now() >= this.pausedUntil) {
+      this.tokens -= 1
+      this.observer?.onGranted?.(this.family, priority, 0)
+      return
+    }
+    if (this.queue.length >= this.maxQueued) {
+      const wait = Math.ceil((this.queue.length + 1) / this.rate)
+      throw new TargetUnavailableError(`Databricks' ${this.family === 'patch' ? 'PATCH' : 'write'} budget is booked ${wait} s ahead (${this.queue.length} writes waiting): retry later.`, wait, { throttled: true })
+    }
+    await new Promise<void>((resolve, reject) => {
+      const ticket: Ticket = {
+        lane: this,
+        priority,
+        owner: ctx?.owner ?? `anonymous:${this.seq}`,
+        seq: this.seq++,
+        settled: false,
+        grant: () => { ticket.settled = true; ctx?.waiting?.tickets.delete(ticket); resolve() },
+        refuse: err => { ticket.settled = true; ctx?.waiting?.tickets.delete(ticket); reject(err) }
+      }
+      this.enqueuedAt.set(ticket, this.now())
+      this.queue.push(ticket)
+      ctx?.waiting?.tickets.add(ticket)
+      this.schedule()
+    })
+  }
+
+  /** Moves a waiting ticket up to interactive (an interactive request joined the work it is for). */
+  raise (ticket: Ticket): void {
+    if (!ticket.settled) ticket.priority = 'interactive'
+  }
+
+  /** Databricks said to wait: no token of this family before `seconds` from now. */
+  pause (seconds: number): void {
+    if (!(seconds > 0)) return
+    this.pausedUntil = Math.max(this.pausedUntil, this.now() + seconds * 1000)
+    this.tokens = 0
+    this.refilledAt = this.now()
+    this.schedule()
+  }
+
+  /** Waiting tickets, by priority. */
+  depth (): Record<WritePriority, number> {
+    const out = { interactive: 0, background: 0 }
+    for (const t of this.queue) out[t.priority]++
+    return out
+  }
+
+  /**
+   * When this waiting ticket should be granted, in seconds from now: the tickets picked before it (all of
+   * higher priority, those of its priority enqueued earlier) at the lane's rate, after any pause.
+   */
+  etaSeconds (ticket: Ticket): number {
+    let ahead = 0
+    for (const t of this.queue) {
+      if (t === ticket) continue
+      if (RANK[t.priority] < RANK[ticket.priority] || (t.priority === ticket.priority && t.seq < ticket.seq)) ahead++
+    }
+    const paused = Math.max(0, this.pausedUntil - this.now()) / 1000
+    return paused + (ahead + 1) / this.rate
+  }
+
+  close (): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    for (const t of this.queue.splice(0)) t.refuse(new TargetUnavailableError('The service is shutting down.', 1))
+  }
+
+  private refill (): void {
+    const now = this.now()
+    if (now < this.pausedUntil) return
+    const from = Math.max(this.refilledAt, this.pausedUntil)
+    this.tokens = Math.min(this.burst, this.tokens + ((now - from) / 1000) * this.rate)
+    this.refilledAt = now
+  }
+
+  private schedule (): void {
+    if (this.timer !== undefined || this.queue.length === 0) return
+    this.refill()
+    const now = this.now()
+    const delay = now < this.pausedUntil ? this.pausedUntil - now : this.tokens >= 1 ? 0 : ((1 - this.tokens) / this.rate) * 1000
+    this.timer = setTimeout(() => { this.timer = undefined; this.drain() }, Math.ceil(delay))
+  }
+
+  private drain (): void {
+    this.refill()
+    while (this.queue.length > 0 && this.tokens >= 1 && this.now() >= this.pausedUntil) {
+      const index = this.pick()
+      const [ticket] = this.queue.splice(index, 1) as [Ticket]
+      this.tokens -= 1
+      this.served.set(ticket.owner, ++this.grants)
+      if (this.served.size > 4 * this.maxQueued) this.served.clear()
+      this.observer?.onGranted?.(this.family, ticket.priority, this.now() - (this.enqueuedAt.get(ticket) ?? this.now()))
+      ticket.grant()
+    }
+    this.schedule()
+  }
+
+  /** The next ticket: highest priority, then the owner served least recently, then FIFO. */
+  private pick (): number {
+    let best = 0
+    for (let i = 1; i < this.queue.length; i++) {
+      const a = this.queue[i] as Ticket
+      const b = this.queue[best] as Ticket
+      const rank = RANK[a.priority] - RANK[b.priority]
+      if (rank !== 0) { if (rank < 0) best = i; continue }
+      const served = (this.served.get(a.owner) ?? 0) - (this.served.get(b.owner) ?? 0)
+      if (served !== 0) { if (served < 0) best = i; continue }
+      if (a.seq < b.seq) best = i
+    }
+    return best
+  }
+}
+
+/** Both families' lanes (a family without a budget has no lane: its writes are not paced). */
+export class WriteScheduler {
+  readonly lanes: Partial<Record<WriteFamily, WriteLane>>
+
+  constructor (options: { budgets: Partial<Record<WriteFamily, number>>, maxQueued?: number, now?: () => number, observer?: LaneObserver }) {
+    const lanes: Partial<Record<WriteFamily, WriteLane>> = {}
+    for (const family of ['patch', 'write'] as const) {
+      const rate = options.budgets[family]
+      if (rate !== undefined) lanes[family] = new WriteLane({ family, ratePerSecond: rate, ...options.maxQueued !== undefined ? { maxQueued: options.maxQueued } : {}, ...options.now !== undefined ? { now: options.now } : {}, ...options.observer !== undefined ? { observer: options.observer } : {} })
+    }
+    this.lanes = lanes
+  }
+
+  async take (method: string): Promise<void> {
+    const family = familyOf(method)
+    if (family !== undefined) await this.lanes[family]?.take()
+  }
+
+  pause (method: string, seconds: number): void {
+    const family = familyOf(method)
+    if (family !== undefined) this.lanes[family]?.pause(seconds)
+  }
+
+  close (): void {
+    for (const lane of Object.values(this.lanes)) lane.close()
+  }
+}
