@@ -129,3 +129,35 @@ t.test('a running registration job does not stand in front of a login', async t 
     return j.json().status === 'completed'
   })
 })
+
+t.test('Databricks down, then throttling, in the middle of a storm: 503s with Retry-After, then everyone gets in exactly once', async t => {
+  await fresh()
+  const { app } = await startService(t, emulator, { ...env, REQUEST_TIMEOUT_MS: '3000' })
+  const some = userIds.slice(0, 8)
+  const tokens = await Promise.all(some.map(async id => await tokenFor(emulator, id)))
+  const login = async (token: string) => await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })
+
+  await control(emulator, 'POST', '/faults', { route: '/api/2.0/accounts/*/scim/v2/*', status: 503 })
+  const down = await Promise.all(tokens.map(login))
+  t.same([...new Set(down.map(a => a.statusCode))], [503], 'every caller gets a 503 while Databricks is down')
+  t.ok(down.every(a => Number(a.headers['retry-after']) >= 1), 'each with a Retry-After')
+  t.ok(down.every(a => a.headers['content-type']?.startsWith('application/problem+json') === true))
+
+  // Back, but throttling every write for a moment: the lanes pause and retry, never loop.
+  await control(emulator, 'DELETE', '/faults')
+  await control(emulator, 'POST', '/faults', { route: '/api/2.0/accounts/*/scim/v2/*', method: 'POST', status: 429, retryAfter: 0.2, times: 6 })
+  emulator.ctx.calls.reset()
+  for (let round = 0; round < 60; round++) {
+    const answers = await Promise.all(tokens.map(login))
+    if (answers.every(a => a.statusCode === 200)) break
+    t.ok(answers.every(a => a.statusCode === 200 || a.statusCode === 503), 'meanwhile 200 or 503, nothing else')
+    await new Promise(resolve => setTimeout(resolve, 1000))
+  }
+  const state = await accountState(emulator)
+  for (const id of some) t.equal(state.users.filter(u => u.externalId === id).length, 1, `${id} in the account exactly once`)
+  const done = writes()
+  t.ok(done.posts <= some.length + GROUPS + 6, `creates bounded: ${done.posts} POSTs (${some.length} users, ${GROUPS} groups, 6 refused)`)
+  const again = await Promise.all(tokens.map(login))
+  t.same([...new Set(again.map(a => a.statusCode))], [200])
+  t.same(writes(), done, 'once in, a login writes nothing')
+})
