@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { ensurePki } from '../emulators/pki.ts'
 import { RESULTS_DIR } from './lib/results.ts'
 
-const all = ['generator.ts', 'cold-login.ts', 'cold-login-groups.ts', 'login-throughput.ts', 'permissions-throughput.ts', 'cache-memory.ts', 'databricks.ts', 'registration.ts', 'storm-scim.ts', 'healthz-under-load.ts', 'freshness.ts']
+const all = ['generator.ts', 'cold-login.ts', 'cold-login-groups.ts', 'login-throughput.ts', 'permissions-throughput.ts', 'cache-memory.ts', 'databricks.ts', 'registration.ts', 'storm-scim.ts', 'storm-aim.ts', 'healthz-under-load.ts', 'freshness.ts']
 const benches = process.argv.length > 2 ? process.argv.slice(2) : all
 const { caPath } = await ensurePki()
 
