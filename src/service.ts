@@ -176,7 +176,8 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       materializer,
       objects: new WorkspaceObjects({ client: databricks, clock, ttlMs: config.CACHE_ACL_TTL_SECONDS * 1000 }),
       groupNames,
-      lookups: new LookupBudget({ perMinute: config.PRINCIPAL_LOOKUPS_PER_MINUTE })
+      lookups: new LookupBudget({ perMinute: config.PRINCIPAL_LOOKUPS_PER_MINUTE }),
+      observer: metrics.cacheObserver
     })
 
   // Bulk registration jobs, in Redis when configured (shared by replicas), else in files.

@@ -7,7 +7,7 @@ import type { Caller } from '../auth/caller.ts'
 import { ObjectAccess, type ObjectRef } from '../resolver/object-access.ts'
 import { DatabricksNotConfigured } from '../resolver/errors.ts'
 import { By, EXAMPLE, EffectivePermissionResult, Name, ObjectIdString, ObjectTypeName, ShareRequest, ShareResult, Strict, WorkspaceId, success } from './schemas.ts'
-import { principalQuery, resolutionBody } from './resolution.ts'
+import { principalBody, principalQuery } from './resolution.ts'
 import { checkObjectId } from './object-ids.ts'
 import { BEARER, CALLER, DATABRICKS, JSON_BODY, LOOKUP, PARAMETERS, Problems as P, V1, problemResponses } from './problem-catalogue.ts'
 
@@ -76,7 +76,7 @@ export async function accessRoutes (parent: FastifyInstance, options: { access?:
       workspaceId,
       objectType: answer.objectType,
       objectId: ref.objectId,
-      principal: resolutionBody(subject).principal,
+      principal: principalBody(subject.principal),
       level: effective.level,
       ...(blocked !== undefined ? { blocked } : {}),
       grants: effective.grants,
@@ -104,7 +104,7 @@ export async function accessRoutes (parent: FastifyInstance, options: { access?:
     const shared = await access.share(callerOf(request), refOf(workspaceId, objectType, objectId), principalQuery(principal, by, 'principal'), level)
     return {
       grant: { workspaceId, objectType: shared.objectType, objectId, level: shared.level, principalName: shared.principalName, changed: shared.changed },
-      principal: resolutionBody({ principal: shared.principal, groups: [], groupsSource: 'graph' }).principal,
+      principal: principalBody(shared.principal),
       databricks: { principalId: shared.databricksId },
       workspace: shared.workspace,
       ...(shared.dashboard !== undefined ? { dashboard: shared.dashboard } : {})

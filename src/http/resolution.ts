@@ -1,27 +1,32 @@
 // The JSON bodies of /v1/login and /v1/principals: a principal, its transitive groups, and where it is in Databricks.
 import type { Resolution } from '../resolver/resolver.ts'
 import type { Materialized } from '../target/port.ts'
-import type { PrincipalQuery } from '../directory/port.ts'
+import type { DirectoryPrincipal, PrincipalQuery } from '../directory/port.ts'
 import type { DatabricksIdentityBody, ResolutionBody } from './schemas.ts'
 import createError from '@fastify/error'
 import { GUID } from '../auth/claims.ts'
 
 export function resolutionBody ({ principal, groups, groupsSource }: Resolution): ResolutionBody {
   return {
-    principal: {
-      id: principal.id,
-      tenantId: principal.tenantId,
-      kind: principal.kind,
-      displayName: principal.displayName,
-      ...(principal.userPrincipalName !== undefined ? { userPrincipalName: principal.userPrincipalName } : {}),
-      ...(principal.mail !== undefined ? { mail: principal.mail } : {}),
-      ...(principal.userType !== undefined ? { userType: principal.userType } : {}),
-      ...(principal.appId !== undefined ? { appId: principal.appId } : {}),
-      accountEnabled: principal.accountEnabled
-    },
+    principal: principalBody(principal),
     groups: groups.map(g => ({ id: g.id, displayName: g.displayName })),
     groupCount: groups.length,
     groupsSource
+  }
+}
+
+/** The principal as the API shows it (without its groups: a permission answer needs only this). */
+export function principalBody (principal: DirectoryPrincipal): ResolutionBody['principal'] {
+  return {
+    id: principal.id,
+    tenantId: principal.tenantId,
+    kind: principal.kind,
+    displayName: principal.displayName,
+    ...(principal.userPrincipalName !== undefined ? { userPrincipalName: principal.userPrincipalName } : {}),
+    ...(principal.mail !== undefined ? { mail: principal.mail } : {}),
+    ...(principal.userType !== undefined ? { userType: principal.userType } : {}),
+    ...(principal.appId !== undefined ? { appId: principal.appId } : {}),
+    accountEnabled: principal.accountEnabled
   }
 }
 

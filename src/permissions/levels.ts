@@ -118,6 +118,8 @@ function isCanonical (value: string): value is ObjectType {
 
 /** Returns the object type for `dashboards`, `dashboard`, `/sql/warehouses/`, `Folders`, …; throws UnknownObjectTypeError. */
 export function normalizeObjectType (input: string): ObjectType {
+  // Already canonical (every call after the route's own): no string work, no regex.
+  if (typeof input === 'string' && isCanonical(input)) return input
   const key = String(input).trim().toLowerCase().replace(/^\/+|\/+$/g, '')
   if (isCanonical(key)) return key
   if (Object.hasOwn(OBJECT_TYPE_ALIASES, key)) return OBJECT_TYPE_ALIASES[key]!

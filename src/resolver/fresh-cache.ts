@@ -108,6 +108,14 @@ export class FreshCache<V extends object> {
     return entry.value
   }
 
+  /**
+   * The fresh value, or undefined, without counting a lookup: to check that a value derived from it (a
+   * principal's group paths) was derived from what the cache holds now.
+   */
+  peekFresh (key: string): V | undefined {
+    return this.lru.get(key, { allowStale: false })?.value
+  }
+
   /** True when a fresh entry is cached (no load would happen). */
   hasFresh (key: string): boolean {
     return this.lru.has(key)

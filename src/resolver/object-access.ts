@@ -12,6 +12,13 @@
 //
 // The two use cases, `ask` and `share`, take the caller and decide with the pure policy (policy/) before
 // anything about the other principal is looked up.
+//
+// Answers are remembered (answer-cache.ts): a question reads what it depends on from the same caches as
+// before — the ACL, the workspace's assignments, the account's group names, the principal and its groups,
+// the nesting edges, the dashboard's publication — once per request, and when every one of them is what
+// a remembered answer was computed from, that answer is served instead of being computed again. No cache
+// is bypassed or outlived: an ACL past its TTL, a share, an Entra change the sync applies, a group renamed
+// in the account all change an input, and the answer is computed again from the new one.
 import type { Caller } from '../auth/caller.ts'
 import type { DirectoryPrincipal, GroupRef, PrincipalQuery } from '../directory/port.ts'
 import { mayAskAboutOthers, mayGrant, mayManage, type CallerStanding, type Decision } from '../policy/object-policy.ts'
@@ -21,7 +28,6 @@ import {
   normalizeObjectType,
   OBJECT_TYPE_LEVELS,
   parseLevel,
-  shortestGroupPaths,
   tryParseLevel,
   UnknownObjectTypeError,
   InvalidPermissionLevelError,
@@ -31,13 +37,15 @@ import {
   type PermissionLevel,
   type PrincipalGroup
 } from '../permissions/index.ts'
-import type { WorkspaceObjects } from '../target/workspace-objects.ts'
+import type { DashboardPublication as PublicationState, ObjectAcl, WorkspaceObjects } from '../target/workspace-objects.ts'
 import type { AccountGroupNames } from '../target/account-groups.ts'
 import type { PermissionAssignment, WorkspacePermission } from '../target/assignments.ts'
 import type { Materializer } from './materializer.ts'
 import type { Resolution, Resolver } from './resolver.ts'
 import type { LookupBudget } from './lookup-budget.ts'
 import { admitsGroup } from './group-filter.ts'
+import type { CacheObserver } from './fresh-cache.ts'
+import { AnswerCache, aclGroupNames, type GroupNameFacts, type RememberedAnswer } from './answer-cache.ts'
 import {
   InvalidOwner,
   InvalidPermissionLevel,
@@ -103,6 +111,23 @@ export interface ObjectAccessOptions {
   groupNames: AccountGroupNames
   /** Each caller's budget of lookups of other principals. */
   lookups: LookupBudget
+  /** Told whether each answer was served remembered (`answers`: hit) or computed (miss). */
+  observer?: CacheObserver
+}
+
+/** What a question reads about the object: once per request, shared by the caller's standing and the answer. */
+interface ObjectFacts {
+  ref: ObjectRef
+  objectType: ObjectType
+  acl: ObjectAcl
+  /** A copy, new on each read (the assignments client copies). */
+  assignments: PermissionAssignment[]
+  /** The group names the ACL holds, and those of the groups assigned to the workspace. */
+  aclNames: ReadonlySet<string>
+  assignedNames: ReadonlySet<string>
+  /** Read when an answer needs them, at most once per request. */
+  names?: Promise<GroupNameFacts>
+  publication?: Promise<PublicationState>
 }
 
 /** What `ask` answers: about whom, and what it may do. */
@@ -112,6 +137,8 @@ export interface AskResult {
 }
 
 export class ObjectAccess {
+  private readonly answers = new AnswerCache<ObjectAccessAnswer>()
+
   constructor (private readonly deps: ObjectAccessOptions) {}
 
   /** The object type as the Permissions API names it; a 400 problem for an unknown one. */
@@ -140,15 +167,22 @@ export class ObjectAccess {
    * nothing about whether the principal exists, and costs no directory call.
    */
   async ask (caller: Caller, ref: ObjectRef, about?: PrincipalQuery): Promise<AskResult> {
-    ObjectAccess.objectType(ref.objectType)
+    const objectType = ObjectAccess.objectType(ref.objectType)
     const self = await this.deps.resolver.resolveCaller(caller)
-    if (about === undefined || names(about, self.principal)) return { subject: self, answer: await this.effective(self, ref) }
-    const own = await this.effective(self, ref, { explain: false })
+    const facts = await this.facts(ref, objectType)
+    if (about === undefined || names(about, self.principal)) return { subject: self, answer: await this.answer(self, facts, true) }
+    const own = await this.answer(self, facts, false)
     refuse(mayAskAboutOthers(standingOf(own), caller.roles), reason => new PermissionQueryForbidden(`${own.objectType}/${ref.objectId}`, reason))
-    this.spendLookup(caller, about)
-    const subject = await this.deps.resolver.resolve(caller.tenantId, about)
+    // Cached throughout: no directory call, so none of the caller's budget is spent.
+    const subject = this.deps.resolver.warm(caller.tenantId, about) ?? await this.lookUp(caller, about)
     if (subject.principal.kind === 'group') throw new UnsupportedSubject(Object.values(about)[0] as string)
-    return { subject, answer: await this.effective(subject, ref) }
+    return { subject, answer: await this.answer(subject, facts, true) }
+  }
+
+  /** Another principal, from the directory when it is not cached (which costs the caller one lookup). */
+  private async lookUp (caller: Caller, about: PrincipalQuery): Promise<Resolution> {
+    this.spendLookup(caller, about)
+    return await this.deps.resolver.resolve(caller.tenantId, about)
   }
 
   /**
@@ -191,18 +225,55 @@ export class ObjectAccess {
    * `fresh: true` reads the ACL again instead of from the cache.
    */
   async effective (subject: Resolution, ref: ObjectRef, { explain = true, fresh = false }: { explain?: boolean, fresh?: boolean } = {}): Promise<ObjectAccessAnswer> {
-    const objectType = ObjectAccess.objectType(ref.objectType)
-    const { principal } = subject
+    return await this.answer(subject, await this.facts(ref, ObjectAccess.objectType(ref.objectType), fresh), explain)
+  }
+
+  /** The object's ACL and its workspace's assignments (from their caches; `fresh`: the ACL read again). */
+  private async facts (ref: ObjectRef, objectType: ObjectType, fresh = false): Promise<ObjectFacts> {
     const [acl, assignments] = await this.deps.materializer.guard(Promise.all([
       this.deps.objects.acl(ref.workspaceId, objectType, ref.objectId, { fresh }),
       this.deps.materializer.assignments.forWorkspace(ref.workspaceId)
     ]))
-    const entries = acl.accessControlList
-    const { acl: groups, assigned } = await this.memberships(ref.workspaceId, subject, entries, assignments, explain)
-    const workspace = workspaceRole(principal, assignments, assigned)
+    const assignedNames = new Set<string>()
+    for (const a of assignments) if (a.kind === 'group' && a.name !== undefined) assignedNames.add(a.name)
+    return { ref, objectType, acl, assignments, aclNames: aclGroupNames(acl), assignedNames }
+  }
+
+  /**
+   * The answer for `subject` from these facts: the remembered one when everything it was computed from is
+   * unchanged (the same cached ACL, principal and group list; equal assignments and group names; the same
+   * nesting edges; the same publication), otherwise computed and remembered.
+   */
+  private async answer (subject: Resolution, facts: ObjectFacts, explain: boolean): Promise<ObjectAccessAnswer> {
+    const remembered = this.answers.get(facts.acl, subject.principal, explain)
+    if (remembered !== undefined && await this.unchanged(remembered, subject, facts)) {
+      this.deps.observer?.onLookup('answers', 'hit')
+      return remembered.answer
+    }
+    this.deps.observer?.onLookup('answers', 'miss')
+    const computed = await this.compute(subject, facts, explain)
+    this.answers.set(computed, explain)
+    return computed.answer
+  }
+
+  /** Whether a remembered answer was computed from what the caches hold now (read in the order compute() reads them). */
+  private async unchanged (remembered: RememberedAnswer<ObjectAccessAnswer>, subject: Resolution, facts: ObjectFacts): Promise<boolean> {
+    if (!this.answers.sameInputs(remembered, { acl: facts.acl, assignments: facts.assignments, principal: subject.principal, groups: subject.groups })) return false
+    if (remembered.names !== undefined && !this.answers.sameNames(remembered.names, await this.groupNames(facts))) return false
+    if (remembered.paths !== undefined && this.deps.resolver.warmGroupPaths(subject) !== remembered.paths) return false
+    return remembered.publication === undefined || remembered.publication === await this.publicationOf(facts)
+  }
+
+  private async compute (subject: Resolution, facts: ObjectFacts, explain: boolean): Promise<RememberedAnswer<ObjectAccessAnswer>> {
+    const { objectType } = facts
+    const { principal } = subject
+    // The account's group names, needed only when the ACL or the assignments name groups and the subject has any.
+    const groupNames = (facts.aclNames.size > 0 || facts.assignedNames.size > 0) && subject.groups.length > 0 ? await this.groupNames(facts) : undefined
+    const { acl: groups, assigned, paths } = await this.memberships(subject, facts, groupNames, explain)
+    const workspace = workspaceRole(principal, facts.assignments, assigned)
     const effective = effectivePermission({
       objectType,
-      acl: entries,
+      acl: facts.acl.accessControlList,
       principal: {
         kind: principal.kind === 'servicePrincipal' ? 'servicePrincipal' : 'user',
         ...(principal.userPrincipalName !== undefined ? { userName: principal.userPrincipalName } : {}),
@@ -214,13 +285,39 @@ export class ObjectAccess {
     })
     // Databricks deactivates a principal disabled in Entra: no grant lets it in.
     const blocked = principal.accountEnabled ? undefined : `${principal.displayName} is disabled in Entra (accountEnabled=false), so Databricks refuses it whatever its grants.`
-    return {
+    const publication = objectType === 'dashboards' ? await this.publicationOf(facts) : undefined
+    const answer: ObjectAccessAnswer = deepFreeze({
       objectType,
       effective: blocked === undefined ? effective : { ...effective, level: null },
       ...(blocked !== undefined ? { blocked } : {}),
       workspace,
-      ...(objectType === 'dashboards' ? { dashboard: await this.publication(ref, workspace, effective.level) } : {})
-    }
+      ...(publication !== undefined ? { dashboard: dashboardAccess(publication, workspace, effective.level) } : {})
+    })
+    return { acl: facts.acl, assignments: facts.assignments, principal, groups: subject.groups, names: groupNames, paths, publication, answer }
+  }
+
+  /**
+   * Each ACL group name → the account group's externalId, and the names local groups of the workspace
+   * hold (only when the ACL names groups): read once per request, whoever asks.
+   */
+  private async groupNames (facts: ObjectFacts): Promise<GroupNameFacts> {
+    facts.names ??= this.readGroupNames(facts)
+    return await facts.names
+  }
+
+  private async readGroupNames ({ ref, aclNames, assignedNames }: ObjectFacts): Promise<GroupNameFacts> {
+    const all = assignedNames.size === 0 ? [...aclNames] : [...new Set([...aclNames, ...assignedNames])]
+    const [external, local] = await this.deps.materializer.guard(Promise.all([
+      this.deps.groupNames.externalIds(all),
+      aclNames.size === 0 ? new Set<string>() : this.deps.groupNames.localNames(ref.workspaceId, [...aclNames])
+    ]))
+    return { external, local }
+  }
+
+  /** Whether the dashboard is published, with embedded credentials (cached like ACLs): read once per request. */
+  private async publicationOf (facts: ObjectFacts): Promise<PublicationState> {
+    facts.publication ??= this.deps.materializer.guard(this.deps.objects.publication(facts.ref.workspaceId, facts.ref.objectId))
+    return await facts.publication
   }
 
   /**
@@ -276,7 +373,7 @@ export class ObjectAccess {
       databricksId,
       changed,
       workspace,
-      ...(objectType === 'dashboards' ? { dashboard: await this.publication(ref, workspace, granted) } : {})
+      ...(objectType === 'dashboards' ? { dashboard: dashboardAccess(await this.deps.materializer.guard(this.deps.objects.publication(ref.workspaceId, ref.objectId)), workspace, granted) } : {})
     }
   }
 
@@ -305,65 +402,60 @@ export class ObjectAccess {
 
   /**
    * The principal's groups as the ACL and the assignments name them, each with its nesting path in Entra
-   * display names. An ACL name counts only when it traces back (by externalId) to an account group the
-   * principal is in and no local or system group of the workspace holds it; an assignment names an account
-   * group by id, so its name needs no such check.
+   * display names (and the paths it came from, to check later that they still hold). An ACL name counts
+   * only when it traces back (by externalId) to an account group the principal is in and no local or system
+   * group of the workspace holds it; an assignment names an account group by id, so its name needs no such
+   * check. `names` undefined: nothing to match (no group names, or no groups).
    */
-  private async memberships (workspaceId: string, subject: Resolution, entries: readonly AclEntry[], assignments: readonly PermissionAssignment[], explain: boolean): Promise<{ acl: PrincipalGroup[], assigned: Set<string> }> {
-    const aclNames = new Set<string>()
-    const assignedNames = new Set<string>()
-    for (const e of entries) if (typeof e.group_name === 'string') aclNames.add(e.group_name)
-    for (const a of assignments) if (a.kind === 'group' && a.name !== undefined) assignedNames.add(a.name)
-    if ((aclNames.size === 0 && assignedNames.size === 0) || subject.groups.length === 0) return { acl: [], assigned: new Set() }
-    const all = [...new Set([...aclNames, ...assignedNames])]
-    const [external, local] = await this.deps.materializer.guard(Promise.all([
-      this.deps.groupNames.externalIds(all),
-      aclNames.size === 0 ? new Set<string>() : this.deps.groupNames.localNames(workspaceId, [...aclNames])
-    ]))
+  private async memberships (subject: Resolution, facts: ObjectFacts, names: GroupNameFacts | undefined, explain: boolean): Promise<{ acl: PrincipalGroup[], assigned: Set<string>, paths?: ReadonlyMap<string, readonly string[]> }> {
+    if (names === undefined) return { acl: [], assigned: new Set() }
+    const { external, local } = names
     const inClosure = new Map(subject.groups.map(g => [g.id.toLowerCase(), g]))
     const mine = (name: string): GroupRef | undefined => {
       const id = external.get(name)?.toLowerCase()
       return id === undefined ? undefined : inClosure.get(id)
     }
-    const assigned = new Set([...assignedNames].filter(name => mine(name) !== undefined))
-    const matched = [...aclNames].flatMap(name => {
+    const assigned = new Set([...facts.assignedNames].filter(name => mine(name) !== undefined))
+    const matched = [...facts.aclNames].flatMap(name => {
       const group = local.has(name.trim().toLowerCase()) ? undefined : mine(name)
       return group === undefined ? [] : [{ name, group }]
     })
     if (matched.length === 0) return { acl: [], assigned }
     if (!explain) return { acl: matched.map(({ name }) => ({ name, path: [name] })), assigned }
-    const paths = await this.paths(subject)
+    // The nesting path of each of the principal's groups (from the resolver's cached edges).
+    const paths = await this.deps.resolver.groupPaths(subject)
     return {
       acl: matched.map(({ name, group }) => {
         const ids = paths.get(group.id) ?? [group.id]
         // Entra names along the way, the ACL's own name for the group at the end.
         return { name, path: [...ids.slice(0, -1).map(id => inClosure.get(id.toLowerCase())?.displayName ?? id), name] }
       }),
-      assigned
+      assigned,
+      paths
     }
   }
+}
 
-  /** The nesting path of each of the principal's groups (from the resolver's cached edges). */
-  private async paths ({ principal, groups }: Resolution): Promise<Map<string, string[]>> {
-    const [direct, parents] = await Promise.all([
-      this.deps.resolver.directGroups(principal),
-      this.deps.resolver.directParents(principal.tenantId, groups.map(g => g.id))
-    ])
-    return shortestGroupPaths(direct.map(g => g.id), parents)
-  }
+/** What a principal with this workspace access and level can see of the dashboard, given its publication. */
+function dashboardAccess ({ published, embedCredentials }: PublicationState, workspace: WorkspaceRole, level: PermissionLevel | null): DashboardPublication {
+  const granted = level !== null
+  const canViewPublished = granted && published && embedCredentials
+  let note: string
+  if (workspace.access !== 'NONE') note = granted ? 'Has access to the workspace: opens the dashboard with its own permissions.' : 'Has access to the workspace but no grant on the dashboard.'
+  else if (!granted) note = 'No access to the workspace and no grant on the dashboard.'
+  else if (canViewPublished) note = 'No access to the workspace: can view the published copy, which runs with the publisher\'s embedded credentials; not the draft.'
+  else if (published) note = 'No access to the workspace, and the dashboard is published without embedded credentials: it cannot be viewed until the principal gets workspace access or the dashboard is published with embedded credentials.'
+  else note = 'No access to the workspace, and the dashboard is not published: it cannot be viewed until the principal gets workspace access or the dashboard is published with embedded credentials.'
+  return { published, embedCredentials, canViewPublished, note }
+}
 
-  private async publication (ref: ObjectRef, workspace: WorkspaceRole, level: PermissionLevel | null): Promise<DashboardPublication> {
-    const { published, embedCredentials } = await this.deps.materializer.guard(this.deps.objects.publication(ref.workspaceId, ref.objectId))
-    const granted = level !== null
-    const canViewPublished = granted && published && embedCredentials
-    let note: string
-    if (workspace.access !== 'NONE') note = granted ? 'Has access to the workspace: opens the dashboard with its own permissions.' : 'Has access to the workspace but no grant on the dashboard.'
-    else if (!granted) note = 'No access to the workspace and no grant on the dashboard.'
-    else if (canViewPublished) note = 'No access to the workspace: can view the published copy, which runs with the publisher\'s embedded credentials; not the draft.'
-    else if (published) note = 'No access to the workspace, and the dashboard is published without embedded credentials: it cannot be viewed until the principal gets workspace access or the dashboard is published with embedded credentials.'
-    else note = 'No access to the workspace, and the dashboard is not published: it cannot be viewed until the principal gets workspace access or the dashboard is published with embedded credentials.'
-    return { published, embedCredentials, canViewPublished, note }
+/** A remembered answer is shared by every request that gets it: frozen, so none can change it for the others. */
+function deepFreeze<T> (value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const v of Object.values(value)) deepFreeze(v)
   }
+  return value
 }
 
 /** The highest level the ACL grants directly (not inherited) to the named principal. */
@@ -409,9 +501,12 @@ function refuse (decision: Decision, make: (reason: string) => Error): void {
 
 /** Whether the query names this principal (so asking about it is asking about oneself: no lookup). */
 function names (query: PrincipalQuery, principal: DirectoryPrincipal): boolean {
-  const same = (a: string | null | undefined, b: string): boolean => typeof a === 'string' && a.toLowerCase() === b.trim().toLowerCase()
   if ('id' in query) return same(principal.id, query.id)
   if ('userPrincipalName' in query) return same(principal.userPrincipalName, query.userPrincipalName)
   if ('mail' in query) return same(principal.mail, query.mail)
   return same(principal.appId, query.appId)
+}
+
+function same (a: string | null | undefined, b: string): boolean {
+  return typeof a === 'string' && a.toLowerCase() === b.trim().toLowerCase()
 }

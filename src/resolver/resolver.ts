@@ -5,6 +5,7 @@ import type { Clock } from '../clock.ts'
 import type { Caller } from '../auth/caller.ts'
 import { DirectoryUnavailableError, type Directory, type DirectoryPrincipal, type GroupRef, type PrincipalQuery } from '../directory/port.ts'
 import { FreshCache, type CacheObserver } from './fresh-cache.ts'
+import { shortestGroupPaths } from '../permissions/group-paths.ts'
 import { DirectoryAmbiguousError, DirectoryConfigurationError, DirectoryRequestError } from '../directory/errors.ts'
 import { DirectoryMisconfigured, DirectoryRejected, PrincipalAmbiguous, PrincipalDisabled, PrincipalNotFound, PrincipalNotFoundAtLogin, subjectNotAPrincipal, upstreamUnavailable } from './errors.ts'
 
@@ -33,6 +34,19 @@ export interface Resolution {
   groupsSource: 'graph' | 'token'
 }
 
+/**
+ * A principal's group paths and the cached entries they were computed from: its direct groups and the
+ * direct parents of each of its groups, by identity. Valid while every one of them is still the fresh
+ * entry of its cache; an entry expired, reloaded, forgotten or evicted makes the paths be computed again.
+ */
+interface PathsMemo {
+  directKey: string
+  direct: GroupRef[]
+  parentKeys: string[]
+  parents: Array<string[] | undefined>
+  paths: ReadonlyMap<string, readonly string[]>
+}
+
 /** Cached in place of a principal Entra does not have (lru-cache values cannot be null). */
 const NOT_FOUND = Object.freeze({ notFound: true as const })
 type Cached = DirectoryPrincipal | typeof NOT_FOUND
@@ -46,6 +60,8 @@ export class Resolver {
   private readonly directGroupsCache: FreshCache<GroupRef[]>
   private readonly directory: Directory
   private readonly groupRefs: LRUCache<string, GroupRef>
+  /** Keyed by the cached array of the principal's transitive groups: lives as long as that entry does. */
+  private readonly pathMemos = new WeakMap<GroupRef[], PathsMemo>()
 
   constructor (private readonly options: ResolverOptions) {
     this.directory = options.directory
@@ -108,7 +124,7 @@ export class Resolver {
    * holds ids only, is not enough.
    */
   async resolveCaller (caller: Caller, options: { includeDisabled?: boolean, groupNames?: boolean } = {}): Promise<Resolution> {
-    const principal = this.principals.getFresh(principalKey(caller.tenantId, { id: caller.oid })) ?? await this.lookup(caller.tenantId, { id: caller.oid })
+    const principal = this.principals.getFresh(callerKey(caller)) ?? await this.lookup(caller.tenantId, { id: caller.oid })
     if (principal === undefined || isNotFound(principal)) throw new PrincipalNotFoundAtLogin(caller.oid, caller.tenantId)
     // Before anything is read or written for it: a group cannot sign in, nor be the subject of "my permissions".
     if (principal.kind !== 'user' && principal.kind !== 'servicePrincipal') throw subjectNotAPrincipal(caller.oid, principal.kind, caller.tenantId)
@@ -133,6 +149,53 @@ export class Resolver {
    */
   async resolveLoaded (principal: DirectoryPrincipal): Promise<Resolution> {
     return { principal, groups: principal.kind === 'group' ? [] : await this.groupsOf(principal), groupsSource: 'graph' }
+  }
+
+  /**
+   * What resolve() answers when every entry it needs is fresh (no directory call, no promise): the
+   * principal the query names, cached under its id too, and its groups. undefined otherwise (not cached,
+   * expired, or "not found": resolve() says so).
+   */
+  warm (tenantId: string, query: PrincipalQuery): Resolution | undefined {
+    const principal = this.principals.getFresh(principalKey(tenantId, query))
+    if (principal === undefined || isNotFound(principal)) return undefined
+    if (!('id' in query) && this.principals.getFresh(principalKey(tenantId, { id: principal.id })) === undefined) return undefined
+    if (principal.kind === 'group') return { principal, groups: [], groupsSource: 'graph' }
+    const groups = this.groups.getFresh(groupsKey(principal))
+    return groups === undefined ? undefined : { principal, groups, groupsSource: 'graph' }
+  }
+
+  /**
+   * How the principal belongs to each of its groups: group id → the ids along the shortest chain from one
+   * of its direct groups (Entra's nesting, from the cached edges). Computed once per principal and served
+   * again while the edges it was computed from are the fresh cached ones (warmGroupPaths).
+   */
+  async groupPaths (resolution: Resolution): Promise<ReadonlyMap<string, readonly string[]>> {
+    const warm = this.warmGroupPaths(resolution)
+    if (warm !== undefined) return warm
+    const { principal, groups } = resolution
+    const ids = groups.map(g => g.id)
+    const [direct, parents] = await Promise.all([this.directGroups(principal), this.directParents(principal.tenantId, ids)])
+    const paths = shortestGroupPaths(direct.map(g => g.id), parents)
+    const tenant = principal.tenantId.toLowerCase()
+    this.pathMemos.set(groups, {
+      directKey: groupsKey(principal),
+      direct,
+      parentKeys: ids.map(id => `${tenant}|${id.toLowerCase()}`),
+      parents: ids.map(id => parents.get(id)),
+      paths
+    })
+    return paths
+  }
+
+  /** groupPaths() without a promise when nothing it was computed from has changed since; else undefined. */
+  warmGroupPaths ({ principal, groups }: Resolution): ReadonlyMap<string, readonly string[]> | undefined {
+    const memo = this.pathMemos.get(groups)
+    if (memo === undefined || memo.directKey !== groupsKey(principal) || this.directGroupsCache.peekFresh(memo.directKey) !== memo.direct) return undefined
+    for (let i = 0; i < memo.parentKeys.length; i++) {
+      if (this.parents.peekFresh(memo.parentKeys[i] as string) !== memo.parents[i]) return undefined
+    }
+    return memo.paths
   }
 
   /** Whether the query is answered from fresh cache entries alone, without a directory call. */
@@ -240,8 +303,21 @@ function principalKey (tenantId: string, query: PrincipalQuery): string {
   return `${tenantId.toLowerCase()}|${kind}|${value.toLowerCase()}`
 }
 
+// The keys of cached principals and verified callers, built once per object: a warm request then looks
+// up strings V8 has already hashed instead of building and hashing new ones.
+const groupsKeys = new WeakMap<object, string>()
+const callerKeys = new WeakMap<Caller, string>()
+
 function groupsKey (principal: Pick<DirectoryPrincipal, 'tenantId' | 'kind' | 'id'>): string {
-  return `${principal.tenantId.toLowerCase()}|${principal.kind}|${principal.id.toLowerCase()}`
+  let key = groupsKeys.get(principal)
+  if (key === undefined) groupsKeys.set(principal, key = `${principal.tenantId.toLowerCase()}|${principal.kind}|${principal.id.toLowerCase()}`)
+  return key
+}
+
+function callerKey (caller: Caller): string {
+  let key = callerKeys.get(caller)
+  if (key === undefined) callerKeys.set(caller, key = principalKey(caller.tenantId, { id: caller.oid }))
+  return key
 }
 
 function parsePrincipalKey (key: string): { tenantId: string, query: PrincipalQuery } {

@@ -56,6 +56,33 @@ t.test('a renamed group shows its new name once the groups entry is refreshed', 
   t.ok(after.groups.some(g => g.displayName === 'Data Platform (renamed)'))
 })
 
+t.test('group paths are remembered while the edges they came from are the cached ones, and computed again after', async t => {
+  const { resolver } = await startService(t, emulator)
+  const alice = await resolver.resolve(T.tenantId, { id: T.alice })
+  const paths = await resolver.groupPaths(alice)
+  t.same(paths.get(T.allStaff), [T.dataPlatform, T.engineering, T.allStaff])
+  t.equal(resolver.warmGroupPaths(alice), paths, 'remembered')
+  ctx.calls.reset()
+  t.equal(await resolver.groupPaths(alice), paths)
+  t.equal(graphCalls(), 0, 'no directory call')
+
+  // An edge forgotten (a group's membership changed): computed again, from Graph.
+  resolver.forgetGroup(T.tenantId, T.allStaff)
+  const again = await resolver.resolve(T.tenantId, { id: T.alice })
+  t.equal(resolver.warmGroupPaths(again), undefined, 'not served from the old edges')
+  t.not(await resolver.groupPaths(again), paths)
+  t.same((await resolver.groupPaths(again)).get(T.allStaff), [T.dataPlatform, T.engineering, T.allStaff])
+
+  // An edge expired (CACHE_GROUPS_TTL_SECONDS, 300 s): not served past it.
+  const current = await resolver.groupPaths(again)
+  ctx.clock.advance(301_000)
+  t.equal(resolver.warmGroupPaths(again), undefined, 'expired edges are not vouched for')
+  ctx.calls.reset()
+  const refreshed = await resolver.resolve(T.tenantId, { id: T.alice })
+  t.not(await resolver.groupPaths(refreshed), current)
+  t.ok(graphCalls() > 0, 'read from Graph again')
+})
+
 t.test('the service authenticates to Entra with a certificate', async t => {
   const dir = await mkdtemp(join(tmpdir(), 'jir-'))
   const path = join(dir, 'client.pem')
