@@ -1,7 +1,7 @@
 // buildApp(deps): the composition root of the HTTP service. It registers plugins and routes with the
 // dependencies it is given and never listens, so tests and local mode assemble the same app.
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
-import type { DestinationStream } from 'pino'
+import type { DestinationStream, Logger } from 'pino'
 import type { Config } from './config.ts'
 import type { Resolver } from './resolver/resolver.ts'
 import type { Materializer } from './resolver/materializer.ts'
@@ -84,13 +84,16 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched'
     deps.metrics?.observeRequest(route, request.method, reply.statusCode, reply.elapsedTime / 1000)
-    request.log.info({
-      method: request.method,
-      url: request.url.length > 2048 ? `${request.url.slice(0, 2048)}…` : request.url,
-      status: reply.statusCode,
-      ms: Math.round(reply.elapsedTime * 10) / 10,
-      ...(request.caller !== undefined ? { oid: request.caller.oid, tid: request.caller.tenantId } : {})
-    }, 'request')
+    // The line's object is built only when it is written (not at LOG_LEVEL=warn or silent).
+    if ((request.log as Logger).isLevelEnabled('info')) {
+      request.log.info({
+        method: request.method,
+        url: request.url.length > 2048 ? `${request.url.slice(0, 2048)}…` : request.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        ...(request.caller !== undefined ? { oid: request.caller.oid, tid: request.caller.tenantId } : {})
+      }, 'request')
+    }
     done()
   })
 

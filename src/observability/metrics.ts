@@ -18,11 +18,15 @@ export class Metrics {
     registers: [this.registry]
   })
 
-  private readonly cacheLookups = new Counter({
+  // A warm request makes several lookups: each adds to a plain number, and prom-client (whose inc() hashes
+  // and validates the labels every time) is told the sums when the registry is read.
+  private readonly pendingLookups = new Map<string, Record<CacheResult, number>>()
+  private readonly cacheLookups: Counter<'cache' | 'result'> = new Counter({
     name: 'resolver_cache_lookups_total',
     help: 'Cache lookups by cache and result: hit, stale (served while refreshing), coalesced (waited on another caller\'s load), miss.',
     labelNames: ['cache', 'result'] as const,
-    registers: [this.registry]
+    registers: [this.registry],
+    collect: () => { this.flushLookups() }
   })
 
   private readonly upstreamCalls = new Histogram({
@@ -187,7 +191,21 @@ export class Metrics {
   }
 
   readonly cacheObserver: CacheObserver = {
-    onLookup: (cache: string, result: CacheResult) => { this.cacheLookups.inc({ cache, result }) }
+    onLookup: (cache: string, result: CacheResult) => {
+      let counts = this.pendingLookups.get(cache)
+      if (counts === undefined) this.pendingLookups.set(cache, counts = { hit: 0, stale: 0, coalesced: 0, miss: 0 })
+      counts[result] += 1
+    }
+  }
+
+  private flushLookups (): void {
+    for (const [cache, counts] of this.pendingLookups) {
+      for (const result of Object.keys(counts) as CacheResult[]) {
+        if (counts[result] === 0) continue
+        this.cacheLookups.inc({ cache, result }, counts[result])
+        counts[result] = 0
+      }
+    }
   }
 
   readonly upstreamObserver: UpstreamObserver = {
