@@ -1,13 +1,12 @@
 // Shared by the benchmarks: the emulators plus the service built by the production composition root,
-// pointed at them; and the bare-fastify baseline the warm path is compared with.
-import Fastify, { type FastifyInstance } from 'fastify'
+// pointed at them; and (from bare.ts) the bare-fastify baseline the warm path is compared with.
 import { startEmulators, type Emulator } from '../../emulators/server.ts'
 import { DATABRICKS_ADMIN_PAT, DEFAULT_ACCOUNT_ID } from '../../emulators/databricks/account.ts'
 import type { TenantFixture } from '../../emulators/tenant/model.ts'
 import { loadConfig } from '../../src/config.ts'
 import { buildService, type Service } from '../../src/service.ts'
-import type { TSchema } from '@sinclair/typebox'
-import { Resolution } from '../../src/http/schemas.ts'
+// The baseline lives in bare.ts (its own process imports nothing else); here for the bench servers.
+export { bareApp } from './bare.ts'
 
 export interface BenchStack {
   emulator: Emulator
@@ -60,16 +59,6 @@ export async function userToken (stack: BenchStack, principalId: string): Promis
   })
   const { access_token: token } = await res.json() as { access_token: string }
   return token
-}
-
-/**
- * The baseline: a bare fastify route answering a constant — the very body a warm login returns, through
- * the same response schema — so the comparison measures our work, not the size of the answer.
- */
-export function bareApp (body: unknown, route: { method: 'GET' | 'POST', url: string, schema: TSchema } = { method: 'POST', url: '/v1/login', schema: Resolution }): FastifyInstance {
-  const app = Fastify({ logger: false })
-  app.route({ method: route.method, url: route.url, schema: { response: { 200: route.schema } }, handler: async () => body })
-  return app
 }
 
 /** Outbound requests (attempts) to an upstream so far, from the service's own Prometheus metrics. */

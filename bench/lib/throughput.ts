@@ -1,10 +1,21 @@
 // A warm route against a bare fastify route answering the same body as a constant through the same
-// response schema: both servers in one child process (`server`), autocannon in this one, two interleaved
-// rounds per target (the better counts), so drift on a shared machine affects both alike.
-import { spawn } from 'node:child_process'
+// response schema, in two layouts:
+// - shared: both servers in one child process (`server`, with the emulators), autocannon in this one;
+// - separate processes (deployed.ts): emulators, service (src/server.ts, production defaults) and baseline
+//   each in a process of its own, autocannon in this one — as a user deploys the service.
+// Each target gets two interleaved rounds (the better counts), so drift on a shared machine affects both
+// alike. Besides requests a second, the CPU time each server's process spent per request (Linux
+// /proc/<pid>/stat, all its threads): less sensitive to what else runs on the machine than throughput,
+// which the machine's load (recorded with the results) moves a lot.
+//   npx tsx bench/<name>-throughput.ts [seconds] [--layout=shared|separate|both]
+import { execFileSync, spawn } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
 import { createInterface } from 'node:readline'
+import { isDeepStrictEqual } from 'node:util'
 import autocannon from 'autocannon'
 import { writeResult } from './results.ts'
+import { startDeployed, type DeployedSetup } from './deployed.ts'
 
 /** What a bench server prints as its first line. */
 export interface ThroughputTargets {
@@ -16,47 +27,141 @@ export interface ThroughputTargets {
   path: string
 }
 
-interface Load { requestsPerSecond: number, p50Ms: number, p99Ms: number, errors: number, non2xx: number }
+type Layout = 'shared' | 'separate'
+interface Load { requestsPerSecond: number, p50Ms: number, p99Ms: number, errors: number, non2xx: number, cpuMicrosPerRequest?: number }
+interface Compared { bare: Load, service: Load, ratio: number, cpuRatio?: number }
 
-export async function compareThroughput (options: { name: string, label: string, server: URL, seconds: number, goal?: number }): Promise<void> {
-  const connections = 50
-  const child = spawn(process.execPath, ['--import', 'tsx', options.server.pathname], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const firstLine = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout }).once('line', resolve)
-    child.once('exit', code => reject(new Error(`bench server exited with ${String(code)}`)))
-  })
-  const targets = JSON.parse(firstLine) as ThroughputTargets
+const CONNECTIONS = 50
 
-  const load = async (url: string): Promise<Load> => {
-    const result = await autocannon({
-      url: `${url}${targets.path}`,
-      method: targets.method,
-      headers: { authorization: `Bearer ${targets.token}` },
-      connections,
-      duration: options.seconds
+/** `[seconds] [--layout=shared|separate|both]` (default: 10 s, both layouts). */
+export function throughputArgs (argv = process.argv.slice(2)): { seconds: number, layouts: Layout[] } {
+  let seconds = 10
+  let layouts: Layout[] = ['shared', 'separate']
+  for (const arg of argv) {
+    const layout = /^--layout=(shared|separate|both)$/.exec(arg)?.[1]
+    if (layout !== undefined) layouts = layout === 'both' ? ['shared', 'separate'] : [layout as Layout]
+    else if (/^\d+$/.test(arg)) seconds = Number(arg)
+    else throw new Error(`unknown argument ${arg}: [seconds] [--layout=shared|separate|both]`)
+  }
+  return { seconds, layouts }
+}
+
+export async function compareThroughput (options: { name: string, label: string, server: URL, deployed: DeployedSetup, seconds: number, layouts: Layout[], goal?: number }): Promise<void> {
+  const load1 = loadavg()[0] as number
+  const results: Partial<Record<Layout, Compared>> = {}
+  let sharedBody: unknown
+  if (options.layouts.includes('shared')) {
+    const child = spawn(process.execPath, ['--import', 'tsx', options.server.pathname], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const firstLine = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout }).once('line', resolve)
+      child.once('exit', code => reject(new Error(`bench server exited with ${String(code)}`)))
     })
-    return { requestsPerSecond: Math.round(result.requests.average), p50Ms: result.latency.p50, p99Ms: result.latency.p99, errors: result.errors, non2xx: result.non2xx }
+    const targets = JSON.parse(firstLine) as ThroughputTargets
+    sharedBody = await fetch(`${targets.bareUrl}${targets.path}`, { method: targets.method }).then(async r => await r.json())
+    try {
+      results.shared = await compare(targets, { bare: child.pid, service: child.pid }, options.seconds)
+    } finally {
+      child.kill('SIGTERM')
+    }
   }
-  const runs = { bare: [] as Load[], service: [] as Load[] }
-  for (let i = 0; i < 2; i++) {
-    runs.bare.push(await load(targets.bareUrl))
-    runs.service.push(await load(targets.serviceUrl))
+  if (options.layouts.includes('separate')) {
+    const deployed = await startDeployed(options.deployed)
+    try {
+      if (sharedBody !== undefined && !isDeepStrictEqual(sharedBody, deployed.body)) throw new Error('the two layouts answer different bodies: they would not measure the same question')
+      results.separate = await compare({ ...deployed, method: options.deployed.method, path: options.deployed.path }, deployed.pids, options.seconds)
+    } finally {
+      await deployed.close()
+    }
   }
-  child.kill('SIGTERM')
-  const best = (r: Load[]): Load => r.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a))
-  const bare = best(runs.bare)
-  const service = best(runs.service)
-  const ratio = Math.round(service.requestsPerSecond / bare.requestsPerSecond * 100) / 100
+  const load2 = loadavg()[0] as number
+
+  const met = (c: Compared | undefined): boolean => c === undefined || (c.ratio >= (options.goal ?? 0) && c.service.non2xx === 0 && c.service.errors === 0)
+  const rows: Array<[string, string]> = []
+  const describe = (prefix: string, c: Compared): void => {
+    rows.push(
+      [`${prefix}bare fastify route (constant body)`, `${c.bare.requestsPerSecond} req/s, p50 ${c.bare.p50Ms} ms, p99 ${c.bare.p99Ms} ms${cpu(c.bare)}`],
+      [`${prefix}warm ${options.label}`, `${c.service.requestsPerSecond} req/s, p50 ${c.service.p50Ms} ms, p99 ${c.service.p99Ms} ms${cpu(c.service)} (non-2xx ${c.service.non2xx})`],
+      [`${prefix}${options.goal !== undefined ? `ratio (goal ≥ ${options.goal})` : 'ratio'}`, `${c.ratio}${c.cpuRatio !== undefined ? ` (CPU per request: ${c.cpuRatio})` : ''}`]
+    )
+  }
+  if (results.shared !== undefined) describe('', results.shared)
+  if (results.separate !== undefined) describe('separate processes: ', results.separate)
+  rows.push(['machine load (1-minute average, start → end)', `${load1.toFixed(2)} → ${load2.toFixed(2)}`])
 
   writeResult(options.name, {
-    setup: { seconds: options.seconds, connections, pipelining: 1, layout: 'servers in one child process, autocannon in the parent', baseline: `bare fastify route returning the warm ${options.label}'s body as a constant, same response schema` },
-    bare,
-    service,
-    ratio,
-    ...(options.goal !== undefined ? { goal: { ratio: options.goal, met: ratio >= options.goal && service.non2xx === 0 && service.errors === 0 } } : {})
-  }, [
-    ['bare fastify route (constant body)', `${bare.requestsPerSecond} req/s, p50 ${bare.p50Ms} ms, p99 ${bare.p99Ms} ms`],
-    [`warm ${options.label}`, `${service.requestsPerSecond} req/s, p50 ${service.p50Ms} ms, p99 ${service.p99Ms} ms (non-2xx ${service.non2xx})`],
-    [options.goal !== undefined ? `ratio (goal ≥ ${options.goal})` : 'ratio', String(ratio)]
-  ])
+    setup: {
+      seconds: options.seconds,
+      connections: CONNECTIONS,
+      pipelining: 1,
+      layouts: {
+        shared: 'both servers (and the emulators) in one child process, autocannon in the parent',
+        separate: 'emulators, service (src/server.ts, production defaults: LOG_LEVEL info to /dev/null) and bare route each in its own process, autocannon in the parent'
+      },
+      baseline: `bare fastify route returning the warm ${options.label}'s body as a constant, same response schema`,
+      cpu: 'CPU time (user + system, all threads) of the server\'s process per request, from /proc/<pid>/stat; the ratio is bare ÷ service',
+      loadAverage1m: { start: load1, end: load2 }
+    },
+    ...results,
+    ...(options.goal !== undefined ? { goal: { ratio: options.goal, met: met(results.shared) && met(results.separate) } } : {})
+  }, rows)
+}
+
+/** Two interleaved rounds per target; the better of each. */
+async function compare (targets: ThroughputTargets, pids: { bare?: number, service?: number }, seconds: number): Promise<Compared> {
+  const runs = { bare: [] as Load[], service: [] as Load[] }
+  for (let i = 0; i < 2; i++) {
+    runs.bare.push(await load(targets, targets.bareUrl, pids.bare, seconds))
+    runs.service.push(await load(targets, targets.serviceUrl, pids.service, seconds))
+  }
+  const best = (r: Load[]): Load => r.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a))
+  const leanest = (r: Load[]): number | undefined => r.every(l => l.cpuMicrosPerRequest !== undefined) ? Math.min(...r.map(l => l.cpuMicrosPerRequest as number)) : undefined
+  const bare = best(runs.bare)
+  const service = best(runs.service)
+  const [bareCpu, serviceCpu] = [leanest(runs.bare), leanest(runs.service)]
+  return {
+    bare: { ...bare, ...(bareCpu !== undefined ? { cpuMicrosPerRequest: bareCpu } : {}) },
+    service: { ...service, ...(serviceCpu !== undefined ? { cpuMicrosPerRequest: serviceCpu } : {}) },
+    ratio: round2(service.requestsPerSecond / bare.requestsPerSecond),
+    ...(bareCpu !== undefined && serviceCpu !== undefined ? { cpuRatio: round2(bareCpu / serviceCpu) } : {})
+  }
+}
+
+async function load (targets: ThroughputTargets, url: string, pid: number | undefined, seconds: number): Promise<Load> {
+  const before = cpuMicros(pid)
+  const result = await autocannon({
+    url: `${url}${targets.path}`,
+    method: targets.method,
+    headers: { authorization: `Bearer ${targets.token}` },
+    connections: CONNECTIONS,
+    duration: seconds
+  })
+  const after = cpuMicros(pid)
+  const requests = result.requests.total
+  return {
+    requestsPerSecond: Math.round(result.requests.average),
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    errors: result.errors,
+    non2xx: result.non2xx,
+    ...(before !== undefined && after !== undefined && requests > 0 ? { cpuMicrosPerRequest: Math.round((after - before) / requests * 10) / 10 } : {})
+  }
+}
+
+let ticksPerSecond: number | undefined
+/** CPU time (user + system, µs) the process has used so far; undefined where /proc is not there. */
+function cpuMicros (pid: number | undefined): number | undefined {
+  if (pid === undefined || !existsSync(`/proc/${pid}/stat`)) return undefined
+  ticksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
+  // Fields after the command name (which may hold spaces): state is the 3rd field, utime the 14th, stime the 15th.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond * 1e6
+}
+
+function cpu (l: Load): string {
+  return l.cpuMicrosPerRequest !== undefined ? `, ${l.cpuMicrosPerRequest} µs CPU per request` : ''
+}
+
+function round2 (n: number): number {
+  return Math.round(n * 100) / 100
 }
