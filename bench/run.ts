@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark (or those named: `npm run bench -- cold-login.ts`), each in its own
 // process so peak-memory figures do not mix, all trusting the emulators' CA; then bench/README.md's
-// table is rewritten from bench/results/*.json.
+// table is rewritten from bench/results/*.json (`npm run bench -- --table` only rewrites the table).
 import { spawnSync } from 'node:child_process'
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -8,7 +8,11 @@ import { ensurePki } from '../emulators/pki.ts'
 import { RESULTS_DIR } from './lib/results.ts'
 
 const all = ['generator.ts', 'cold-login.ts', 'cold-login-groups.ts', 'login-throughput.ts', 'permissions-throughput.ts', 'cache-memory.ts', 'databricks.ts', 'registration.ts', 'storm-scim.ts', 'storm-aim.ts', 'healthz-under-load.ts', 'freshness.ts']
-const benches = process.argv.length > 2 ? process.argv.slice(2) : all
+// `--table`: only rewrite bench/README.md's table from the results already written.
+const args = process.argv.slice(2)
+const tableOnly = args.includes('--table')
+const named = args.filter(a => a !== '--table')
+const benches = tableOnly ? [] : named.length > 0 ? named : all
 const { caPath } = await ensurePki()
 
 let failed = 0
