@@ -92,12 +92,17 @@ export class Materializer {
     try {
       return await p
     } catch (err) {
-      if (err instanceof TargetUnavailableError) throw upstreamUnavailable('Databricks', err.retryAfterSeconds, err.throttled)
-      if (err instanceof TargetConfigurationError) throw new TargetMisconfigured(err.message)
-      if (err instanceof WorkspaceNotFoundError) throw new WorkspaceNotFound(err.message)
-      if (err instanceof ObjectNotFoundError) throw new ObjectNotFound(err.message)
-      if (err instanceof DatabricksError) throw new TargetRejected(err.message)
-      throw err
+      throw this.problem(err)
     }
+  }
+
+  /** The problem a caller sees for a Databricks failure (anything else as it is): guard() without its promise. */
+  problem (err: unknown): unknown {
+    if (err instanceof TargetUnavailableError) return upstreamUnavailable('Databricks', err.retryAfterSeconds, err.throttled)
+    if (err instanceof TargetConfigurationError) return new TargetMisconfigured(err.message)
+    if (err instanceof WorkspaceNotFoundError) return new WorkspaceNotFound(err.message)
+    if (err instanceof ObjectNotFoundError) return new ObjectNotFound(err.message)
+    if (err instanceof DatabricksError) return new TargetRejected(err.message)
+    return err
   }
 }

@@ -125,9 +125,11 @@ interface ObjectFacts {
   /** The group names the ACL holds, and those of the groups assigned to the workspace. */
   aclNames: ReadonlySet<string>
   assignedNames: ReadonlySet<string>
-  /** Read when an answer needs them, at most once per request. */
+  /** Read when an answer needs them, at most once per request (the promise, then what it gave). */
   names?: Promise<GroupNameFacts>
+  namesRead?: GroupNameFacts
   publication?: Promise<PublicationState>
+  publicationRead?: PublicationState
 }
 
 /** What `ask` answers: about whom, and what it may do. */
@@ -230,10 +232,16 @@ export class ObjectAccess {
 
   /** The object's ACL and its workspace's assignments (from their caches; `fresh`: the ACL read again). */
   private async facts (ref: ObjectRef, objectType: ObjectType, fresh = false): Promise<ObjectFacts> {
-    const [acl, assignments] = await this.deps.materializer.guard(Promise.all([
-      this.deps.objects.acl(ref.workspaceId, objectType, ref.objectId, { fresh }),
-      this.deps.materializer.assignments.forWorkspace(ref.workspaceId)
-    ]))
+    let acl: ObjectAcl
+    let assignments: PermissionAssignment[]
+    try {
+      [acl, assignments] = await Promise.all([
+        this.deps.objects.acl(ref.workspaceId, objectType, ref.objectId, { fresh }),
+        this.deps.materializer.assignments.forWorkspace(ref.workspaceId)
+      ])
+    } catch (err) {
+      throw this.deps.materializer.problem(err)
+    }
     const assignedNames = new Set<string>()
     for (const a of assignments) if (a.kind === 'group' && a.name !== undefined) assignedNames.add(a.name)
     return { ref, objectType, acl, assignments, aclNames: aclGroupNames(acl), assignedNames }
@@ -246,7 +254,12 @@ export class ObjectAccess {
    */
   private async answer (subject: Resolution, facts: ObjectFacts, explain: boolean): Promise<ObjectAccessAnswer> {
     const remembered = this.answers.get(facts.acl, subject.principal, explain)
-    if (remembered !== undefined && await this.unchanged(remembered, subject, facts)) {
+    // Its inputs read in the order compute() reads them; what a request has read already is not awaited again.
+    if (remembered !== undefined &&
+      this.answers.sameInputs(remembered, { acl: facts.acl, assignments: facts.assignments, principal: subject.principal, groups: subject.groups }) &&
+      (remembered.names === undefined || this.answers.sameNames(remembered.names, facts.namesRead ?? await this.groupNames(facts))) &&
+      (remembered.paths === undefined || this.deps.resolver.warmGroupPaths(subject) === remembered.paths) &&
+      (remembered.publication === undefined || remembered.publication === (facts.publicationRead ?? await this.publicationOf(facts)))) {
       this.deps.observer?.onLookup('answers', 'hit')
       return remembered.answer
     }
@@ -254,14 +267,6 @@ export class ObjectAccess {
     const computed = await this.compute(subject, facts, explain)
     this.answers.set(computed, explain)
     return computed.answer
-  }
-
-  /** Whether a remembered answer was computed from what the caches hold now (read in the order compute() reads them). */
-  private async unchanged (remembered: RememberedAnswer<ObjectAccessAnswer>, subject: Resolution, facts: ObjectFacts): Promise<boolean> {
-    if (!this.answers.sameInputs(remembered, { acl: facts.acl, assignments: facts.assignments, principal: subject.principal, groups: subject.groups })) return false
-    if (remembered.names !== undefined && !this.answers.sameNames(remembered.names, await this.groupNames(facts))) return false
-    if (remembered.paths !== undefined && this.deps.resolver.warmGroupPaths(subject) !== remembered.paths) return false
-    return remembered.publication === undefined || remembered.publication === await this.publicationOf(facts)
   }
 
   private async compute (subject: Resolution, facts: ObjectFacts, explain: boolean): Promise<RememberedAnswer<ObjectAccessAnswer>> {
@@ -302,22 +307,26 @@ export class ObjectAccess {
    */
   private async groupNames (facts: ObjectFacts): Promise<GroupNameFacts> {
     facts.names ??= this.readGroupNames(facts)
-    return await facts.names
+    return facts.namesRead ?? (facts.namesRead = await facts.names)
   }
 
   private async readGroupNames ({ ref, aclNames, assignedNames }: ObjectFacts): Promise<GroupNameFacts> {
     const all = assignedNames.size === 0 ? [...aclNames] : [...new Set([...aclNames, ...assignedNames])]
-    const [external, local] = await this.deps.materializer.guard(Promise.all([
-      this.deps.groupNames.externalIds(all),
-      aclNames.size === 0 ? new Set<string>() : this.deps.groupNames.localNames(ref.workspaceId, [...aclNames])
-    ]))
-    return { external, local }
+    try {
+      const [external, local] = await Promise.all([
+        this.deps.groupNames.externalIds(all),
+        aclNames.size === 0 ? new Set<string>() : this.deps.groupNames.localNames(ref.workspaceId, [...aclNames])
+      ])
+      return { external, local }
+    } catch (err) {
+      throw this.deps.materializer.problem(err)
+    }
   }
 
   /** Whether the dashboard is published, with embedded credentials (cached like ACLs): read once per request. */
   private async publicationOf (facts: ObjectFacts): Promise<PublicationState> {
     facts.publication ??= this.deps.materializer.guard(this.deps.objects.publication(facts.ref.workspaceId, facts.ref.objectId))
-    return await facts.publication
+    return facts.publicationRead ?? (facts.publicationRead = await facts.publication)
   }
 
   /**
