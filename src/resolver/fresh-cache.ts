@@ -44,6 +44,7 @@ export class FreshCache<V extends object> {
   // The fetch context is a value already loaded elsewhere (a batch): stored instead of calling `load`.
   private readonly lru: LRUCache<string, Entry<V>, unknown>
   private readonly options: FreshCacheOptions<V>
+  private changes = 0
 
   constructor (options: FreshCacheOptions<V>) {
     this.options = options
@@ -58,6 +59,8 @@ export class FreshCache<V extends object> {
       noDeleteOnStaleGet: true,
       // An invalidation or an eviction during a load: its callers get the value, the cache does not.
       ignoreFetchAbort: true,
+      // Any value stored before that is replaced, deleted (one key, a sweep, clear) or evicted.
+      dispose: () => { this.changes += 1 },
       perf: { now: () => clock.now() },
       fetchMethod: async (key, _stale, { options: fetchOptions, context }) => {
         const value = (context as V | undefined) ?? await load(key)
@@ -109,11 +112,20 @@ export class FreshCache<V extends object> {
   }
 
   /**
-   * The fresh value, or undefined, without counting a lookup: to check that a value derived from it (a
-   * principal's group paths) was derived from what the cache holds now.
+   * The fresh value and when it expires, or undefined, without counting a lookup: to check that a value
+   * derived from it (a principal's group paths) was derived from what the cache holds now.
    */
-  peekFresh (key: string): V | undefined {
-    return this.lru.get(key, { allowStale: false })?.value
+  peekFresh (key: string): Readonly<Entry<V>> | undefined {
+    return this.lru.get(key, { allowStale: false })
+  }
+
+  /**
+   * Bumped whenever a stored value is replaced, deleted or evicted. While it stays the same, every value
+   * the cache held before is still there (fresh until its own expiry); a value stored for a new key bumps
+   * nothing, since nothing can have been derived from it before.
+   */
+  get generation (): number {
+    return this.changes
   }
 
   /** True when a fresh entry is cached (no load would happen). */

@@ -38,6 +38,9 @@ export interface Resolution {
  * A principal's group paths and the cached entries they were computed from: its direct groups and the
  * direct parents of each of its groups, by identity. Valid while every one of them is still the fresh
  * entry of its cache; an entry expired, reloaded, forgotten or evicted makes the paths be computed again.
+ * Checked entry by entry only when the two caches changed since the last check (`generation`) or one of the
+ * entries has expired since (`expiresAt`, the earliest): a warm question of a user in thousands of groups
+ * costs no lookup per group while nothing changes.
  */
 interface PathsMemo {
   directKey: string
@@ -45,6 +48,9 @@ interface PathsMemo {
   parentKeys: string[]
   parents: Array<string[] | undefined>
   paths: ReadonlyMap<string, readonly string[]>
+  /** The caches' generations when every entry was last found to be the one above; -1: not yet. */
+  generation: number
+  expiresAt: number
 }
 
 /** Cached in place of a principal Entra does not have (lru-cache values cannot be null). */
@@ -183,7 +189,9 @@ export class Resolver {
       direct,
       parentKeys: ids.map(id => `${tenant}|${id.toLowerCase()}`),
       parents: ids.map(id => parents.get(id)),
-      paths
+      paths,
+      generation: -1,
+      expiresAt: 0
     })
     return paths
   }
@@ -191,10 +199,20 @@ export class Resolver {
   /** groupPaths() without a promise when nothing it was computed from has changed since; else undefined. */
   warmGroupPaths ({ principal, groups }: Resolution): ReadonlyMap<string, readonly string[]> | undefined {
     const memo = this.pathMemos.get(groups)
-    if (memo === undefined || memo.directKey !== groupsKey(principal) || this.directGroupsCache.peekFresh(memo.directKey) !== memo.direct) return undefined
+    if (memo === undefined || memo.directKey !== groupsKey(principal)) return undefined
+    const generation = this.directGroupsCache.generation + this.parents.generation
+    if (memo.generation === generation && this.options.clock.now() < memo.expiresAt) return memo.paths
+    // Something in the two caches changed, or an entry expired: each entry the paths came from, checked.
+    const direct = this.directGroupsCache.peekFresh(memo.directKey)
+    if (direct?.value !== memo.direct) return undefined
+    let expiresAt = direct.expiresAt
     for (let i = 0; i < memo.parentKeys.length; i++) {
-      if (this.parents.peekFresh(memo.parentKeys[i] as string) !== memo.parents[i]) return undefined
+      const entry = this.parents.peekFresh(memo.parentKeys[i] as string)
+      if (entry === undefined || entry.value !== memo.parents[i]) return undefined
+      expiresAt = Math.min(expiresAt, entry.expiresAt)
     }
+    memo.generation = generation
+    memo.expiresAt = expiresAt
     return memo.paths
   }
 

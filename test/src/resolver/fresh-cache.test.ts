@@ -146,3 +146,26 @@ t.test('short TTL for some values (the not-found sentinel), and size-bounded mem
   cache.clear()
   t.equal(cache.size, 0)
 })
+
+t.test('the generation moves when a stored value is replaced, deleted or evicted, never for a new key; peekFresh counts no lookup', async t => {
+  const { cache, results, advance } = setup({ maxSize: 10 })
+  const g0 = cache.generation
+  const a = await cache.get('a')
+  await cache.get('b')
+  t.equal(cache.generation, g0, 'new keys stored: nothing derived before can have changed')
+  const looked = results.length
+  t.equal(cache.peekFresh('a')?.value, a)
+  t.equal(cache.peekFresh('a')?.expiresAt, 1_000_000 + 1000, 'with its expiry')
+  t.equal(results.length, looked, 'not counted as a lookup')
+  cache.delete('b')
+  t.equal(cache.generation, g0 + 1, 'deleted')
+  advance(1001)
+  t.equal(cache.peekFresh('a'), undefined, 'expired: not fresh')
+  t.equal(cache.generation, g0 + 1, 'expiry alone moves nothing (the expiry is the reader\'s to check)')
+  await cache.get('a')
+  t.equal(cache.generation, g0 + 2, 'the expired value replaced')
+  await cache.get('big') // sized 3 or more: with a bound of 10, older entries go
+  await cache.get('bigger')
+  await cache.get('biggest')
+  t.ok(cache.generation > g0 + 2, 'evicted')
+})

@@ -66,6 +66,12 @@ t.test('group paths are remembered while the edges they came from are the cached
   t.equal(await resolver.groupPaths(alice), paths)
   t.equal(graphCalls(), 0, 'no directory call')
 
+  // Another group's edges (Finance: not alice's) loaded, then forgotten: nothing these paths came from changed.
+  await resolver.directParents(T.tenantId, [T.finance])
+  t.equal(resolver.warmGroupPaths(alice), paths, 'a new entry elsewhere changes nothing')
+  resolver.forgetGroup(T.tenantId, T.finance)
+  t.equal(resolver.warmGroupPaths(alice), paths, 'checked edge by edge after a change elsewhere: still the same')
+
   // An edge forgotten (a group's membership changed): computed again, from Graph.
   resolver.forgetGroup(T.tenantId, T.allStaff)
   const again = await resolver.resolve(T.tenantId, { id: T.alice })
