@@ -4,7 +4,7 @@
 // and each process on its own as deployed (the service by src/server.ts). The question is decided twice
 // (may the caller ask? then the answer); warm, both answers are remembered (src/resolver/answer-cache.ts).
 // Goal (issue 13): ≥ 0.6× the bare throughput, in both layouts.
-//   npx tsx bench/permissions-throughput.ts [seconds] [--layout=shared|separate|both]
+//   npx tsx bench/permissions-throughput.ts [seconds] [--layout=shared|separate|both] [--log-level=info]
 import { DEFAULT_ACCOUNT_ID } from '../emulators/databricks/account.ts'
 import { DEMO_DASHBOARD } from '../emulators/databricks/demo-workspace.ts'
 import { DEMO_ALICE_ID, DEMO_DOMAIN } from '../emulators/tenant/demo.ts'

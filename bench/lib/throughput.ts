@@ -7,7 +7,7 @@
 // alike. Besides requests a second, the CPU time each server's process spent per request (Linux
 // /proc/<pid>/stat, all its threads): less sensitive to what else runs on the machine than throughput,
 // which the machine's load (recorded with the results) moves a lot.
-//   npx tsx bench/<name>-throughput.ts [seconds] [--layout=shared|separate|both]
+//   npx tsx bench/<name>-throughput.ts [seconds] [--layout=shared|separate|both] [--log-level=info]
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
@@ -33,20 +33,26 @@ interface Compared { bare: Load, service: Load, ratio: number, cpuRatio?: number
 
 const CONNECTIONS = 50
 
-/** `[seconds] [--layout=shared|separate|both]` (default: 10 s, both layouts). */
-export function throughputArgs (argv = process.argv.slice(2)): { seconds: number, layouts: Layout[] } {
+/**
+ * `[seconds] [--layout=shared|separate|both] [--log-level=info]` (default: 10 s, both layouts, the
+ * separate service logging at its default level, info: one line per request).
+ */
+export function throughputArgs (argv = process.argv.slice(2)): { seconds: number, layouts: Layout[], logLevel: string } {
   let seconds = 10
   let layouts: Layout[] = ['shared', 'separate']
+  let logLevel = 'info'
   for (const arg of argv) {
     const layout = /^--layout=(shared|separate|both)$/.exec(arg)?.[1]
+    const level = /^--log-level=(fatal|error|warn|info|debug|trace|silent)$/.exec(arg)?.[1]
     if (layout !== undefined) layouts = layout === 'both' ? ['shared', 'separate'] : [layout as Layout]
+    else if (level !== undefined) logLevel = level
     else if (/^\d+$/.test(arg)) seconds = Number(arg)
-    else throw new Error(`unknown argument ${arg}: [seconds] [--layout=shared|separate|both]`)
+    else throw new Error(`unknown argument ${arg}: [seconds] [--layout=shared|separate|both] [--log-level=info]`)
   }
-  return { seconds, layouts }
+  return { seconds, layouts, logLevel }
 }
 
-export async function compareThroughput (options: { name: string, label: string, server: URL, deployed: DeployedSetup, seconds: number, layouts: Layout[], goal?: number }): Promise<void> {
+export async function compareThroughput (options: { name: string, label: string, server: URL, deployed: DeployedSetup, seconds: number, layouts: Layout[], logLevel: string, goal?: number }): Promise<void> {
   const load1 = loadavg()[0] as number
   const results: Partial<Record<Layout, Compared>> = {}
   let sharedBody: unknown
@@ -65,7 +71,7 @@ export async function compareThroughput (options: { name: string, label: string,
     }
   }
   if (options.layouts.includes('separate')) {
-    const deployed = await startDeployed(options.deployed)
+    const deployed = await startDeployed({ ...options.deployed, serviceEnv: origin => ({ LOG_LEVEL: options.logLevel, ...options.deployed.serviceEnv?.(origin) }) })
     try {
       if (sharedBody !== undefined && !isDeepStrictEqual(sharedBody, deployed.body)) throw new Error('the two layouts answer different bodies: they would not measure the same question')
       results.separate = await compare({ ...deployed, method: options.deployed.method, path: options.deployed.path }, deployed.pids, options.seconds)
@@ -85,7 +91,7 @@ export async function compareThroughput (options: { name: string, label: string,
     )
   }
   if (results.shared !== undefined) describe('', results.shared)
-  if (results.separate !== undefined) describe('separate processes: ', results.separate)
+  if (results.separate !== undefined) describe(`separate processes${options.logLevel === 'info' ? '' : ` (LOG_LEVEL ${options.logLevel})`}: `, results.separate)
   rows.push(['machine load (1-minute average, start → end)', `${load1.toFixed(2)} → ${load2.toFixed(2)}`])
 
   writeResult(options.name, {
@@ -95,7 +101,7 @@ export async function compareThroughput (options: { name: string, label: string,
       pipelining: 1,
       layouts: {
         shared: 'both servers (and the emulators) in one child process, autocannon in the parent',
-        separate: 'emulators, service (src/server.ts, production defaults: LOG_LEVEL info to /dev/null) and bare route each in its own process, autocannon in the parent'
+        separate: `emulators, service (src/server.ts, production defaults${options.logLevel === 'info' ? ' — LOG_LEVEL info' : ` but LOG_LEVEL ${options.logLevel}`} — its log lines to /dev/null) and bare route each in its own process, autocannon in the parent`
       },
       baseline: `bare fastify route returning the warm ${options.label}'s body as a constant, same response schema`,
       cpu: 'CPU time (user + system, all threads) of the server\'s process per request, from /proc/<pid>/stat; the ratio is bare ÷ service',
