@@ -27,7 +27,7 @@ const count = (name: string, fallback: number): number => {
   return n
 }
 const GROUPS = { aim: count('aim-groups', 2500), scim: count('scim-groups', 200) }
-const MODES = (flags.get('modes') ?? 'aim,scim').split(',').map(m => {
+const MODES = (flags.get('modes') ?? 'aim,scim').split(',').map((m): 'aim' | 'scim' => {
   if (m !== 'aim' && m !== 'scim') throw new Error(`--modes: aim and/or scim, not ${m}`)
   return m
 })
@@ -39,17 +39,28 @@ const DEFAULT_DEADLINE_S = 10
 interface Run {
   mode: 'aim' | 'scim'
   groups: number
+  /** The groups were in the account before (a colleague signed in first). */
+  existing: boolean
   cold: { seconds: number, calls: number, routes: Record<string, number>, refusedByRateLimit: number, access: string }
   warm: { seconds: number, calls: number }
   /** AIM: issue 13's goal, and the floor the API allows (1 resolve + ⌈G / 1000⌉ pages of at most 1000). */
   goal?: { calls: number, workspaceDecisionCalls: number, met: boolean, floor: number, atFloor: boolean }
 }
 
-async function measure (mode: 'aim' | 'scim', groups: number): Promise<Run> {
+/** The tenant, plus a colleague in every group the user is directly in (who signs in first when the groups are to exist). */
+function tenantWithColleague (groups: number): ReturnType<typeof groupCountTenant> {
+  const tenant = groupCountTenant([groups])
+  const colleague = benchId('a2000000', 1)
+  tenant.users.push({ id: colleague, userPrincipalName: 'colleague@bench.onmicrosoft.com', displayName: 'Colleague' })
+  for (const g of tenant.groups) if (g.members.includes(userInGroups(0))) g.members.push(colleague)
+  return tenant
+}
+
+async function measure (mode: 'aim' | 'scim', groups: number, existing = false): Promise<Run> {
   // Emulator rate limits at their defaults; the service's Databricks budgets at theirs. The request
   // deadline is raised so the whole wait is measured (past the default 10 s a caller gets 503 with
   // Retry-After while the work goes on, and its retry is answered from the kept result).
-  const stack = await startStack(groupCountTenant([groups]), BENCH_APP, BENCH_SECRET, { REQUEST_TIMEOUT_MS: String(DEADLINE_MS) }, { mode, rateLimits: true })
+  const stack = await startStack(tenantWithColleague(groups), BENCH_APP, BENCH_SECRET, { REQUEST_TIMEOUT_MS: String(DEADLINE_MS) }, { mode, rateLimits: true })
   try {
     const user = userInGroups(0)
     // The group an admin assigned to the workspace (the top of the last nesting pair), already in the account.
@@ -57,6 +68,9 @@ async function measure (mode: 'aim' | 'scim', groups: number): Promise<Run> {
     const groupId = await provisionGroup(stack, mode, assigned, `Group 0-${groups}`)
     await admin(stack, 'PUT', `/api/2.0/accounts/${DEFAULT_ACCOUNT_ID}/workspaces/${DEFAULT_WORKSPACE_ID}/permissionassignments/principals/${groupId}`, { permissions: ['USER'] })
     const token = await userToken(stack, user)
+    // "Existing groups": a colleague in the same groups signed in before, so the groups and their nesting
+    // are in the account and only the new user and its own memberships remain to be written.
+    if (existing) await login(stack, await userToken(stack, benchId('a2000000', 1)), groups)
     await control(stack, 'DELETE', '/calls')
     await control(stack, 'DELETE', '/databricks/rate-limits')
     await control(stack, 'PUT', '/databricks/rate-limits', { enabled: true })
@@ -72,6 +86,7 @@ async function measure (mode: 'aim' | 'scim', groups: number): Promise<Run> {
     const run: Run = {
       mode,
       groups,
+      existing,
       cold: { seconds: cold.seconds, calls, routes, refusedByRateLimit: Object.values(limits.refused).reduce((a, b) => a + b, 0), access: cold.access },
       warm: { seconds: warm.seconds, calls: warmCalls }
     }
@@ -128,16 +143,18 @@ async function databricksRoutes (stack: BenchStack): Promise<Record<string, numb
 
 const runs: Run[] = []
 const rows: Array<[string, string]> = []
-for (const mode of MODES) {
-  const run = await measure(mode, GROUPS[mode])
+const plan = MODES.flatMap(mode => [false, ...(mode === 'scim' ? [true] : [])].map(existing => ({ mode, existing })))
+for (const { mode, existing } of plan) {
+  const run = await measure(mode, GROUPS[mode], existing)
+  const label = `${mode}: cold login, ${run.groups}${existing ? ' existing' : ''} groups`
   runs.push(run)
   const byRoute = Object.entries(run.cold.routes).map(([r, n]) => `${n}× ${r.replace('/api/2.0/identity/accounts/:accountId', '…identity').replace('/api/2.0/accounts/:accountId', '…account')}`).join(', ')
   const goal = run.goal === undefined
     ? ''
     : `; goal ≤ 3 + the workspace decision's ${run.goal.workspaceDecisionCalls}: ${run.goal.met ? 'met' : 'not met'} (floor with pages of ≤ 1000: 1 + ⌈${run.groups} / 1000⌉ = ${run.goal.floor}: ${run.goal.atFloor ? 'reached' : 'not reached'})`
   const late = run.cold.seconds > DEFAULT_DEADLINE_S ? ` (past the default ${DEFAULT_DEADLINE_S} s deadline: 503 and a retry)` : ''
-  rows.push([`${mode}: cold login, ${run.groups} groups`, `${run.cold.seconds} s to the workspace decision${late} (${run.cold.access}), ${run.cold.calls} Databricks calls (${run.cold.refusedByRateLimit} refused by the rate limits)${goal}`])
-  rows.push([`${mode}: calls by route`, byRoute])
-  rows.push([`${mode}: warm login`, `${run.warm.calls} Databricks calls, ${run.warm.seconds} s`])
+  rows.push([label, `${run.cold.seconds} s to the workspace decision${late} (${run.cold.access}), ${run.cold.calls} Databricks calls (${run.cold.refusedByRateLimit} refused by the rate limits)${goal}`])
+  rows.push([`${label}: calls by route`, byRoute])
+  rows.push([`${label}: warm login`, `${run.warm.calls} Databricks calls, ${run.warm.seconds} s`])
 }
 writeResult('cold-login-groups', { runs }, rows)

@@ -10,7 +10,7 @@ import { MAX_HEADER_BYTES, MAX_URL_LENGTH, clientErrorHandler, frameworkErrors, 
 import { registerRequestIds, requestIdOf } from './http/request-id.ts'
 import { AJV_OPTIONS } from './http/validation.ts'
 import { registerDeadlines } from './http/deadline.ts'
-import { trackWaits } from './target/write-scheduler.ts'
+import { registerWriteWaits } from './http/write-waits.ts'
 import { registerJsonBodyParser } from './http/json-body.ts'
 import { healthRoutes, type ReadinessCheck } from './http/health.ts'
 import { registerAuthentication, type Authenticator } from './http/authenticate.ts'
@@ -98,7 +98,9 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   })
 
   registerProblemHandlers(app)
-  registerDeadlines(app, { timeoutMs: deps.config.REQUEST_TIMEOUT_MS, track: trackWaits })
+  // A request waiting for Databricks' write budget is told its place in the queue as its Retry-After.
+  registerWriteWaits(app)
+  registerDeadlines(app, { timeoutMs: deps.config.REQUEST_TIMEOUT_MS, expectedSeconds: request => request.writeWaits?.etaSeconds() ?? 0 })
   // JSON with a nesting-depth limit checked before parsing (json-body.ts), for every route; no other body.
   registerJsonBodyParser(app)
   // Before the routes: @fastify/swagger collects each route's schema as it is added.

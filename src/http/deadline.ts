@@ -26,11 +26,10 @@ export interface DeadlineOptions {
   /** Which routes have a deadline (default: every /v1 route). */
   applies?: (route: { method: string, url: string }) => boolean
   /**
-   * Runs a handler so that its waits can be told: at the deadline, `retryAfterSeconds()` says when the
-   * writes it waits for are expected to be done (its place in the Databricks write queue); the 503's
-   * Retry-After is the larger of that and the default.
+   * When the work of this request is expected to be done, asked at its deadline (its place in the
+   * Databricks write queue); the 503's Retry-After is the larger of that and the default.
    */
-  track?: <T>(work: () => Promise<T>) => { result: Promise<T>, retryAfterSeconds: () => number }
+  expectedSeconds?: (request: FastifyRequest) => number
 }
 
 interface Deadline {
@@ -38,8 +37,6 @@ interface Deadline {
   expired: boolean
   /** Set while the handler runs: makes its wrapper reject with the 503. */
   abandon?: (err: Error) => void
-  /** Set while the handler runs: when the work it waits for is expected to be done. */
-  retryAfterSeconds?: () => number
 }
 
 declare module 'fastify' {
@@ -71,15 +68,7 @@ export function registerDeadlines (app: FastifyInstance, options: DeadlineOption
       if (deadline === undefined) return await handler.call(this, request, reply)
       // Answered by the timer a moment ago: nothing to start, nothing to send.
       if (deadline.expired) return await new Promise<never>(() => {})
-      const run = async (): Promise<unknown> => await handler.call(this, request, reply)
-      let work: Promise<unknown>
-      if (options.track !== undefined) {
-        const tracked = options.track(run)
-        work = tracked.result
-        deadline.retryAfterSeconds = tracked.retryAfterSeconds
-      } else {
-        work = Promise.resolve().then(run)
-      }
+      const work = Promise.resolve().then(async () => await handler.call(this, request, reply))
       work.then(() => { lateOutcome(request, reply, deadline) }, (err: unknown) => { lateOutcome(request, reply, deadline, err) })
       return await new Promise((resolve, reject) => {
         deadline.abandon = reject
@@ -97,7 +86,7 @@ export function registerDeadlines (app: FastifyInstance, options: DeadlineOption
       expired: false,
       timer: setTimeout(() => {
         deadline.expired = true
-        const err = deadlineExceeded(timeoutMs, Math.max(retryAfterSeconds, deadline.retryAfterSeconds?.() ?? 0))
+        const err = deadlineExceeded(timeoutMs, Math.max(retryAfterSeconds, Math.ceil(options.expectedSeconds?.(request) ?? 0)))
         // In the handler: its wrapper rejects and fastify answers. Still in the hooks (authentication): answer here.
         if (deadline.abandon !== undefined) deadline.abandon(err)
         else if (!reply.sent) reply.send(err)

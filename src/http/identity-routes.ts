@@ -9,6 +9,7 @@ import type { Materializer } from '../resolver/materializer.ts'
 import { DatabricksNotConfigured, PrincipalDisabled } from '../resolver/errors.ts'
 import { requireRole } from './authenticate.ts'
 import { ADMIN, BEARER, CALLER, DATABRICKS, JSON_BODY, LOOKUP, PARAMETERS, Problems as P, V1, problemResponses } from './problem-catalogue.ts'
+import { writesOf } from './write-waits.ts'
 
 /** Every problem POST /v1/login may answer with. */
 const LOGIN_PROBLEMS = [...V1, ...BEARER, ...JSON_BODY, ...CALLER, P.DatabricksNotConfigured, ...DATABRICKS, P.WorkspaceNotFound]
@@ -46,7 +47,7 @@ export async function identityRoutes (parent: FastifyInstance, { resolver, mater
     }
     // A disabled principal is still materialized, so Databricks deactivates it too, and then refused.
     const resolution = await resolver.resolveCaller(caller, { includeDisabled: true, groupNames: true })
-    const materialized = await materializer.materialize(resolution)
+    const materialized = await materializer.materialize(resolution, writesOf(request))
     if (!resolution.principal.accountEnabled) throw new PrincipalDisabled(resolution.principal.id)
     return {
       ...resolutionBody(resolution),

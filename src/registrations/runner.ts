@@ -21,7 +21,7 @@ import type { Clock } from '../clock.ts'
 import type { DirectoryPrincipal, PrincipalQuery } from '../directory/port.ts'
 import type { Resolution, Resolver } from '../resolver/resolver.ts'
 import type { Materializer } from '../resolver/materializer.ts'
-import { inBackground } from '../target/write-scheduler.ts'
+import { BACKGROUND } from '../target/write-scheduler.ts'
 import { MAX_PRINCIPALS, countsOf, isFinished, newJob, type ItemFailure, type JobItem, type JobSource, type RegistrationJob } from './job.ts'
 import type { JobStore } from './store.ts'
 import { ShuttingDown, isStoreUnavailable } from './errors.ts'
@@ -299,7 +299,7 @@ export class RegistrationRunner {
     }
     if (!principal.accountEnabled) return disabled(principal)
     // Background work: a login or a share takes the Databricks write budget first.
-    const materialized = await inBackground(async () => await materializer.materialize(resolution))
+    const materialized = await materializer.materialize(resolution, BACKGROUND)
     item.state = 'registered'
     item.databricksId = materialized.principalId
     delete item.failure

@@ -7,6 +7,7 @@ import { WorkspaceNotFoundError, type WorkspaceAssignments } from '../target/ass
 import { ObjectNotFound, TargetMisconfigured, TargetRejected, WorkspaceNotFound, upstreamUnavailable } from './errors.ts'
 import type { GroupRef } from '../directory/port.ts'
 import { ALL_GROUPS, filterClosure, type GroupFilter } from './group-filter.ts'
+import type { WriteContext } from '../target/write-scheduler.ts'
 
 export interface WorkspaceAccess {
   workspaceId: string
@@ -62,7 +63,8 @@ export class Materializer {
     return this.target.mirrorsMemberships === false
   }
 
-  async materialize ({ principal, groups }: Resolution): Promise<Materialized> {
+  /** `writes`: whose writes these are and how urgent (default interactive); the sync and registrations pass BACKGROUND. */
+  async materialize ({ principal, groups }: Resolution, writes?: WriteContext): Promise<Materialized> {
     const inClosure = new Set(groups.map(g => g.id))
     // A target that mirrors no membership (AIM) is spared two directory reads per principal, unless the
     // group filter needs the nesting.
@@ -76,7 +78,7 @@ export class Materializer {
     // Only edges inside the closure: the principal's view of Entra, nothing about unrelated groups.
     const edges = new Map([...parents].map(([id, ps]) => [id, ps.filter(p => inClosure.has(p))]))
     const admitted = filterClosure(this.groupFilter, { groups, directGroupIds: direct.map(g => g.id).filter(id => inClosure.has(id)), parents: edges })
-    return await this.guard(this.target.materialize({ tenantId: principal.tenantId, principal, ...admitted }))
+    return await this.guard(this.target.materialize({ tenantId: principal.tenantId, principal, ...admitted, ...writes !== undefined ? { writes } : {} }))
   }
 
   /**

@@ -30,6 +30,7 @@ import { DirectoryUnavailableError, type Directory, type DirectoryChange, type D
 import type { Resolver } from '../resolver/resolver.ts'
 import type { Materializer } from '../resolver/materializer.ts'
 import { TargetUnavailableError, type GroupRenameResult, type SyncMemberKind, type SyncResult, type TargetSync } from '../target/port.ts'
+import { BACKGROUND } from '../target/write-scheduler.ts'
 import { decideRetry, type RetryPolicy } from '../upstream/retry-policy.ts'
 import type { AppliedCounts, ChangeApplier } from './change-feed.ts'
 
@@ -109,7 +110,7 @@ export class SyncApplier implements ChangeApplier {
         tally(count, active ? 'activated' : 'deactivated', await this.patiently(async () => await target.setPrincipalActive(tenantId, { kind, id: held.entraId }, active)))
         // Its memberships as Entra has them now (the materialization removes the ones Entra dropped).
         if (active && materializer !== undefined) {
-          await this.patiently(async () => await materializer.materialize(await resolver.resolveLoaded(now)))
+          await this.patiently(async () => await materializer.materialize(await resolver.resolveLoaded(now), BACKGROUND))
           count('rematerialized')
         }
       }))

@@ -7,7 +7,6 @@ import type { SyncScheduler } from './scheduler.ts'
 import type { DirectoryChanges, DirectoryObjectKind } from '../directory/port.ts'
 import type { SubscriptionKeeper, SubscriptionStatus } from './subscriptions.ts'
 import { NotificationReceiver, type NotificationItem } from './notifications.ts'
-import { inBackground } from '../target/write-scheduler.ts'
 
 export interface SyncStatus {
   intervalSeconds: number
@@ -59,8 +58,7 @@ export class Sync {
       : new NotificationReceiver({ clientState: notifications.clientState, tenants: options.tenants, keeper: notifications.keeper, trigger: async () => { await this.trigger() } })
     this.scheduler = options.scheduler(async () => {
       const previous = await options.cursors.lastRound().catch(() => undefined)
-      // Background work: logins and shares take the Databricks write budget first.
-      const report = await inBackground(async () => await this.feed.round())
+      const report = await this.feed.round()
       const previousStart = previous === undefined ? NaN : Date.parse((JSON.parse(previous) as RoundReport).startedAt)
       if (!Number.isNaN(previousStart)) report.stalenessBoundSeconds = Math.max(0, Date.parse(report.finishedAt) - previousStart) / 1000
       for (const tenantId of options.tenants) await options.notifications?.keeper.ensure(tenantId)

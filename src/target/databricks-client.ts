@@ -21,7 +21,7 @@
 // - Errors: both Databricks error bodies are parsed; 400/404/409 become typed DatabricksErrors, 401/403
 //   TargetConfigurationError, unavailable upstreams (after retries) and other 5xx TargetUnavailableError.
 import { TargetUnavailableError } from './port.ts'
-import { WriteScheduler, familyOf, type LaneObserver } from './write-scheduler.ts'
+import { WriteScheduler, familyOf, type LaneObserver, type WriteContext } from './write-scheduler.ts'
 import { DatabricksBadRequestError, DatabricksConflictError, DatabricksError, DatabricksNotFoundError, TargetConfigurationError, type DatabricksErrorDetails } from './errors.ts'
 import { AppTokens, appCredential } from '../directory/app-token.ts'
 import { DirectoryUnavailableError } from '../directory/port.ts'
@@ -97,6 +97,8 @@ export interface DatabricksRequest {
   idempotent?: boolean
   /** The caller already took the write budget for the first attempt (a coalesced membership batch). */
   prepaid?: boolean
+  /** Whose write this is and how urgent (the write lanes' order; default interactive). */
+  writes?: WriteContext
 }
 
 export interface DatabricksResponse<T> {
@@ -243,7 +245,7 @@ export class DatabricksClient {
     let token = await this.token()
     let refreshed = false
     for (let attempt = 1; ; attempt++) {
-      if (how.writeBudgets !== false && !(attempt === 1 && request.prepaid === true)) await this.writes.take(method)
+      if (how.writeBudgets !== false && !(attempt === 1 && request.prepaid === true)) await this.writes.take(method, request.writes)
       const headers: Record<string, string> = { ...how.headers, authorization: `Bearer ${token}`, accept: 'application/json' }
       if (body !== undefined) headers['content-type'] = 'application/json'
       let res: UpstreamResponse

@@ -12,7 +12,7 @@
 //   retries, an outage) fails every writer of the batch, each of which retries as it would have alone.
 // - The batch's ticket counts for every writer waiting on it (its Retry-After), and an interactive writer
 //   joining a background batch lifts it to interactive.
-import { Waits, currentWriteContext, type WriteLane } from './write-scheduler.ts'
+import { Waits, type WriteContext, type WriteLane } from './write-scheduler.ts'
 
 interface Batch {
   add: Set<string>
@@ -21,7 +21,7 @@ interface Batch {
   done: Promise<Map<string, Error>>
 }
 
-export type SendMembers<E extends Error> = (groupId: string, add: string[], remove: string[], prepaid: boolean) => Promise<Map<string, E>>
+export type SendMembers<E extends Error> = (groupId: string, add: string[], remove: string[], prepaid: boolean, ctx?: WriteContext) => Promise<Map<string, E>>
 
 export class MembershipBatches<E extends Error> {
   private readonly open = new Map<string, Batch>()
@@ -33,18 +33,17 @@ export class MembershipBatches<E extends Error> {
    */
   constructor (private readonly lane: WriteLane | undefined, private readonly send: SendMembers<E>, private readonly onSent?: (members: number) => void) {}
 
-  async write (groupId: string, add: string[], remove: string[]): Promise<Map<string, E>> {
+  async write (groupId: string, add: string[], remove: string[], ctx?: WriteContext): Promise<Map<string, E>> {
     if (add.length === 0 && remove.length === 0) return new Map()
-    if (this.lane === undefined) return await this.send(groupId, add, remove, false)
+    if (this.lane === undefined) return await this.send(groupId, add, remove, false, ctx)
     const open = this.open.get(groupId)
     if (open !== undefined && (add.some(m => open.remove.has(m)) || remove.some(m => open.add.has(m)))) {
       await open.done.catch(() => {})
-      return await this.write(groupId, add, remove)
+      return await this.write(groupId, add, remove, ctx)
     }
-    const batch = open ?? this.start(groupId, this.lane)
+    const batch = open ?? this.start(groupId, this.lane, ctx)
     for (const m of add) batch.add.add(m)
     for (const m of remove) batch.remove.add(m)
-    const ctx = currentWriteContext()
     ctx?.waiting?.joined.add(batch.waits)
     if ((ctx?.priority ?? 'interactive') === 'interactive') batch.waits.raise()
     const refused = await batch.done
@@ -56,8 +55,7 @@ export class MembershipBatches<E extends Error> {
     return mine
   }
 
-  private start (groupId: string, lane: WriteLane): Batch {
-    const ctx = currentWriteContext()
+  private start (groupId: string, lane: WriteLane, ctx: WriteContext | undefined): Batch {
     const batch: Batch = { add: new Set(), remove: new Set(), waits: new Waits(), done: Promise.resolve(new Map()) }
     this.open.set(groupId, batch)
     batch.done = (async () => {
@@ -67,7 +65,7 @@ export class MembershipBatches<E extends Error> {
         if (this.open.get(groupId) === batch) this.open.delete(groupId)
       }
       this.onSent?.(batch.add.size + batch.remove.size)
-      return await this.send(groupId, [...batch.add], [...batch.remove], true)
+      return await this.send(groupId, [...batch.add], [...batch.remove], true, ctx)
     })()
     return batch
   }

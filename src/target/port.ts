@@ -2,6 +2,7 @@
 // identity API of automatic identity management). The resolver hands it what Entra says; the adapter
 // makes the account agree, idempotently.
 import type { DirectoryPrincipal, GroupRef } from '../directory/port.ts'
+import type { WriteContext } from './write-scheduler.ts'
 
 export interface MaterializeRequest {
   tenantId: string
@@ -13,6 +14,8 @@ export interface MaterializeRequest {
   directGroupIds: string[]
   /** For each group in `groups`: the ids of its direct parents (within `groups`), to mirror nesting. */
   parents: Map<string, string[]>
+  /** Who waits for the writes and how urgent they are (default: interactive, untracked). */
+  writes?: WriteContext
 }
 
 export interface Materialized {
@@ -49,7 +52,7 @@ export interface Target {
    * target that names groups itself never gives it a name in `avoidNames` (lowercased), renaming it if it
    * has one; a target whose account names groups (AIM) answers the account's name whatever it is.
    */
-  materializeGroup: (tenantId: string, group: GroupRef, options?: { avoidNames?: ReadonlySet<string> }) => Promise<MaterializedGroup>
+  materializeGroup: (tenantId: string, group: GroupRef, options?: { avoidNames?: ReadonlySet<string>, writes?: WriteContext }) => Promise<MaterializedGroup>
 }
 
 /** Thrown when the target cannot answer now (throttled, down): callers answer 503 with Retry-After. */

@@ -59,7 +59,7 @@ import type {
 } from './port.ts'
 import type { DatabricksClient } from './databricks-client.ts'
 import { MembershipBatches } from './membership-batches.ts'
-import { SharedWork } from './write-scheduler.ts'
+import { BACKGROUND, SharedWork, type WriteContext } from './write-scheduler.ts'
 import { DatabricksBadRequestError, DatabricksConflictError, DatabricksNotFoundError } from './errors.ts'
 import { groupNameCandidates, isReservedGroupName, scimString, type GroupNamePolicy } from './names.ts'
 import { ScimSync, type ScimSyncHost } from './scim-sync.ts'
@@ -293,7 +293,7 @@ export class DatabricksScimTarget implements Target, TargetSync {
   private readonly observer: ScimTargetObserver
   private readonly batches: MembershipBatches<DatabricksBadRequestError>
   /** Entra group id → its account group's create in flight (createGroupOnce). */
-  private readonly creating = new Map<string, Promise<ScimObject>>()
+  private readonly creating = new Map<string, { promise: Promise<ScimObject>, work: SharedWork }>()
 
   constructor (options: DatabricksScimTargetOptions) {
     this.client = options.client
@@ -314,7 +314,7 @@ export class DatabricksScimTarget implements Target, TargetSync {
       dispose: (generation, _key, reason) => { if (reason === 'evict') this.forgottenFloor = Math.max(this.forgottenFloor, generation) }
     })
     this.sync = new ScimSync(this.syncHost())
-    this.batches = new MembershipBatches(this.client.writes.lanes.patch, async (groupId, add, remove, prepaid) => await this.sendMembers(groupId, add, remove, prepaid), n => { this.observer.onMembershipBatch?.(n) })
+    this.batches = new MembershipBatches(this.client.writes.lanes.patch, async (groupId, add, remove, prepaid, ctx) => await this.sendMembers(groupId, add, remove, prepaid, ctx), n => { this.observer.onMembershipBatch?.(n) })
   }
 
   async materialize (request: MaterializeRequest): Promise<Materialized> {
@@ -327,14 +327,14 @@ export class DatabricksScimTarget implements Target, TargetSync {
     const running = this.lanes.get(key)
     // The same request in flight: share its outcome (and its place in the write queue).
     if (running?.fingerprint === fingerprint) {
-      running.work.join()
+      running.work.join(request.writes)
       return cloneResult(await running.promise)
     }
     // Another request for this principal in flight: run after it (one materialization at a time).
     const before = running === undefined ? Promise.resolve() : running.promise.then(() => {}, () => {})
     // Its writes are this principal's turn in the write lanes (fair across principals).
-    const work = new SharedWork(`principal:${key}`)
-    const promise = before.then(async () => await work.run(async () => await this.run(key, fingerprint, request)))
+    const work = new SharedWork(`principal:${key}`, request.writes)
+    const promise = before.then(async () => await this.run(key, fingerprint, { ...request, writes: work.ctx }))
     this.lanes.set(key, { fingerprint, promise, work })
     try {
       return cloneResult(await promise)
@@ -350,7 +350,7 @@ export class DatabricksScimTarget implements Target, TargetSync {
    * no call; concurrent calls for one group share one lookup. The tenant is not part of the key: like the
    * rest of this adapter, groups are known by their Entra object id (globally unique).
    */
-  async materializeGroup (_tenantId: string, group: GroupRef, options: { avoidNames?: ReadonlySet<string> } = {}): Promise<MaterializedGroup> {
+  async materializeGroup (_tenantId: string, group: GroupRef, options: { avoidNames?: ReadonlySet<string>, writes?: WriteContext } = {}): Promise<MaterializedGroup> {
     const avoid = options.avoidNames ?? new Set<string>()
     const known = this.knownGroup(group.id)
     if (known?.name !== undefined && !avoid.has(known.name.toLowerCase())) return { groupId: known.id, name: known.name }
@@ -358,7 +358,7 @@ export class DatabricksScimTarget implements Target, TargetSync {
     if (flying !== undefined && avoid.size === 0) return { ...await flying }
     const since = this.generation
     const flight = (async (): Promise<MaterializedGroup> => {
-      const found = (await this.ensureGroups([group], avoid)).get(group.id)
+      const found = (await this.ensureGroups([group], avoid, options.writes)).get(group.id)
       if (found === undefined) {
         throw new DatabricksBadRequestError(`Databricks refused every name for Entra group ${group.id}.`, { status: 400, errorCode: 'INVALID_PARAMETER_VALUE', method: 'POST', route: '/scim/v2/Groups' })
       }
@@ -446,12 +446,13 @@ export class DatabricksScimTarget implements Target, TargetSync {
     return {
       client: this.client,
       list: async (resource, filter, attributes) => await this.list(resource, filter, attributes),
-      patch: async (resource, id, operations) => { await this.patch(resource, id, operations) },
-      patchMembers: async (groupId, add, remove) => await this.patchMembers(groupId, add, remove),
+      // The change feed's writes are background work: logins and shares go first.
+      patch: async (resource, id, operations) => { await this.patch(resource, id, operations, false, BACKGROUND) },
+      patchMembers: async (groupId, add, remove) => await this.patchMembers(groupId, add, remove, BACKGROUND),
       externalIdsOf: async ids => await this.externalIdsOf(ids),
       nameCandidates: group => groupNameCandidates(group, this.namePolicy),
       blockedNames: async (names, avoid) => blockedNames(await this.namesHeldLocally(names), avoid),
-      nameGroup: async (group, taken, blocked, existing) => await this.nameGroup(group, taken, blocked, existing),
+      nameGroup: async (group, taken, blocked, existing) => await this.nameGroup(group, taken, blocked, existing, BACKGROUND),
       skipped: (skip, err) => { this.observer.onMembershipSkipped?.({ ...skip, reason: membershipSkipReason(err.message), detail: err.message }) },
       deleted: id => { this.sourced.delete(id) },
       invalidate: (tenantId, ids) => { this.invalidate(tenantId, ids) }
@@ -506,7 +507,7 @@ export class DatabricksScimTarget implements Target, TargetSync {
       const ops: unknown[] = []
       if (previous.fields.displayName !== fields.displayName) ops.push({ op: 'replace', path: 'displayName', value: fields.displayName })
       if (previous.fields.active !== fields.active) ops.push({ op: 'replace', path: 'active', value: fields.active })
-      if (ops.length > 0) await this.patch(RESOURCE[kind], principalId, ops)
+      if (ops.length > 0) await this.patch(RESOURCE[kind], principalId, ops, false, request.writes)
     } else {
       const found = await this.ensurePrincipal(request)
       principalId = found.id
@@ -516,7 +517,7 @@ export class DatabricksScimTarget implements Target, TargetSync {
       if (found.externalId !== p.id) ops.push({ op: 'replace', path: 'externalId', value: p.id })
       if ((found.displayName ?? '') !== fields.displayName) ops.push({ op: 'replace', path: 'displayName', value: fields.displayName })
       if (found.active !== fields.active) ops.push({ op: 'replace', path: 'active', value: fields.active })
-      if (ops.length > 0) await this.patch(RESOURCE[kind], principalId, ops)
+      if (ops.length > 0) await this.patch(RESOURCE[kind], principalId, ops, false, request.writes)
     }
 
     // 2. The groups: remembered, known from another principal's run, or looked up (and created).
@@ -535,7 +536,7 @@ export class DatabricksScimTarget implements Target, TargetSync {
         unknown.push(g)
       }
     }
-    const ensured = await this.ensureGroups(unknown)
+    const ensured = await this.ensureGroups(unknown, new Set(), request.writes)
     for (const [entraId, o] of ensured) {
       groupIds.set(entraId, o.id)
       const parents = directParents(o)
@@ -595,7 +596,7 @@ export class DatabricksScimTarget implements Target, TargetSync {
       const results = await Promise.allSettled(parents.map(async parent => {
         const add = adds.get(parent) ?? []
         const remove = removes.get(parent) ?? []
-        const refused = await this.patchMembers(parent, add, remove)
+        const refused = await this.patchMembers(parent, add, remove, request.writes)
         for (const child of add) {
           const err = refused.get(child)
           if (err === undefined) {
@@ -654,7 +655,7 @@ export class DatabricksScimTarget implements Target, TargetSync {
         }
       : { schemas: [SCIM_SCHEMA.servicePrincipal], applicationId: p.appId, displayName: p.displayName, externalId: p.id, active: p.accountEnabled }
     try {
-      const res = await this.client.account<ScimObject>('POST', `/scim/v2/${RESOURCE[kind]}`, { body })
+      const res = await this.client.account<ScimObject>('POST', `/scim/v2/${RESOURCE[kind]}`, { body, ...request.writes !== undefined ? { writes: request.writes } : {} })
       return res.json as ScimObject
     } catch (err) {
       if (!(err instanceof DatabricksConflictError)) throw err
@@ -683,7 +684,7 @@ export class DatabricksScimTarget implements Target, TargetSync {
    * Entra group id → the account's group, created where missing (a group Databricks refuses to create is
    * left out of the answer and reported). Groups found under a name they must not have are renamed.
    */
-  private async ensureGroups (groups: GroupRef[], avoid: ReadonlySet<string> = new Set()): Promise<Map<string, ScimObject>> {
+  private async ensureGroups (groups: GroupRef[], avoid: ReadonlySet<string> = new Set(), ctx?: WriteContext): Promise<Map<string, ScimObject>> {
     const out = new Map<string, ScimObject>()
     const taken = new Set<string>()
     const missing: GroupRef[] = []
@@ -710,7 +711,7 @@ export class DatabricksScimTarget implements Target, TargetSync {
     await Promise.all([...out].map(async ([entraId, o]) => {
       if (o.displayName === undefined || blocked(o.displayName) === undefined) return
       const group = groups.find(g => g.id === entraId) as GroupRef
-      out.set(entraId, await this.nameGroup(group, taken, blocked, o))
+      out.set(entraId, await this.nameGroup(group, taken, blocked, o, ctx))
     }))
     // Groups that share a name are created one after another (sorted by id), so which one gets the plain
     // name does not depend on timing; different names in parallel.
@@ -722,7 +723,7 @@ export class DatabricksScimTarget implements Target, TargetSync {
     await Promise.all([...byName.values()].map(async same => {
       for (const g of same) {
         try {
-          out.set(g.id, await this.createGroupOnce(g, taken, blocked))
+          out.set(g.id, await this.createGroupOnce(g, taken, blocked, ctx))
         } catch (err) {
           // A name Databricks cannot take (it refuses the create): this group is left out, not the login.
           if (!(err instanceof DatabricksBadRequestError)) throw err
@@ -743,19 +744,24 @@ export class DatabricksScimTarget implements Target, TargetSync {
    * the same moment (a new team signing in together): the others wait for that create instead of each
    * sending its own and adopting the group after a 409, which would spend the write budget many times over.
    */
-  private async createGroupOnce (group: GroupRef, taken: Set<string>, blocked: (name: string) => GroupNameCollision['reason'] | undefined): Promise<ScimObject> {
+  private async createGroupOnce (group: GroupRef, taken: Set<string>, blocked: (name: string) => GroupNameCollision['reason'] | undefined, ctx?: WriteContext): Promise<ScimObject> {
     const flying = this.creating.get(group.id)
-    if (flying !== undefined) return { ...await flying }
-    const flight = this.nameGroup(group, taken, blocked)
-    this.creating.set(group.id, flight)
+    if (flying !== undefined) {
+      // Waiting on another principal's create: it counts for this caller's Retry-After, and lifts it.
+      flying.work.join(ctx)
+      return { ...await flying.promise }
+    }
+    const work = new SharedWork(`group:${group.id}`, ctx)
+    const promise = this.nameGroup(group, taken, blocked, undefined, work.ctx)
+    this.creating.set(group.id, { promise, work })
     try {
-      return { ...await flight }
+      return { ...await promise }
     } finally {
-      if (this.creating.get(group.id) === flight) this.creating.delete(group.id)
+      if (this.creating.get(group.id)?.promise === promise) this.creating.delete(group.id)
     }
   }
 
-  private async nameGroup (group: Pick<GroupRef, 'id' | 'displayName'>, taken: Set<string>, blocked: (name: string) => GroupNameCollision['reason'] | undefined, existing?: ScimObject): Promise<ScimObject> {
+  private async nameGroup (group: Pick<GroupRef, 'id' | 'displayName'>, taken: Set<string>, blocked: (name: string) => GroupNameCollision['reason'] | undefined, existing?: ScimObject, ctx?: WriteContext): Promise<ScimObject> {
     const candidates = groupNameCandidates(group, this.namePolicy)
     let conflict: unknown
     let reason: GroupNameCollision['reason'] | undefined
@@ -768,10 +774,10 @@ export class DatabricksScimTarget implements Target, TargetSync {
       try {
         let made: ScimObject
         if (existing === undefined) {
-          const res = await this.client.account<ScimObject>('POST', '/scim/v2/Groups', { body: { schemas: [SCIM_SCHEMA.group], displayName: name, externalId: group.id } })
+          const res = await this.client.account<ScimObject>('POST', '/scim/v2/Groups', { body: { schemas: [SCIM_SCHEMA.group], displayName: name, externalId: group.id }, ...ctx !== undefined ? { writes: ctx } : {} })
           made = { ...res.json as ScimObject, groups: [] }
         } else {
-          await this.patch('Groups', existing.id, [{ op: 'replace', path: 'displayName', value: name }])
+          await this.patch('Groups', existing.id, [{ op: 'replace', path: 'displayName', value: name }], false, ctx)
           made = { ...existing, displayName: name }
         }
         taken.add(name.toLowerCase())
@@ -830,8 +836,8 @@ export class DatabricksScimTarget implements Target, TargetSync {
     }
   }
 
-  private async patch (resource: string, id: string, operations: unknown[], prepaid = false): Promise<void> {
-    await this.client.account('PATCH', `/scim/v2/${resource}/${encodeURIComponent(id)}`, { body: { schemas: [SCIM_SCHEMA.patchOp], Operations: operations }, prepaid })
+  private async patch (resource: string, id: string, operations: unknown[], prepaid = false, ctx?: WriteContext): Promise<void> {
+    await this.client.account('PATCH', `/scim/v2/${resource}/${encodeURIComponent(id)}`, { body: { schemas: [SCIM_SCHEMA.patchOp], Operations: operations }, prepaid, ...ctx !== undefined ? { writes: ctx } : {} })
   }
 
   /**
@@ -840,11 +846,11 @@ export class DatabricksScimTarget implements Target, TargetSync {
    * single members: the answer maps each member it refused to add to its refusal.
    */
   /** A group's new and gone members, coalesced with other principals' writes to the group (membership-batches.ts). */
-  private async patchMembers (groupId: string, add: string[], remove: string[]): Promise<Map<string, DatabricksBadRequestError>> {
-    return await this.batches.write(groupId, add, remove)
+  private async patchMembers (groupId: string, add: string[], remove: string[], ctx?: WriteContext): Promise<Map<string, DatabricksBadRequestError>> {
+    return await this.batches.write(groupId, add, remove, ctx)
   }
 
-  private async sendMembers (groupId: string, add: string[], remove: string[], prepaid: boolean): Promise<Map<string, DatabricksBadRequestError>> {
+  private async sendMembers (groupId: string, add: string[], remove: string[], prepaid: boolean, ctx?: WriteContext): Promise<Map<string, DatabricksBadRequestError>> {
     const refused = new Map<string, DatabricksBadRequestError>()
     const addOps = chunk(add, MEMBERS_PER_OP)
     const removeOps = remove.map(id => ({ op: 'remove', path: `members[value eq ${scimString(id)}]` }))
@@ -857,17 +863,17 @@ export class DatabricksScimTarget implements Target, TargetSync {
         // Only the first PATCH was paid for by the batch; any other takes its own token.
         const paid = prepaid
         prepaid = false
-        await this.patch('Groups', groupId, part.map(o => o.op), paid)
+        await this.patch('Groups', groupId, part.map(o => o.op), paid, ctx)
       } catch (err) {
         if (!isRefusal(err)) throw err
         const adding = part.flatMap(o => o.members ?? [])
         const removing = part.filter(o => o.members === undefined).map(o => o.op)
         if (adding.length === 0) throw err
         if (removing.length > 0) {
-          await this.patch('Groups', groupId, removing)
-          await this.addMembers(groupId, adding, refused)
+          await this.patch('Groups', groupId, removing, false, ctx)
+          await this.addMembers(groupId, adding, refused, ctx)
         } else {
-          await this.addMembers(groupId, adding, refused, err)
+          await this.addMembers(groupId, adding, refused, ctx, err)
         }
       }
     }
@@ -875,10 +881,10 @@ export class DatabricksScimTarget implements Target, TargetSync {
   }
 
   /** Adds the members with one PATCH; when refused (`refusal`: already known), each half on its own. */
-  private async addMembers (groupId: string, members: string[], refused: Map<string, DatabricksBadRequestError>, refusal?: DatabricksBadRequestError): Promise<void> {
+  private async addMembers (groupId: string, members: string[], refused: Map<string, DatabricksBadRequestError>, ctx: WriteContext | undefined, refusal?: DatabricksBadRequestError): Promise<void> {
     if (refusal === undefined) {
       try {
-        await this.patch('Groups', groupId, [addMembersOp(members)])
+        await this.patch('Groups', groupId, [addMembersOp(members)], false, ctx)
         return
       } catch (err) {
         if (!isRefusal(err)) throw err
@@ -890,8 +896,8 @@ export class DatabricksScimTarget implements Target, TargetSync {
       return
     }
     const half = Math.ceil(members.length / 2)
-    await this.addMembers(groupId, members.slice(0, half), refused)
-    await this.addMembers(groupId, members.slice(half), refused)
+    await this.addMembers(groupId, members.slice(0, half), refused, ctx)
+    await this.addMembers(groupId, members.slice(half), refused, ctx)
   }
 }
 

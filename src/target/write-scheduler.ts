@@ -4,9 +4,10 @@
 // wait. One lane per endpoint family, each a token bucket (a burst of one second) that grants in order:
 //
 // - Priority first: interactive work (a login, a share, a permission answer) before background work (a
-//   registration job, the change feed). The priority comes from the calling context (`inBackground`, an
-//   AsyncLocalStorage), so the adapters need not pass it down; a ticket raised to interactive while it
-//   waits (an interactive caller joined the work it is for) moves up.
+//   registration job, the change feed). The caller says which in a WriteContext passed down with the work
+//   (explicitly, not through an AsyncLocalStorage: on Node 20 one makes every await of the process several
+//   times slower, the warm path included); a ticket raised to interactive while it waits (an interactive
+//   caller joined the work it is for) moves up.
 // - Fair within a priority: owners (a principal's materialization) take turns, least recently served
 //   first, FIFO within an owner. So one user's ten group creates do not hold up the next user's own create.
 // - Bounded: a lane holds at most `maxQueued` waiting tickets; beyond that a write is refused at once with
@@ -16,18 +17,17 @@
 // - `pause`: a 429 with Retry-After from Databricks empties the family's bucket until then, for everyone.
 //
 // Pure scheduling: no I/O, injected clock and timers, so tests and benches see every decision.
-import { AsyncLocalStorage } from 'node:async_hooks'
 import { TargetUnavailableError } from './port.ts'
 
 export type WritePriority = 'interactive' | 'background'
 export type WriteFamily = 'patch' | 'write'
 
-/** What the calling context says about the writes it makes (see `inBackground`, `SharedWork`, `trackWaits`). */
+/** Who a write is for and how urgent it is, passed down with the work that makes it. */
 export interface WriteContext {
   priority: WritePriority
   /** Who the writes are for (a principal's materialization): the unit of fairness. */
   owner?: string
-  /** What this context waits on: its own tickets and the shared work it joined (its Retry-After). */
+  /** What the caller waits on: its own tickets and the shared work it joined (its Retry-After). */
   waiting?: Waits
 }
 
@@ -51,27 +51,8 @@ export class Waits {
   }
 }
 
-const context = new AsyncLocalStorage<WriteContext>()
-
-export function currentWriteContext (): WriteContext | undefined {
-  return context.getStore()
-}
-
-/** The writes made inside `work` are background work: they yield to interactive ones. */
-export async function inBackground<T> (work: () => Promise<T>): Promise<T> {
-  const outer = context.getStore()
-  return await context.run({ priority: 'background', ...outer?.waiting !== undefined ? { waiting: outer.waiting } : {} }, work)
-}
-
-/**
- * Runs `work` as an interactive request whose waits are tracked: `retryAfterSeconds()` is, at any moment,
- * when the writes it still waits for are expected to be granted (0 when it waits for none).
- */
-export function trackWaits<T> (work: () => Promise<T>): { result: Promise<T>, retryAfterSeconds: () => number } {
-  const waiting = new Waits()
-  const result = context.run({ priority: 'interactive', waiting }, work)
-  return { result, retryAfterSeconds: () => Math.ceil(waiting.etaSeconds()) }
-}
+/** The context of background work (a registration job, the change feed), waiting on nothing tracked. */
+export const BACKGROUND: WriteContext = Object.freeze({ priority: 'background' as const })
 
 /**
  * Work several callers share (one principal's materialization): its writes are owned by `owner`, with the
@@ -79,21 +60,16 @@ export function trackWaits<T> (work: () => Promise<T>): { result: Promise<T>, re
  * interactive caller lifts a background run to interactive, tickets already waiting included.
  */
 export class SharedWork {
-  private readonly ctx: WriteContext & { waiting: Waits }
+  readonly ctx: WriteContext & { waiting: Waits }
 
-  constructor (owner: string) {
-    this.ctx = { priority: context.getStore()?.priority ?? 'interactive', owner, waiting: new Waits() }
-    this.join()
+  constructor (owner: string, caller?: WriteContext) {
+    this.ctx = { priority: caller?.priority ?? 'interactive', owner, waiting: new Waits() }
+    this.join(caller)
   }
 
-  async run<T> (work: () => Promise<T>): Promise<T> {
-    return await context.run(this.ctx, work)
-  }
-
-  join (): void {
-    const outer = context.getStore()
-    outer?.waiting?.joined.add(this.ctx.waiting)
-    if ((outer?.priority ?? 'interactive') === 'interactive' && this.ctx.priority !== 'interactive') {
+  join (caller?: WriteContext): void {
+    caller?.waiting?.joined.add(this.ctx.waiting)
+    if ((caller?.priority ?? 'interactive') === 'interactive' && this.ctx.priority !== 'interactive') {
       this.ctx.priority = 'interactive'
       this.ctx.waiting.raise()
     }
@@ -165,8 +141,8 @@ export class WriteLane {
     this.refilledAt = this.now()
   }
 
-  /** Waits for a write token of this family, in the lane's order. */
-  async take (ctx: WriteContext | undefined = context.getStore()): Promise<void> {
+  /** Waits for a write token of this family, in the lane's order (no context: interactive, untracked). */
+  async take (ctx?: WriteContext): Promise<void> {
     const priority = ctx?.priority ?? 'interactive'
     this.refill()
     if (this.queue.length === 0 && this.tokens >= 1 && this.now() >= this.pausedUntil) {
@@ -295,9 +271,9 @@ export class WriteScheduler {
     this.lanes = lanes
   }
 
-  async take (method: string): Promise<void> {
+  async take (method: string, ctx?: WriteContext): Promise<void> {
     const family = familyOf(method)
-    if (family !== undefined) await this.lanes[family]?.take()
+    if (family !== undefined) await this.lanes[family]?.take(ctx)
   }
 
   pause (method: string, seconds: number): void {

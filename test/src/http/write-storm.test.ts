@@ -72,8 +72,9 @@ async function until (what: string, check: () => Promise<boolean>): Promise<void
 
 t.test(`${USERS} first logins at once: all get in, coalesced memberships, no duplicate, 503s that say how long`, async t => {
   await fresh()
-  // A 2 s deadline: the 24 creates alone take about 5 s at 5 a second, so the later callers are still queued.
-  const { app } = await startService(t, emulator, { ...env, REQUEST_TIMEOUT_MS: '2000' })
+  // Creates at 1 a second and a 5 s deadline: 28 creates take about 28 s, so however slowly a loaded
+  // machine reaches them, the later callers are still queued for their create at their deadline.
+  const { app } = await startService(t, emulator, { ...env, REQUEST_TIMEOUT_MS: '5000', DATABRICKS_SCIM_WRITES_PER_SECOND: '1' })
   const tokens = await Promise.all(userIds.map(async id => await tokenFor(emulator, id)))
   const login = async (token: string) => await app.inject({ method: 'POST', url: '/v1/login', headers: { authorization: `Bearer ${token}` } })
   // The first user signs in twice while queued.

@@ -5,7 +5,7 @@
 import t from 'tap'
 import { MembershipBatches } from '../../../src/target/membership-batches.ts'
 import { TargetUnavailableError } from '../../../src/target/port.ts'
-import { SharedWork, WriteLane, inBackground, trackWaits } from '../../../src/target/write-scheduler.ts'
+import { BACKGROUND, SharedWork, Waits, WriteLane, type WriteContext } from '../../../src/target/write-scheduler.ts'
 
 /** A lane whose burst is spent: every further take waits its turn (20 grants a second). */
 async function busyLane (options: { maxQueued?: number } = {}): Promise<WriteLane> {
@@ -18,11 +18,11 @@ t.test('interactive writes are granted before background ones, whatever the orde
   const lane = await busyLane()
   t.teardown(() => { lane.close() })
   const order: string[] = []
-  const take = async (name: string): Promise<void> => { await lane.take(); order.push(name) }
+  const take = async (name: string, ctx?: WriteContext): Promise<void> => { await lane.take(ctx); order.push(name) }
   const all = [
-    inBackground(async () => await take('registration 1')),
-    inBackground(async () => await take('registration 2')),
-    inBackground(async () => await take('sync')),
+    take('registration 1', BACKGROUND),
+    take('registration 2', BACKGROUND),
+    take('sync', BACKGROUND),
     take('login 1'),
     take('login 2')
   ]
@@ -38,8 +38,8 @@ t.test('owners take turns: one principal\'s many writes do not hold up the next 
   const a = new SharedWork('principal:a')
   const b = new SharedWork('principal:b')
   const all = [
-    ...[1, 2, 3, 4].map(async i => { await a.run(async () => { await lane.take() }); order.push(`a${i}`) }),
-    b.run(async () => { await lane.take(); order.push('b1') })
+    ...[1, 2, 3, 4].map(async i => { await lane.take(a.ctx); order.push(`a${i}`) }),
+    (async () => { await lane.take(b.ctx); order.push('b1') })()
   ]
   await Promise.all(all)
   t.equal(order.indexOf('b1'), 1, `b's only write comes right after a's first (${order.join(' ')})`)
@@ -49,15 +49,14 @@ t.test('an interactive caller joining background work lifts its waiting writes',
   const lane = await busyLane()
   t.teardown(() => { lane.close() })
   const order: string[] = []
-  const earlier = [1, 2].map(async i => await inBackground(async () => { await lane.take(); order.push(`registration ${i}`) }))
-  let shared: SharedWork | undefined
-  const job = inBackground(async () => {
-    shared = new SharedWork('principal:x')
-    await shared.run(async () => { await lane.take(); order.push('x') })
-  })
+  const earlier = [1, 2].map(async i => { await lane.take(BACKGROUND); order.push(`registration ${i}`) })
+  const shared = new SharedWork('principal:x', BACKGROUND)
+  const job = (async () => { await lane.take(shared.ctx); order.push('x') })()
   t.same(lane.depth(), { interactive: 0, background: 3 }, "x's write waits last, as background work")
   // A login for x joins the registration's run of it.
-  await trackWaits(async () => { shared?.join() }).result
+  const login: WriteContext = { priority: 'interactive', waiting: new Waits() }
+  shared.join(login)
+  t.ok((login.waiting?.etaSeconds() ?? 0) > 0, 'and waits on its writes')
   t.same(lane.depth(), { interactive: 1, background: 2 })
   await Promise.all([...earlier, job])
   t.same(order, ['x', 'registration 1', 'registration 2'])
@@ -81,17 +80,19 @@ t.test('a request\'s Retry-After is its place in the queue', async t => {
   await lane.take()
   await lane.take()
   // 9 background writes queued first, then an interactive request with 3 writes of its own.
-  const background = Array.from({ length: 9 }, async () => await inBackground(async () => { await lane.take() }))
-  const request = trackWaits(async () => { await Promise.all([lane.take(), lane.take(), lane.take()]) })
-  const seconds = request.retryAfterSeconds()
-  t.equal(seconds, 2, '3 interactive writes at 2 a second: ahead of the background ones')
-  const late = trackWaits(async () => { await inBackground(async () => { await lane.take() }) })
-  t.ok(late.retryAfterSeconds() >= 6, `a background write behind all of them waits longer (${late.retryAfterSeconds()} s)`)
+  const background = Array.from({ length: 9 }, async () => { await lane.take(BACKGROUND) })
+  const request: WriteContext = { priority: 'interactive', waiting: new Waits() }
+  const mine = Promise.all([lane.take(request), lane.take(request), lane.take(request)])
+  const seconds = (): number => Math.ceil(request.waiting?.etaSeconds() ?? 0)
+  t.equal(seconds(), 2, '3 interactive writes at 2 a second: ahead of the background ones')
+  const late: WriteContext = { priority: 'background', waiting: new Waits() }
+  const lateWrite = lane.take(late)
+  t.ok((late.waiting?.etaSeconds() ?? 0) >= 6, `a background write behind all of them waits longer (${late.waiting?.etaSeconds() ?? 0} s)`)
   lane.pause(30)
-  t.ok(request.retryAfterSeconds() >= 30, 'a pause Databricks asked for counts too')
+  t.ok(seconds() >= 30, 'a pause Databricks asked for counts too')
   lane.close()
-  await Promise.allSettled([...background, request.result, late.result])
-  t.equal(request.retryAfterSeconds(), 0, 'nothing waits any more')
+  await Promise.allSettled([...background, mine, lateWrite])
+  t.equal(seconds(), 0, 'nothing waits any more')
 })
 
 t.test('membership writes to one group coalesce while they wait for the PATCH budget', async t => {
