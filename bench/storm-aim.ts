@@ -7,9 +7,9 @@
 //   npm run bench -- storm-aim.ts
 //   NODE_EXTRA_CA_CERTS=.data/emulators/ca.pem npx tsx bench/storm-aim.ts --users=100
 import { parseArgs } from 'node:util'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { startStack } from './lib/service.ts'
 import { writeResult } from './lib/results.ts'
+import { signIn } from './lib/login-hook.ts'
 import { smallTenant, T } from '../test/helpers/tenant.ts'
 
 const { values } = parseArgs({ options: { users: { type: 'string', default: '500' }, limit: { type: 'string', default: '200' } } })
@@ -39,28 +39,11 @@ const api = `http://127.0.0.1:${typeof address === 'object' && address !== null 
 const tokens = await Promise.all(userIds.map(async id => (await control('POST', '/tokens', { tenantId: fixture.tenantId, principalId: id, audience: `api://${T.resolverAppId}` })).access_token as string))
 await control('DELETE', '/calls')
 
-let resets = 0
-let with503 = 0
-async function signIn (token: string): Promise<number> {
-  const started = performance.now()
-  for (let attempt = 1; ; attempt++) {
-    let res: Response
-    try {
-      res = await fetch(`${api}/v1/login`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })
-    } catch {
-      resets++
-      continue
-    }
-    const body = await res.text()
-    if (res.status === 200) return performance.now() - started
-    if (res.status !== 503) throw new Error(`login: ${res.status} ${body}`)
-    if (attempt === 1) with503++
-    await sleep(Number(res.headers.get('retry-after') ?? '1') * 1000)
-  }
-}
-
 const started = performance.now()
-const times = await Promise.all(tokens.map(signIn))
+const access = await Promise.all(tokens.map(async token => await signIn(api, token)))
+const times = access.map(a => a.ms)
+const resets = access.reduce((n, a) => n + a.resets, 0)
+const with503 = access.filter(a => a.attempts > 1).length
 const seconds = (performance.now() - started) / 1000
 const calls = await control('GET', '/calls') as { routes: Record<string, number> }
 const identity = Object.entries(calls.routes).filter(([r]) => r.includes('/api/2.0/identity/')).reduce((n, [, c]) => n + c, 0)

@@ -18,6 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { DATABRICKS_ADMIN_PAT, DEFAULT_ACCOUNT_ID } from '../emulators/databricks/account.ts'
 import { startStack } from './lib/service.ts'
 import { writeResult } from './lib/results.ts'
+import { signIn as loginHook, type Access } from './lib/login-hook.ts'
 import { smallTenant, T } from '../test/helpers/tenant.ts'
 
 const { values } = parseArgs({ options: { users: { type: 'string', default: '500' }, registered: { type: 'string', default: '1000' } } })
@@ -67,26 +68,7 @@ const control = async (method: string, path: string, body?: unknown): Promise<an
 const tokenOf = async (principalId: string, claims?: Record<string, unknown>): Promise<string> =>
   (await control('POST', '/tokens', { tenantId: fixture.tenantId, principalId, audience: `api://${T.resolverAppId}`, ...claims !== undefined ? { claims } : {} })).access_token as string
 
-interface Access { ms: number, attempts: number, resets: number }
-
-/** A login hook: POST /v1/login, and after a 503 again once its Retry-After has passed, until it gets in. */
-async function signIn (token: string): Promise<Access> {
-  const started = performance.now()
-  let resets = 0
-  for (let attempt = 1; ; attempt++) {
-    let res: Response
-    try {
-      res = await fetch(`${api}/v1/login`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })
-    } catch {
-      resets++
-      continue
-    }
-    const body = await res.text()
-    if (res.status === 200) return { ms: performance.now() - started, attempts: attempt, resets }
-    if (res.status !== 503) throw new Error(`login: ${res.status} ${body}`)
-    await sleep(Number(res.headers.get('retry-after') ?? '1') * 1000)
-  }
-}
+const signIn = async (token: string): Promise<Access> => await loginHook(api, token)
 
 // The account holds the existing groups (named as the service would name them, linked by externalId).
 await control('PUT', '/databricks/rate-limits', { enabled: false })

@@ -1,6 +1,6 @@
 // What a request waits for in Databricks' write lanes (target/write-scheduler.ts), so that a request past
-// its deadline is told its place in the queue as its Retry-After (http/deadline.ts). Created only when the
-// request materializes something: a warm request allocates nothing.
+// its deadline is told its place in the queue as its Retry-After (http/deadline.ts). Created only by a
+// request that materializes (a login), never by a permission question.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Waits, type WriteContext } from '../target/write-scheduler.ts'
 

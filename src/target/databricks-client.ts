@@ -13,8 +13,8 @@
 // - Throttling: one shared budget per client (the UpstreamClient's token bucket and concurrency limit,
 //   plus the write scheduler's per-family lanes, write-scheduler.ts: PATCH and POST/PUT/DELETE have far
 //   lower limits than reads; interactive writes go first, owners take turns). A 429 with Retry-After on a
-//   write pauses that family's lane for every caller.
-//   429 + Retry-After is honoured by the UpstreamClient. Databricks' SCIM quirk "500 REQUEST_LIMIT_EXCEEDED
+//   write pauses that family's lane for every caller, and the write is retried here, in its lane; other
+//   calls' 429 + Retry-After is honoured by the UpstreamClient. Databricks' SCIM quirk "500 REQUEST_LIMIT_EXCEEDED
 //   … exceeded the concurrent limit" (and a 429 on a call the UpstreamClient would not repeat) is treated as
 //   throttling here: the request was refused before it was processed, so it is repeated after a jittered
 //   backoff, at most `maxRetries` times, then TargetUnavailableError (throttled, with retryAfterSeconds).

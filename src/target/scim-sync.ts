@@ -34,6 +34,7 @@ import type {
 import type { DatabricksClient } from './databricks-client.ts'
 import { DatabricksBadRequestError, DatabricksNotFoundError } from './errors.ts'
 import { groupNameCandidates, scimString } from './names.ts'
+import { BACKGROUND } from './write-scheduler.ts'
 
 const RESOURCE: Record<SyncMemberKind, string> = { user: 'Users', servicePrincipal: 'ServicePrincipals', group: 'Groups' }
 const KINDS: readonly SyncMemberKind[] = ['user', 'servicePrincipal', 'group']
@@ -210,7 +211,7 @@ export class ScimSync implements TargetSync {
       affected.groups.push(...plan.groups)
       if (how === 'deleted') {
         try {
-          await this.host.client.account('DELETE', `/scim/v2/Groups/${encodeURIComponent(group.id)}`)
+          await this.host.client.account('DELETE', `/scim/v2/Groups/${encodeURIComponent(group.id)}`, { writes: BACKGROUND })
         } catch (err) {
           if (!isGone(err)) throw err
         }

@@ -7,15 +7,18 @@ import { MembershipBatches } from '../../../src/target/membership-batches.ts'
 import { TargetUnavailableError } from '../../../src/target/port.ts'
 import { BACKGROUND, SharedWork, Waits, WriteLane, type WriteContext } from '../../../src/target/write-scheduler.ts'
 
-/** A lane whose burst is spent: every further take waits its turn (20 grants a second). */
-async function busyLane (options: { maxQueued?: number } = {}): Promise<WriteLane> {
+/**
+ * A lane that grants nothing for a moment (as after a Retry-After), so every take made now waits its turn
+ * however slow the machine is; then 20 grants a second.
+ */
+function busyLane (options: { maxQueued?: number } = {}): WriteLane {
   const lane = new WriteLane({ family: 'patch', ratePerSecond: 20, ...options })
-  for (let i = 0; i < 20; i++) await lane.take()
+  lane.pause(0.3)
   return lane
 }
 
 t.test('interactive writes are granted before background ones, whatever the order they came in', async t => {
-  const lane = await busyLane()
+  const lane = busyLane()
   t.teardown(() => { lane.close() })
   const order: string[] = []
   const take = async (name: string, ctx?: WriteContext): Promise<void> => { await lane.take(ctx); order.push(name) }
@@ -32,7 +35,7 @@ t.test('interactive writes are granted before background ones, whatever the orde
 })
 
 t.test('owners take turns: one principal\'s many writes do not hold up the next principal\'s first', async t => {
-  const lane = await busyLane()
+  const lane = busyLane()
   t.teardown(() => { lane.close() })
   const order: string[] = []
   const a = new SharedWork('principal:a')
@@ -46,7 +49,7 @@ t.test('owners take turns: one principal\'s many writes do not hold up the next 
 })
 
 t.test('an interactive caller joining background work lifts its waiting writes', async t => {
-  const lane = await busyLane()
+  const lane = busyLane()
   t.teardown(() => { lane.close() })
   const order: string[] = []
   const earlier = [1, 2].map(async i => { await lane.take(BACKGROUND); order.push(`registration ${i}`) })
@@ -63,7 +66,7 @@ t.test('an interactive caller joining background work lifts its waiting writes',
 })
 
 t.test('the queue is bounded: beyond it a write is refused at once, saying how long the wait is', async t => {
-  const lane = await busyLane({ maxQueued: 3 })
+  const lane = busyLane({ maxQueued: 3 })
   t.teardown(() => { lane.close() })
   const waiting = [lane.take(), lane.take(), lane.take()]
   const err = await lane.take().catch((e: unknown) => e)
@@ -96,7 +99,7 @@ t.test('a request\'s Retry-After is its place in the queue', async t => {
 })
 
 t.test('membership writes to one group coalesce while they wait for the PATCH budget', async t => {
-  const lane = await busyLane()
+  const lane = busyLane()
   t.teardown(() => { lane.close() })
   const sent: Array<{ group: string, add: string[], remove: string[], prepaid: boolean }> = []
   const refusal = new Error('cycle')
@@ -127,7 +130,7 @@ t.test('membership writes to one group coalesce while they wait for the PATCH bu
 })
 
 t.test('a batch that fails fails every writer in it, and the next batch starts clean', async t => {
-  const lane = await busyLane()
+  const lane = busyLane()
   t.teardown(() => { lane.close() })
   let fail = true
   const batches = new MembershipBatches<Error>(lane, async () => {
