@@ -3,9 +3,10 @@
 // grant's reason written) from inputs that had not changed; now it is a lookup.
 //
 // An answer is remembered with what it was computed from, and served only while each of those is what
-// its own cache holds now, compared on every request: the ACL and the principal's profile and group list
-// by identity (each cache hands out the one object it holds, until it is reloaded or forgotten), the
-// workspace's assignments and the account's group names by value (their clients hand out copies), the
+// its own cache holds now, compared on every request: the ACL, the principal's profile and group list,
+// the workspace's assignments and the account's group names by identity first (each cache hands out the
+// one object it holds, until it is reloaded or forgotten), then by value (a reload with the same content
+// keeps the answer), the
 // nesting paths through the resolver (by the identity of the edges they came from), the dashboard's
 // publication by identity. So no answer outlives any input: the ACL's TTL, a share (the ACL is replaced),
 // an Entra change the sync applies (the resolver forgets the principal or the group), a group renamed in
@@ -13,16 +14,9 @@
 // nothing to invalidate here and no TTL of its own; an answer is held (weakly) by the cached ACL and
 // principal objects it is for, so it never outlives them in memory either.
 import type { DirectoryPrincipal, GroupRef } from '../directory/port.ts'
+import type { GroupNameFacts } from '../target/account-groups.ts'
 import type { PermissionAssignment } from '../target/assignments.ts'
 import type { DashboardPublication, ObjectAcl } from '../target/workspace-objects.ts'
-
-/** The account's answers about the group names an ACL and the assignments hold. */
-export interface GroupNameFacts {
-  /** Name → the account group's externalId (the Entra id), or null. */
-  external: ReadonlyMap<string, string | null>
-  /** The names (lowercased) local groups of the workspace hold. */
-  local: ReadonlySet<string>
-}
 
 /** An answer and everything it was computed from. */
 export interface RememberedAnswer<A> {
@@ -47,8 +41,10 @@ export interface AnswerInputs {
   groups: readonly GroupRef[]
 }
 
-// The group names each cached ACL holds, computed once per ACL object (cached ACLs are frozen).
+// The group names each cached ACL and each cached list of assignments holds, computed once per object
+// (both caches hand out one frozen object until they load it again): the same set while it is unchanged.
 const aclNames = new WeakMap<ObjectAcl, ReadonlySet<string>>()
+const assignedNames = new WeakMap<readonly PermissionAssignment[], ReadonlySet<string>>()
 
 /** The distinct `group_name`s of the ACL's entries, in order. */
 export function aclGroupNames (acl: ObjectAcl): ReadonlySet<string> {
@@ -57,6 +53,17 @@ export function aclGroupNames (acl: ObjectAcl): ReadonlySet<string> {
     const found = new Set<string>()
     for (const e of acl.accessControlList) if (typeof e.group_name === 'string') found.add(e.group_name)
     aclNames.set(acl, names = found)
+  }
+  return names
+}
+
+/** The names of the groups the workspace is assigned to. */
+export function assignedGroupNames (assignments: readonly PermissionAssignment[]): ReadonlySet<string> {
+  let names = assignedNames.get(assignments)
+  if (names === undefined) {
+    const found = new Set<string>()
+    for (const a of assignments) if (a.kind === 'group' && a.name !== undefined) found.add(a.name)
+    assignedNames.set(assignments, names = found)
   }
   return names
 }

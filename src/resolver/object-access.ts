@@ -38,14 +38,14 @@ import {
   type PrincipalGroup
 } from '../permissions/index.ts'
 import type { DashboardPublication as PublicationState, ObjectAcl, WorkspaceObjects } from '../target/workspace-objects.ts'
-import type { AccountGroupNames } from '../target/account-groups.ts'
+import type { AccountGroupNames, GroupNameFacts } from '../target/account-groups.ts'
 import type { PermissionAssignment, WorkspacePermission } from '../target/assignments.ts'
 import type { Materializer } from './materializer.ts'
 import type { Resolution, Resolver } from './resolver.ts'
 import type { LookupBudget } from './lookup-budget.ts'
 import { admitsGroup } from './group-filter.ts'
 import type { CacheObserver } from './fresh-cache.ts'
-import { AnswerCache, aclGroupNames, type GroupNameFacts, type RememberedAnswer } from './answer-cache.ts'
+import { AnswerCache, aclGroupNames, assignedGroupNames, type RememberedAnswer } from './answer-cache.ts'
 import {
   InvalidOwner,
   InvalidPermissionLevel,
@@ -120,8 +120,8 @@ interface ObjectFacts {
   ref: ObjectRef
   objectType: ObjectType
   acl: ObjectAcl
-  /** A copy, new on each read (the assignments client copies). */
-  assignments: PermissionAssignment[]
+  /** Frozen: the same list while the assignments client caches it. */
+  assignments: readonly PermissionAssignment[]
   /** The group names the ACL holds, and those of the groups assigned to the workspace. */
   aclNames: ReadonlySet<string>
   assignedNames: ReadonlySet<string>
@@ -233,7 +233,7 @@ export class ObjectAccess {
   /** The object's ACL and its workspace's assignments (from their caches; `fresh`: the ACL read again). */
   private async facts (ref: ObjectRef, objectType: ObjectType, fresh = false): Promise<ObjectFacts> {
     let acl: ObjectAcl
-    let assignments: PermissionAssignment[]
+    let assignments: readonly PermissionAssignment[]
     try {
       [acl, assignments] = await Promise.all([
         this.deps.objects.acl(ref.workspaceId, objectType, ref.objectId, { fresh }),
@@ -242,9 +242,7 @@ export class ObjectAccess {
     } catch (err) {
       throw this.deps.materializer.problem(err)
     }
-    const assignedNames = new Set<string>()
-    for (const a of assignments) if (a.kind === 'group' && a.name !== undefined) assignedNames.add(a.name)
-    return { ref, objectType, acl, assignments, aclNames: aclGroupNames(acl), assignedNames }
+    return { ref, objectType, acl, assignments, aclNames: aclGroupNames(acl), assignedNames: assignedGroupNames(assignments) }
   }
 
   /**
@@ -306,21 +304,13 @@ export class ObjectAccess {
    * hold (only when the ACL names groups): read once per request, whoever asks.
    */
   private async groupNames (facts: ObjectFacts): Promise<GroupNameFacts> {
-    facts.names ??= this.readGroupNames(facts)
-    return facts.namesRead ?? (facts.namesRead = await facts.names)
-  }
-
-  private async readGroupNames ({ ref, aclNames, assignedNames }: ObjectFacts): Promise<GroupNameFacts> {
-    const all = assignedNames.size === 0 ? [...aclNames] : [...new Set([...aclNames, ...assignedNames])]
-    try {
-      const [external, local] = await Promise.all([
-        this.deps.groupNames.externalIds(all),
-        aclNames.size === 0 ? new Set<string>() : this.deps.groupNames.localNames(ref.workspaceId, [...aclNames])
-      ])
-      return { external, local }
-    } catch (err) {
-      throw this.deps.materializer.problem(err)
-    }
+    if (facts.namesRead !== undefined) return facts.namesRead
+    const { ref, aclNames, assignedNames } = facts
+    // Warm: one lookup, no promise.
+    const cached = this.deps.groupNames.cachedFacts(ref.workspaceId, aclNames, assignedNames)
+    if (cached !== undefined) return (facts.namesRead = cached)
+    facts.names ??= this.deps.materializer.guard(this.deps.groupNames.factsFor(ref.workspaceId, aclNames, assignedNames))
+    return (facts.namesRead = await facts.names)
   }
 
   /** Whether the dashboard is published, with embedded credentials (cached like ACLs): read once per request. */

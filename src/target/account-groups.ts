@@ -14,6 +14,9 @@
 //   for `missingTtlMs` (default 30 s), since a group may appear at any moment; concurrent lookups of one
 //   name share one call. invalidate() also forgets the lookups in flight: an answer read before it is
 //   neither cached after it nor joined by a lookup made after it.
+// - factsFor()/cachedFacts(): both questions for an ACL's names (and the names of the groups assigned to
+//   the workspace) as one answer, remembered while every answer it was made from is cached unchanged, so
+//   a warm permission question reads it with one lookup and compares it by identity.
 // - The reserved names (the workspace system groups `admins` and `users`, the account's `account users`)
 //   belong to Databricks: no Entra group is ever credited with them, and no call is made for them.
 import { LRUCache } from 'lru-cache'
@@ -42,6 +45,23 @@ interface Known { value: string | null }
 /** Where names are looked up: the account's groups, or one workspace's local groups. */
 type Scope = { kind: 'account' } | { kind: 'workspace', workspaceId: string }
 
+/** What the account says about the group names an ACL and a workspace's assignments hold. */
+export interface GroupNameFacts {
+  /** Name → the account group's externalId (the Entra id), or null. */
+  external: ReadonlyMap<string, string | null>
+  /** The names (lowercased) local groups of the workspace hold (among the ACL's). */
+  local: ReadonlySet<string>
+}
+
+/** Facts made from cached answers, valid while none of them is replaced, forgotten or expired. */
+interface RememberedFacts {
+  workspaceId: string
+  assignedNames: ReadonlySet<string>
+  generation: number
+  expiresAt: number
+  facts: GroupNameFacts
+}
+
 export class AccountGroupNames {
   private readonly client: DatabricksClient
   private readonly cache: LRUCache<string, Known>
@@ -49,16 +69,82 @@ export class AccountGroupNames {
   private readonly flights = new Map<string, Promise<string | null>>()
   /** Bumped by invalidate(): a load begun under an older generation caches nothing. */
   private generation = 0
+  /** Bumped whenever a cached answer is replaced, deleted or evicted: remembered facts made before are void. */
+  private changes = 0
+  /** Keyed by the ACL's set of names (one object per cached ACL, answer-cache.ts). */
+  private readonly remembered = new WeakMap<ReadonlySet<string>, RememberedFacts>()
+  private readonly now: () => number
 
   constructor (options: AccountGroupNamesOptions) {
     this.client = options.client
     const clock = options.clock
     this.missingTtlMs = options.missingTtlMs ?? 30_000
+    this.now = clock === undefined ? () => performance.now() : () => clock.now()
     this.cache = new LRUCache<string, Known>({
       max: options.maxEntries ?? 100_000,
       ttl: options.ttlMs ?? 300_000,
+      dispose: () => { this.changes += 1 },
       ...(clock === undefined ? {} : { perf: { now: () => clock.now() }, ttlResolution: 0 })
     })
+  }
+
+  /**
+   * Both answers for an ACL's group names and the workspace's assigned group names: each name's
+   * externalId, and which of the ACL's names local groups of the workspace hold. Reads what is not cached.
+   */
+  async factsFor (workspaceId: string, aclNames: ReadonlySet<string>, assignedNames: ReadonlySet<string>): Promise<GroupNameFacts> {
+    const cached = this.cachedFacts(workspaceId, aclNames, assignedNames)
+    if (cached !== undefined) return cached
+    const all = assignedNames.size === 0 ? [...aclNames] : [...new Set([...aclNames, ...assignedNames])]
+    const [external, local] = await Promise.all([
+      this.externalIds(all),
+      aclNames.size === 0 ? new Set<string>() : this.localNames(workspaceId, [...aclNames])
+    ])
+    // Remembered from the cache now that it holds every answer (unless one was forgotten meanwhile).
+    return this.cachedFacts(workspaceId, aclNames, assignedNames) ?? { external, local }
+  }
+
+  /**
+   * factsFor() from memory alone, without a promise: the same object while every answer it was made from
+   * stays cached unchanged, undefined when one is not cached.
+   */
+  cachedFacts (workspaceId: string, aclNames: ReadonlySet<string>, assignedNames: ReadonlySet<string>): GroupNameFacts | undefined {
+    const memo = this.remembered.get(aclNames)
+    if (memo !== undefined && memo.workspaceId === workspaceId && memo.assignedNames === assignedNames &&
+      memo.generation === this.changes && this.now() < memo.expiresAt) return memo.facts
+    let expiresAt = Infinity
+    const status: LRUCache.Status<string, Known> = {}
+    const cached = (key: string): Known | undefined => {
+      const known = this.cache.get(key, { status })
+      if (known !== undefined && status.start !== undefined && status.ttl !== undefined) expiresAt = Math.min(expiresAt, status.start + status.ttl)
+      return known
+    }
+    const external = new Map<string, string | null>()
+    for (const names of [aclNames, assignedNames]) {
+      for (const name of names) {
+        if (external.has(name)) continue
+        if (isReservedGroupName(name) || name.trim() === '') {
+          external.set(name, null)
+          continue
+        }
+        const known = cached(`a|${name.toLowerCase()}`)
+        if (known === undefined) return undefined
+        external.set(name, known.value)
+      }
+    }
+    const local = new Set<string>()
+    for (const name of aclNames) {
+      if (isReservedGroupName(name)) local.add(name.trim().toLowerCase())
+      else if (name.trim() === '') continue
+      else {
+        const known = cached(`w${workspaceId}|${name.toLowerCase()}`)
+        if (known === undefined) return undefined
+        if (known.value !== null) local.add(name.trim().toLowerCase())
+      }
+    }
+    const facts: GroupNameFacts = { external, local }
+    this.remembered.set(aclNames, { workspaceId, assignedNames, generation: this.changes, expiresAt, facts })
+    return facts
   }
 
   /** Each name (as given) → the account group's externalId, or null (no such account group, none set, or a reserved name). */

@@ -128,7 +128,7 @@ const WORKSPACE_ID = /^\d{1,20}$/
 
 export class WorkspaceAssignments {
   private readonly client: DatabricksClient
-  private readonly cache: LRUCache<string, PermissionAssignment[]>
+  private readonly cache: LRUCache<string, readonly PermissionAssignment[]>
   private readonly pageSize: number | undefined
   private readonly style: AimPathStyle
 
@@ -137,7 +137,7 @@ export class WorkspaceAssignments {
     this.pageSize = options.pageSize
     this.style = options.pathStyle ?? 'kebab'
     const clock = options.clock
-    this.cache = new LRUCache<string, PermissionAssignment[]>({
+    this.cache = new LRUCache<string, readonly PermissionAssignment[]>({
       max: options.maxWorkspaces ?? 1_000,
       ttl: options.ttlMs ?? 30_000,
       ...(clock === undefined ? {} : { perf: { now: () => clock.now() }, ttlResolution: 0 }),
@@ -148,11 +148,14 @@ export class WorkspaceAssignments {
     })
   }
 
-  /** The workspace's permission assignments (from memory for `ttlMs`; concurrent misses share one load). */
-  async forWorkspace (workspaceId: string): Promise<PermissionAssignment[]> {
+  /**
+   * The workspace's permission assignments (from memory for `ttlMs`; concurrent misses share one load).
+   * Frozen, and the same list until it is loaded again: callers may compare it by identity.
+   */
+  async forWorkspace (workspaceId: string): Promise<readonly PermissionAssignment[]> {
     const id = checkWorkspaceId(workspaceId)
-    const list = await this.cache.fetch(id) as PermissionAssignment[]
-    return list.map(a => ({ ...a, permissions: [...a.permissions] }))
+    // The warm path: a plain lookup, no promise machinery.
+    return this.cache.get(id) ?? await this.cache.fetch(id) as readonly PermissionAssignment[]
   }
 
   /** Loads the assignments, then decides (a convenience over forWorkspace + decideWorkspaceAccess). */
@@ -197,7 +200,7 @@ export class WorkspaceAssignments {
     }
   }
 
-  private async load (workspaceId: string): Promise<PermissionAssignment[]> {
+  private async load (workspaceId: string): Promise<readonly PermissionAssignment[]> {
     const out: PermissionAssignment[] = []
     const seen = new Set<string>()
     let token: string | undefined
@@ -217,7 +220,7 @@ export class WorkspaceAssignments {
       }
       token = res.json?.next_page_token
       // A token seen before would loop forever: stop there.
-      if (token === undefined || token === '' || seen.has(token)) return out
+      if (token === undefined || token === '' || seen.has(token)) return Object.freeze(out.map(a => Object.freeze({ ...a, permissions: Object.freeze(a.permissions) as WorkspacePermission[] })))
       seen.add(token)
     }
   }

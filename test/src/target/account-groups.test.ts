@@ -1,10 +1,11 @@
 // AccountGroupNames against the Databricks emulator over HTTPS (account SCIM): group names as ACLs carry
 // them → the Entra object ids the account groups are linked to; case-insensitive names, the cache (TTL and
 // the shorter "missing" TTL on an injected clock), coalescing, 50 names per call, a disambiguated name,
-// the workspace system groups, names that look like filter syntax, and invalidate() during a lookup.
+// the workspace system groups, names that look like filter syntax, invalidate() during a lookup, and the
+// remembered answer for an ACL's names (factsFor).
 import t, { type Test } from 'tap'
 import { scimEnv, T, type ScimEnv } from '../../helpers/target.ts'
-import { createGroup } from '../../helpers/databricks.ts'
+import { createGroup, DEFAULT_WORKSPACE_ID } from '../../helpers/databricks.ts'
 import { AccountGroupNames } from '../../../src/target/account-groups.ts'
 import { TargetUnavailableError } from '../../../src/target/port.ts'
 
@@ -128,4 +129,34 @@ t.test('a failed lookup is not cached: every waiting caller gets the error, the 
   t.ok(results.every(r => r.status === 'rejected' && r.reason instanceof TargetUnavailableError), 'both callers: TargetUnavailableError')
   env.db.ctx.faults.remove()
   t.same([...await names.externalIds(['Finance', 'Engineering'])], [['Finance', T.finance], ['Engineering', T.engineering]], 'nothing wrong was remembered')
+})
+
+t.test('factsFor: one answer for an ACL\'s names, the same object while every answer it holds stays cached', async t => {
+  const { env, clock, names } = await world(t)
+  const ws = DEFAULT_WORKSPACE_ID
+  const acl = new Set(['Finance', 'Nobody', 'admins'])
+  const assigned = new Set(['Engineering'])
+  t.equal(names.cachedFacts(ws, acl, assigned), undefined, 'nothing cached yet')
+  const facts = await names.factsFor(ws, acl, assigned)
+  t.same([...facts.external], [['Finance', T.finance], ['Nobody', null], ['admins', null], ['Engineering', T.engineering]])
+  t.same([...facts.local], ['admins'], 'the reserved names always count as the workspace\'s own')
+  env.resetCalls()
+  t.equal(names.cachedFacts(ws, acl, assigned), facts, 'the same object from memory')
+  t.equal(await names.factsFor(ws, acl, assigned), facts)
+  t.equal(env.dbCalls().total, 0)
+  const otherAssignments = names.cachedFacts(ws, acl, new Set(['Engineering']))
+  t.not(otherAssignments, facts, 'other assignments: made again (from the cache)')
+  t.same(otherAssignments, facts)
+  t.equal(env.dbCalls().total, 0)
+
+  // "Nobody" is remembered as missing for 30 s only: past that, the facts are read again.
+  await createGroup(env.db.api, 'Nobody', { externalId: T.dataPlatform })
+  clock.advance(30_001)
+  t.equal(names.cachedFacts(ws, acl, assigned), undefined, 'one of its answers expired')
+  const later = await names.factsFor(ws, acl, assigned)
+  t.not(later, facts)
+  t.equal(later.external.get('Nobody'), T.dataPlatform, 'the group that appeared is seen')
+
+  names.invalidate()
+  t.equal(names.cachedFacts(ws, acl, assigned), undefined, 'invalidate() forgets the remembered facts too')
 })

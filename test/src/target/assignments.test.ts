@@ -111,8 +111,10 @@ t.test('the cache coalesces concurrent loads and expires after its TTL', async t
   t.equal(env.dbCalls().routes[LIST], 2, 'expired: loaded again')
   t.same(decideWorkspaceAccess(fresh, bob.principalId, []), { access: 'DIRECT', permission: 'ADMIN' }, 'the change is seen')
 
-  // A caller mutating its copy does not change the cache.
-  fresh.length = 0
+  // Callers share one frozen list until it is loaded again: none of them can change what the others see.
+  t.equal(await assignments.forWorkspace(DEFAULT_WORKSPACE_ID), fresh, 'the same list while cached')
+  t.throws(() => { (fresh as PermissionAssignment[]).length = 0 }, TypeError)
+  t.throws(() => { (fresh[0]?.permissions as string[]).push('ADMIN') }, TypeError)
   t.equal((await assignments.forWorkspace(DEFAULT_WORKSPACE_ID)).length, 2)
   assignments.invalidate(DEFAULT_WORKSPACE_ID)
   await assignments.forWorkspace(DEFAULT_WORKSPACE_ID)
