@@ -1,13 +1,14 @@
 // buildApp(deps): the composition root of the HTTP service. It registers plugins and routes with the
 // dependencies it is given and never listens, so tests and local mode assemble the same app.
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
-import type { DestinationStream, Logger } from 'pino'
+import { pino, destination, type DestinationStream } from 'pino'
 import type { Config } from './config.ts'
 import type { Resolver } from './resolver/resolver.ts'
 import type { Materializer } from './resolver/materializer.ts'
 import type { Metrics } from './observability/metrics.ts'
 import { MAX_HEADER_BYTES, MAX_URL_LENGTH, clientErrorHandler, frameworkErrors, registerProblemHandlers } from './http/problems.ts'
 import { registerRequestIds, requestIdOf } from './http/request-id.ts'
+import { lazyRequestLogger, registerRequestLog } from './http/request-log.ts'
 import { AJV_OPTIONS } from './http/validation.ts'
 import { registerDeadlines } from './http/deadline.ts'
 import { registerWriteWaits } from './http/write-waits.ts'
@@ -45,15 +46,20 @@ export interface AppDeps {
 }
 
 export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
+  // stdout as pino writes it by default (asynchronously, a line waiting while a write is in flight), shared
+  // by the app's logger and the request lines.
+  const stream = deps.logStream ?? destination(1)
   const app = Fastify({
     logger: {
       level: deps.config.LOG_LEVEL,
       // Bearer tokens and secrets never reach a log line.
       redact: { paths: ['req.headers.authorization', 'req.headers.cookie', '*.client_secret', '*.access_token'], censor: '[redacted]' },
-      ...(deps.logStream !== undefined ? { stream: deps.logStream } : {})
+      stream
     },
-    // Our own single line per request (below) replaces fastify's two.
+    // Our own single line per request (http/request-log.ts) replaces fastify's two; a request's logger is
+    // made only when it writes.
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: lazyRequestLogger,
     // Every request has an id (a well-formed incoming x-request-id is kept, request-id.ts): in every log
     // line of the request (`reqId`), the x-request-id response header and every problem.
     requestIdHeader: false,
@@ -80,22 +86,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   })
 
   registerRequestIds(app)
-  // One log line per request, after the response, with the caller's object id (never the token).
-  app.addHook('onResponse', (request, reply, done) => {
-    const route = request.routeOptions.url ?? 'unmatched'
-    deps.metrics?.observeRequest(route, request.method, reply.statusCode, reply.elapsedTime / 1000)
-    // The line's object is built only when it is written (not at LOG_LEVEL=warn or silent).
-    if ((request.log as Logger).isLevelEnabled('info')) {
-      request.log.info({
-        method: request.method,
-        url: request.url.length > 2048 ? `${request.url.slice(0, 2048)}…` : request.url,
-        status: reply.statusCode,
-        ms: Math.round(reply.elapsedTime * 10) / 10,
-        ...(request.caller !== undefined ? { oid: request.caller.oid, tid: request.caller.tenantId } : {})
-      }, 'request')
-    }
-    done()
-  })
+  registerRequestLog(app, { metrics: deps.metrics, lines: pino({ level: deps.config.LOG_LEVEL }, stream) })
 
   registerProblemHandlers(app)
   // A request waiting for Databricks' write budget is told its place in the queue as its Retry-After.

@@ -141,6 +141,22 @@ t.test('request ids: a well-formed incoming one is kept, anything else replaced;
   t.match((await app.inject('/healthz')).headers['x-request-id'], UUID, 'successes carry one too')
 })
 
+t.test('a request\'s own log lines carry its id and traceparent, and the logger still redacts secrets', async t => {
+  const { app, lines } = await appWithLogs(t)
+  app.get('/chatty', async (request) => {
+    request.log.warn({ upstream: { client_secret: 's3cret', access_token: 'eyJ.tok' } }, 'told something')
+    return { ok: true }
+  })
+  const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+  const res = await app.inject({ url: '/chatty', headers: { 'x-request-id': 'req-chatty', traceparent } })
+  t.equal(res.statusCode, 200)
+  const told = lines.find(l => l.msg === 'told something')
+  t.match(told, { reqId: 'req-chatty', traceparent, level: 40, upstream: { client_secret: '[redacted]', access_token: '[redacted]' } })
+  t.notOk(JSON.stringify(lines).includes('s3cret'), 'the secret is in no line')
+  t.match(lines.find(l => l.msg === 'request' && l.reqId === 'req-chatty'), { traceparent, status: 200 }, 'the request line has the same bindings')
+  t.equal(lines.filter(l => l.reqId === 'req-chatty').length, 2, 'two lines, each once')
+})
+
 t.test('5xx: a generic detail with the request id; the cause only in the log', async t => {
   const { app, lines } = await appWithLogs(t)
   app.get('/boom', async () => { throw new Error('database password is hunter2') })
