@@ -59,14 +59,18 @@ export function registerRequestLog (app: FastifyInstance, { metrics, lines }: { 
     // The line's object is built only when it is written (not at LOG_LEVEL=warn or silent).
     if (lines.isLevelEnabled('info')) {
       const log = request.log as unknown
+      // One object shape for every line (absent fields undefined, which pino leaves out): built from
+      // spreads, the object cost pino several times more to write.
       lines.info({
-        // The request's bindings: its id, and a traceparent when it came with one.
-        ...(log instanceof RequestLogger ? log.fields : { reqId: request.id }),
+        reqId: request.id,
+        // Bound to the request's logger when the request came with one.
+        traceparent: log instanceof RequestLogger ? log.fields.traceparent as string | undefined : undefined,
         method: request.method,
         url: request.url.length > 2048 ? `${request.url.slice(0, 2048)}…` : request.url,
         status: reply.statusCode,
         ms: Math.round(reply.elapsedTime * 10) / 10,
-        ...(request.caller !== undefined ? { oid: request.caller.oid, tid: request.caller.tenantId } : {})
+        oid: request.caller?.oid,
+        tid: request.caller?.tenantId
       }, 'request')
     }
     done()
