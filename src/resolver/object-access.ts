@@ -181,6 +181,33 @@ export class ObjectAccess {
     return { subject, answer: await this.answer(subject, facts, true) }
   }
 
+  /**
+   * ask() from memory alone, without a promise (the warm path of every repeated question): the answer
+   * when the caller, the object's facts and the remembered answers are all cached and unchanged; the same
+   * refusals as ask(); undefined when anything must be read or computed (then ask() does it).
+   */
+  askWarm (caller: Caller, ref: ObjectRef, about?: PrincipalQuery): AskResult | undefined {
+    const objectType = ObjectAccess.objectType(ref.objectType)
+    const self = this.deps.resolver.warmCaller(caller)
+    if (self === undefined) return undefined
+    const acl = this.deps.objects.cachedAcl(ref.workspaceId, objectType, ref.objectId)
+    const assignments = this.deps.materializer.assignments.cached(ref.workspaceId)
+    if (acl === undefined || assignments === undefined) return undefined
+    const facts: ObjectFacts = { ref, objectType, acl, assignments, aclNames: aclGroupNames(acl), assignedNames: assignedGroupNames(assignments) }
+    if (about === undefined || names(about, self.principal)) {
+      const answer = this.rememberedAnswer(self, facts, true)
+      return answer === undefined ? undefined : { subject: self, answer }
+    }
+    const own = this.rememberedAnswer(self, facts, false)
+    if (own === undefined) return undefined
+    refuse(mayAskAboutOthers(standingOf(own), caller.roles), reason => new PermissionQueryForbidden(`${own.objectType}/${ref.objectId}`, reason))
+    const subject = this.deps.resolver.warm(caller.tenantId, about)
+    if (subject === undefined) return undefined
+    if (subject.principal.kind === 'group') throw new UnsupportedSubject(Object.values(about)[0] as string)
+    const answer = this.rememberedAnswer(subject, facts, true)
+    return answer === undefined ? undefined : { subject, answer }
+  }
+
   /** Another principal, from the directory when it is not cached (which costs the caller one lookup). */
   private async lookUp (caller: Caller, about: PrincipalQuery): Promise<Resolution> {
     this.spendLookup(caller, about)
@@ -255,7 +282,7 @@ export class ObjectAccess {
     // Its inputs read in the order compute() reads them; what a request has read already is not awaited again.
     if (remembered !== undefined &&
       this.answers.sameInputs(remembered, { acl: facts.acl, assignments: facts.assignments, principal: subject.principal, groups: subject.groups }) &&
-      (remembered.names === undefined || this.answers.sameNames(remembered.names, facts.namesRead ?? await this.groupNames(facts))) &&
+      (remembered.names === undefined || this.answers.sameNames(remembered.names, await this.groupNames(facts))) &&
       (remembered.paths === undefined || this.deps.resolver.warmGroupPaths(subject) === remembered.paths) &&
       (remembered.publication === undefined || remembered.publication === (facts.publicationRead ?? await this.publicationOf(facts)))) {
       this.deps.observer?.onLookup('answers', 'hit')
@@ -265,6 +292,22 @@ export class ObjectAccess {
     const computed = await this.compute(subject, facts, explain)
     this.answers.set(computed, explain)
     return computed.answer
+  }
+
+  /** answer()'s remembered answer, checked against the caches alone; undefined when anything is not cached or changed. */
+  private rememberedAnswer (subject: Resolution, facts: ObjectFacts, explain: boolean): ObjectAccessAnswer | undefined {
+    const remembered = this.answers.get(facts.acl, subject.principal, explain)
+    if (remembered === undefined ||
+      !this.answers.sameInputs(remembered, { acl: facts.acl, assignments: facts.assignments, principal: subject.principal, groups: subject.groups })) return undefined
+    if (remembered.names !== undefined) {
+      const names = facts.namesRead ?? this.deps.groupNames.cachedFacts(facts.ref.workspaceId, facts.aclNames, facts.assignedNames)
+      if (names === undefined || !this.answers.sameNames(remembered.names, names)) return undefined
+      facts.namesRead = names
+    }
+    if (remembered.paths !== undefined && this.deps.resolver.warmGroupPaths(subject) !== remembered.paths) return undefined
+    if (remembered.publication !== undefined && remembered.publication !== this.deps.objects.cachedPublication(facts.ref.workspaceId, facts.ref.objectId)) return undefined
+    this.deps.observer?.onLookup('answers', 'hit')
+    return remembered.answer
   }
 
   private async compute (subject: Resolution, facts: ObjectFacts, explain: boolean): Promise<RememberedAnswer<ObjectAccessAnswer>> {

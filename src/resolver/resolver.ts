@@ -142,6 +142,20 @@ export class Resolver {
     return { principal, groups, groupsSource: 'graph' }
   }
 
+  /**
+   * resolveCaller() from the caches alone, without a promise: the caller and its groups when both are
+   * cached fresh, it may sign in (an enabled user or service principal) and its groups come from Graph;
+   * undefined otherwise (resolveCaller() then decides, loads or refuses).
+   */
+  warmCaller (caller: Caller): Resolution | undefined {
+    if (this.options.useGroupsClaim && caller.groupsClaim !== undefined) return undefined
+    const principal = this.principals.getFresh(callerKey(caller))
+    if (principal === undefined || isNotFound(principal) || !principal.accountEnabled) return undefined
+    if (principal.kind !== 'user' && principal.kind !== 'servicePrincipal') return undefined
+    const groups = this.groups.getFresh(groupsKey(principal))
+    return groups === undefined ? undefined : { principal, groups, groupsSource: 'graph' }
+  }
+
   /** Any principal by id, UPN, mail or appId, with its groups (groups have none). Disabled ones too. */
   async resolve (tenantId: string, query: PrincipalQuery, options: { groups?: boolean } = {}): Promise<Resolution> {
     const principal = await this.lookup(tenantId, query)

@@ -158,6 +158,12 @@ export class WorkspaceAssignments {
     return this.cache.get(id) ?? await this.cache.fetch(id) as readonly PermissionAssignment[]
   }
 
+  /** The cached assignments, without a promise; undefined when not cached (or the id is not a workspace id). */
+  cached (workspaceId: string): readonly PermissionAssignment[] | undefined {
+    const id = String(workspaceId).trim()
+    return WORKSPACE_ID.test(id) ? this.cache.get(id) : undefined
+  }
+
   /** Loads the assignments, then decides (a convenience over forWorkspace + decideWorkspaceAccess). */
   async decide (workspaceId: string, principalId: string, groupIds: readonly string[]): Promise<WorkspaceAccessDecision> {
     return decideWorkspaceAccess(await this.forWorkspace(workspaceId), principalId, groupIds)

@@ -139,6 +139,18 @@ export class WorkspaceObjects {
     return await this.acls.fetch(ref.key, options.fresh === true ? { forceRefresh: true } : {}) as ObjectAcl
   }
 
+  /** The cached ACL, without a promise; undefined when it is not cached (or the ids name nothing: acl() says why). */
+  cachedAcl (workspaceId: string, objectType: string, objectId: string): ObjectAcl | undefined {
+    const key = cacheKey(workspaceId, objectType, objectId)
+    return key === undefined ? undefined : this.acls.get(key)
+  }
+
+  /** The cached publication state of a dashboard, as cachedAcl(). */
+  cachedPublication (workspaceId: string, dashboardId: string): DashboardPublication | undefined {
+    const key = cacheKey(workspaceId, 'dashboards', dashboardId)
+    return key === undefined ? undefined : this.publications.get(key)
+  }
+
   /** Adds (or changes) one principal's grant; the object's other grants stay. Returns the ACL after it. */
   async grant (workspaceId: string, objectType: string, objectId: string, entry: AclGrant): Promise<ObjectAcl> {
     const ref = refOf(workspaceId, objectType, objectId)
@@ -237,6 +249,15 @@ function refOf (workspaceId: string, objectType: string, objectId: string): Ref 
   // (`..`, an encoded `/`, `?`, `#`): such an id names nothing, and Databricks is not asked.
   if (!OBJECT_ID.test(id) || id.includes('..')) throw new ObjectNotFoundError(ws, type, JSON.stringify(id.slice(0, 64)))
   return { workspaceId: ws, objectType: type, objectId: id, key: `${ws}|${type}|${id}` }
+}
+
+/** The cache key refOf() would make, or undefined where refOf() would throw. */
+function cacheKey (workspaceId: string, objectType: string, objectId: string): string | undefined {
+  try {
+    return refOf(workspaceId, objectType, objectId).key
+  } catch {
+    return undefined
+  }
 }
 
 function parseKey (key: string): Ref {

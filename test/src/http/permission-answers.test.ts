@@ -162,3 +162,29 @@ t.test('a workspace-local group taking the ACL\'s group name shows once the name
   t.equal(shadowed.level, null, 'past it: the local group holds the name, and the grant is not alice\'s')
   t.same(shadowed.grants, [])
 })
+
+t.test('a caller whose right to manage was revoked may no longer ask about others, though its answers were remembered', async t => {
+  const { service, tokens, ask, dashboardId } = await setUp(t)
+  t.equal((await ask(tokens.bob, UPN.carol)).level, null)
+  const before = await remembered(service)
+  t.equal((await ask(tokens.bob, UPN.carol)).level, null)
+  t.equal(await remembered(service), before + 2, 'bob\'s standing and the answer about carol, both served from memory')
+
+  // bob's CAN_MANAGE is taken away in Databricks (replace, not merge): once the ACL is read again, the
+  // remembered standing is for an ACL that is no longer cached, so it can never be served.
+  await control('PUT', `/databricks/workspaces/${WS}/acls`, { type: 'dashboards', id: dashboardId, access_control_list: [{ user_name: UPN.alice, permission_level: 'CAN_READ' }] })
+  clock.advance(11_000)
+  const refused = await service.app.inject({
+    method: 'GET',
+    url: `/v1/permissions/dashboards/${dashboardId}?workspaceId=${WS}&principal=${encodeURIComponent(UPN.carol)}`,
+    headers: { authorization: `Bearer ${tokens.bob}` }
+  })
+  t.equal(refused.statusCode, 403)
+  t.equal(refused.json().code, 'PERMISSION_QUERY_FORBIDDEN')
+  const again = await service.app.inject({
+    method: 'GET',
+    url: `/v1/permissions/dashboards/${dashboardId}?workspaceId=${WS}&principal=${encodeURIComponent(UPN.carol)}`,
+    headers: { authorization: `Bearer ${tokens.bob}` }
+  })
+  t.equal(again.statusCode, 403, 'refused again from memory, never answered')
+})
