@@ -49,10 +49,16 @@ export async function identityRoutes (parent: FastifyInstance, { resolver, mater
     const resolution = await resolver.resolveCaller(caller, { includeDisabled: true, groupNames: true })
     const materialized = await materializer.materialize(resolution, writesOf(request))
     if (!resolution.principal.accountEnabled) throw new PrincipalDisabled(resolution.principal.id)
+    const { principal, groups, groupCount, groupsSource } = resolutionBody(resolution)
+    // One shape (an absent workspace decision undefined, left out by the serializer), not spreads: such
+    // objects serialize several times slower.
     return {
-      ...resolutionBody(resolution),
+      principal,
+      groups,
+      groupCount,
+      groupsSource,
       databricks: databricksBody(resolution, materialized),
-      ...(workspaceId !== undefined ? { workspace: await materializer.workspaceAccess(workspaceId, resolution, materialized) } : {})
+      workspace: workspaceId !== undefined ? await materializer.workspaceAccess(workspaceId, resolution, materialized) : undefined
     }
   })
 
