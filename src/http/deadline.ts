@@ -1,7 +1,7 @@
 // Deadlines: every /v1 request is answered within REQUEST_TIMEOUT_MS (at most a twentieth of it later).
-// When its deadline passes, the caller gets 503 DEADLINE_EXCEEDED with Retry-After and the work goes on: what it loads lands in the resolver's
-// caches, whose loads are shared by concurrent callers, and materialization is idempotent, so the retry
-// joins the work still running or reads what it produced. Nothing is cancelled: abandoning a half-done
+// When its deadline passes, the caller gets 503 DEADLINE_EXCEEDED with Retry-After and the work goes on:
+// what it loads lands in the resolver's caches, whose loads are shared by concurrent callers, and
+// materialization is idempotent, so the retry joins the work still running or reads what it produced. Nothing is cancelled: abandoning a half-done
 // login would only make the retry start it again.
 //
 // The clock starts when the request arrives (an onRequest hook registered before the routes' own), so a
@@ -61,7 +61,7 @@ const everyV1Route = ({ url }: { url: string }): boolean => url.startsWith('/v1/
  *
  * One timer for all requests, not one each: the requests in flight are checked every twentieth of the
  * timeout (at most every 500 ms), so a deadline is answered at most that much late. A request costs a set
- * entry and no promise of its own: this runs on every request, the warm ones included.
+ * entry, no timer: this runs on every request, the warm ones included.
  */
 export function registerDeadlines (app: FastifyInstance, options: DeadlineOptions): void {
   const { timeoutMs } = options

@@ -78,7 +78,7 @@ export class Materializer {
     // Only edges inside the closure: the principal's view of Entra, nothing about unrelated groups.
     const edges = new Map([...parents].map(([id, ps]) => [id, ps.filter(p => inClosure.has(p))]))
     const admitted = filterClosure(this.groupFilter, { groups, directGroupIds: direct.map(g => g.id).filter(id => inClosure.has(id)), parents: edges })
-    return await this.guard(this.target.materialize({ tenantId: principal.tenantId, principal, ...admitted, ...writes !== undefined ? { writes } : {} }))
+    return await this.guard(this.target.materialize({ tenantId: principal.tenantId, principal, ...admitted, writes }))
   }
 
   /**

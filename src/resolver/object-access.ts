@@ -348,11 +348,7 @@ export class ObjectAccess {
    */
   private async groupNames (facts: ObjectFacts): Promise<GroupNameFacts> {
     if (facts.namesRead !== undefined) return facts.namesRead
-    const { ref, aclNames, assignedNames } = facts
-    // Warm: one lookup, no promise.
-    const cached = this.deps.groupNames.cachedFacts(ref.workspaceId, aclNames, assignedNames)
-    if (cached !== undefined) return (facts.namesRead = cached)
-    facts.names ??= this.deps.materializer.guard(this.deps.groupNames.factsFor(ref.workspaceId, aclNames, assignedNames))
+    facts.names ??= this.deps.materializer.guard(this.deps.groupNames.factsFor(facts.ref.workspaceId, facts.aclNames, facts.assignedNames))
     return (facts.namesRead = await facts.names)
   }
 

@@ -655,7 +655,7 @@ export class DatabricksScimTarget implements Target, TargetSync {
         }
       : { schemas: [SCIM_SCHEMA.servicePrincipal], applicationId: p.appId, displayName: p.displayName, externalId: p.id, active: p.accountEnabled }
     try {
-      const res = await this.client.account<ScimObject>('POST', `/scim/v2/${RESOURCE[kind]}`, { body, ...request.writes !== undefined ? { writes: request.writes } : {} })
+      const res = await this.client.account<ScimObject>('POST', `/scim/v2/${RESOURCE[kind]}`, { body, writes: request.writes })
       return res.json as ScimObject
     } catch (err) {
       if (!(err instanceof DatabricksConflictError)) throw err
@@ -774,7 +774,7 @@ export class DatabricksScimTarget implements Target, TargetSync {
       try {
         let made: ScimObject
         if (existing === undefined) {
-          const res = await this.client.account<ScimObject>('POST', '/scim/v2/Groups', { body: { schemas: [SCIM_SCHEMA.group], displayName: name, externalId: group.id }, ...ctx !== undefined ? { writes: ctx } : {} })
+          const res = await this.client.account<ScimObject>('POST', '/scim/v2/Groups', { body: { schemas: [SCIM_SCHEMA.group], displayName: name, externalId: group.id }, writes: ctx })
           made = { ...res.json as ScimObject, groups: [] }
         } else {
           await this.patch('Groups', existing.id, [{ op: 'replace', path: 'displayName', value: name }], false, ctx)
@@ -837,7 +837,7 @@ export class DatabricksScimTarget implements Target, TargetSync {
   }
 
   private async patch (resource: string, id: string, operations: unknown[], prepaid = false, ctx?: WriteContext): Promise<void> {
-    await this.client.account('PATCH', `/scim/v2/${resource}/${encodeURIComponent(id)}`, { body: { schemas: [SCIM_SCHEMA.patchOp], Operations: operations }, prepaid, ...ctx !== undefined ? { writes: ctx } : {} })
+    await this.client.account('PATCH', `/scim/v2/${resource}/${encodeURIComponent(id)}`, { body: { schemas: [SCIM_SCHEMA.patchOp], Operations: operations }, prepaid, writes: ctx })
   }
 
   /**

@@ -11,7 +11,7 @@ import { tokenFor } from '../../helpers/service.ts'
 import { round, syncDir, syncHarness } from '../../helpers/sync.ts'
 
 const WS = DEFAULT_WORKSPACE_ID
-const UPN = { alice: 'alice@contoso-test.onmicrosoft.com', carol: 'carol@contoso-test.onmicrosoft.com' }
+const UPN = { alice: 'alice@contoso-test.onmicrosoft.com', bob: 'bob@contoso-test.onmicrosoft.com', carol: 'carol@contoso-test.onmicrosoft.com' }
 const carol = { id: 'a0000000-0000-4000-8000-0000000000c1', userPrincipalName: UPN.carol, displayName: 'Carol Never-Signed-In' }
 const emulator = await startTestEmulator(t, { tenants: [smallTenant({ users: [...smallTenant().users, carol] })] })
 const { tenant, control, start, login, freshAccount } = syncHarness(emulator)
@@ -187,4 +187,22 @@ t.test('a caller whose right to manage was revoked may no longer ask about other
     headers: { authorization: `Bearer ${tokens.bob}` }
   })
   t.equal(again.statusCode, 403, 'refused again from memory, never answered')
+})
+
+t.test('a caller without the right to manage is refused every time, also once its own standing is remembered', async t => {
+  const { service, tokens, dashboardId } = await setUp(t)
+  const askAbout = async (principal: string) => await service.app.inject({
+    method: 'GET',
+    url: `/v1/permissions/dashboards/${dashboardId}?workspaceId=${WS}&principal=${encodeURIComponent(principal)}`,
+    headers: { authorization: `Bearer ${tokens.alice}` }
+  })
+  // alice holds CAN_EDIT through All Staff: she may see her own access, not ask about bob's.
+  for (const attempt of ['first', 'second (her standing remembered)', 'third']) {
+    const res = await askAbout(UPN.bob)
+    t.equal(res.statusCode, 403, `${attempt} question refused`)
+    t.equal(res.json().code, 'PERMISSION_QUERY_FORBIDDEN')
+  }
+  const self = await askAbout(UPN.alice)
+  t.equal(self.statusCode, 200, 'asking about herself by name is her own question')
+  t.equal(self.json().level, 'CAN_EDIT')
 })
