@@ -102,7 +102,9 @@ export async function startDeployed (setup: DeployedSetup): Promise<Deployed> {
 }
 
 function launch (children: ChildProcess[], args: string[], env: Record<string, string>, stdout: 'pipe' | 'ignore', stdin: 'pipe' | 'ignore' = 'ignore'): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, env, stdio: [stdin, stdout, 'inherit'] })
+  // BENCH_PROF_DIR: the service and the baseline write V8 CPU profiles there when they exit (where the time goes).
+  const profile = process.env.BENCH_PROF_DIR !== undefined && args[0] !== 'emulators/cli.ts' ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF_DIR}`] : []
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', ...args], { cwd: ROOT, env, stdio: [stdin, stdout, 'inherit'] })
   children.push(child)
   return child
 }
