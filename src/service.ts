@@ -26,6 +26,8 @@ import { LookupBudget } from './resolver/lookup-budget.ts'
 import { supportsSync } from './target/port.ts'
 import { buildSync } from './sync/build.ts'
 import type { Sync } from './sync/sync.ts'
+import { FleetBus } from './fleet/bus.ts'
+import { forgetChanged, forgetEverything, type FleetCaches } from './fleet/coherence.ts'
 
 export interface Service {
   app: FastifyInstance
@@ -50,6 +52,8 @@ export interface ServiceOptions {
   registrationsKeyPrefix?: string
   /** Prefix of the change feed's Redis keys: its cursors and its queue (default: REDIS_KEY_PREFIX). */
   syncKeyPrefix?: string
+  /** Prefix of the replicas' shared channel and budgets (default: REDIS_KEY_PREFIX). */
+  fleetKeyPrefix?: string
 }
 
 export async function buildService (config: Config, options: ServiceOptions = {}): Promise<Service> {
@@ -120,6 +124,20 @@ export async function buildService (config: Config, options: ServiceOptions = {}
     observer: metrics.cacheObserver
   })
 
+  const tenants = [...new Set([tenantId, ...listOf(config.ENTRA_ALLOWED_TENANTS)].map(t => t.toLowerCase()))]
+  // Replicas sharing Redis tell each other what they changed or saw change (fleet/bus.ts); the caches it
+  // reaches are known once they are built (below).
+  const heard: { caches?: FleetCaches } = {}
+  const fleet = config.REDIS_URL === undefined
+    ? undefined
+    : new FleetBus({
+      url: config.REDIS_URL,
+      prefix: options.fleetKeyPrefix ?? config.REDIS_KEY_PREFIX,
+      onMessage: message => { if (heard.caches !== undefined) forgetChanged(heard.caches, message) },
+      onGap: () => { if (heard.caches !== undefined) forgetEverything(heard.caches) },
+      log: { warn: (obj, msg) => { logs.log?.warn(obj, msg) } }
+    })
+
   // Databricks, when configured: every login also materializes the caller in the account.
   const databricksHttp = config.DATABRICKS_HOST !== undefined ? new UpstreamClient({ name: 'databricks', ca, observer, concurrency: 4, timeoutMs }) : undefined
   const databricks = databricksHttp !== undefined && config.DATABRICKS_HOST !== undefined && config.DATABRICKS_ACCOUNT_ID !== undefined
@@ -169,12 +187,20 @@ export async function buildService (config: Config, options: ServiceOptions = {}
   const materializer = databricks === undefined || target === undefined
     ? undefined
     : new Materializer(resolver, target, new WorkspaceAssignments({ client: databricks, clock }), groupFilter)
-  const access = databricks === undefined || materializer === undefined || groupNames === undefined
+  const objects = databricks === undefined
+    ? undefined
+    : new WorkspaceObjects({
+      client: databricks,
+      clock,
+      ttlMs: config.CACHE_ACL_TTL_SECONDS * 1000,
+      ...(fleet !== undefined ? { onAclChanged: async (workspaceId, objectType, objectId) => { await fleet.publish({ kind: 'acl', workspaceId, objectType, objectId }) } } : {})
+    })
+  const access = databricks === undefined || materializer === undefined || groupNames === undefined || objects === undefined
     ? undefined
     : new ObjectAccess({
       resolver,
       materializer,
-      objects: new WorkspaceObjects({ client: databricks, clock, ttlMs: config.CACHE_ACL_TTL_SECONDS * 1000 }),
+      objects,
       groupNames,
       lookups: new LookupBudget({ perMinute: config.PRINCIPAL_LOOKUPS_PER_MINUTE }),
       observer: metrics.cacheObserver
@@ -202,7 +228,7 @@ export async function buildService (config: Config, options: ServiceOptions = {}
     : buildSync({
       config,
       clientState: config.SYNC_NOTIFICATION_SECRET ?? derivedClientState(clientId, credential),
-      tenants: [...new Set([tenantId, ...listOf(config.ENTRA_ALLOWED_TENANTS)].map(t => t.toLowerCase()))],
+      tenants,
       // Background work: Graph may slow it before the logins people wait on.
       directory: directory.withThrottlePriority('low'),
       resolver,
@@ -212,7 +238,11 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       clock,
       keyPrefix: options.syncKeyPrefix,
       // A renamed or retired group changes the names permission answers trace back to Entra.
-      onForget: (_tenantId, ids) => { if (ids.groups.length > 0) groupNames?.invalidate() },
+      onForget: (changedTenant, ids) => {
+        if (ids.groups.length > 0) groupNames?.invalidate()
+        fleet?.tell({ kind: 'forget', tenantId: changedTenant, principals: ids.principals, groups: ids.groups })
+      },
+      onForgetTenant: changedTenant => { fleet?.tell({ kind: 'forget-tenant', tenantId: changedTenant }) },
       log: { warn: (obj, msg) => { logs.log?.warn({ component: 'sync', ...obj }, msg) } },
       onNotification: outcome => {
         metrics.syncNotification(outcome)
@@ -225,6 +255,9 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       }
     })
 
+  heard.caches = { resolver, tenants, ...(target !== undefined ? { target } : {}), ...(groupNames !== undefined ? { groupNames } : {}), ...(objects !== undefined ? { objects } : {}) }
+  fleet?.start()
+
   const app = await buildApp({
     config,
     metrics,
@@ -234,10 +267,12 @@ export async function buildService (config: Config, options: ServiceOptions = {}
     materializer,
     access,
     sync,
-    // Ready once the signing keys are loaded: without them no request can be served. With Redis: while it answers.
+    // Ready once the signing keys are loaded: without them no request can be served. Redis away is reported
+    // (degraded) without taking the replica out: every replica shares it, and each serves on its own meanwhile.
     readinessChecks: [
       { name: 'entra-signing-keys', check: async () => { await verifier.warm() } },
-      ...(redis !== undefined ? [{ name: 'redis', check: async () => { await redis.check() } }] : [])
+      ...(redis !== undefined ? [{ name: 'redis', required: false, check: async () => { await redis.check() } }] : []),
+      ...(fleet !== undefined ? [{ name: 'fleet', required: false, check: () => { if (!fleet.listening) throw new Error('not hearing the other replicas (Redis unreachable): this replica serves on its own, and forgets its caches when Redis is back') } }] : [])
     ]
   })
 
@@ -262,6 +297,7 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       await app.close()
       // Before the upstream clients close: a round in flight finishes (its cursor stored, or replayed next time).
       await sync?.close()
+      await fleet?.close()
       // Before the upstream clients close: in-flight items finish and the jobs are checkpointed.
       await registrations?.close()
       await registrations?.store.close()

@@ -1,7 +1,9 @@
 // Liveness and readiness. /healthz answers while the process can serve at all; /readyz answers 200 only
-// when every readiness check passes, so a load balancer stops sending traffic to a replica that can't work.
-// The checks run together, each bounded in time (a probe that hangs is a failing probe, not a hung one),
-// and the 503 names every check that failed.
+// when every required readiness check passes, so a load balancer stops sending traffic to a replica that
+// can't work. The checks run together, each bounded in time (a probe that hangs is a failing probe, not a
+// hung one), and the 503 names every check that failed. A check that is not required (Redis, which every
+// replica shares: were its failure to take each replica out, the whole fleet would stop serving) is
+// reported as `degraded` with its reason, and the replica stays ready.
 import type { FastifyInstance } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import { NotReady } from './problems.ts'
@@ -11,6 +13,8 @@ import { success } from './schemas.ts'
 export interface ReadinessCheck {
   name: string
   check: () => Promise<void> | void
+  /** false: a failure is reported (status `degraded`) but the replica stays ready. Default true. */
+  required?: boolean
 }
 
 /** How long one readiness check may take before it counts as failed. */
@@ -21,7 +25,7 @@ const status = (example: { status: string, checks?: Record<string, string> }) =>
   checks: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Each readiness check by name, `ok` when it passed.' }))
 }, { examples: [example] })
 const Alive = status({ status: 'ok' })
-const Ready = status({ status: 'ready', checks: { 'entra-signing-keys': 'ok', redis: 'ok' } })
+const Ready = status({ status: 'ready', checks: { 'entra-signing-keys': 'ok', redis: 'ok', fleet: 'ok' } })
 type StatusBody = Static<typeof Ready>
 
 export async function healthRoutes (app: FastifyInstance, opts: { checks: ReadinessCheck[], checkTimeoutMs?: number }): Promise<void> {
@@ -39,14 +43,17 @@ export async function healthRoutes (app: FastifyInstance, opts: { checks: Readin
     schema: {
       tags: ['health'],
       summary: 'Readiness: every readiness check passes.',
-      description: `Runs every readiness check together (Entra's signing keys; Redis when configured), each within ${timeoutMs} ms. 503 \`NOT_READY\` names each check that failed: a load balancer sends the replica no traffic until it answers 200.`,
-      response: { 200: success('Ready: every check passed.', Ready), ...problemResponses([P.NotReady]) }
+      description: `Runs every readiness check together (Entra's signing keys; with Redis, the registration store and the replicas' channel), each within ${timeoutMs} ms. 503 \`NOT_READY\` names each required check that failed: a load balancer sends the replica no traffic until it answers 200. Redis is shared by every replica, so its checks do not take a replica out: while it is away the answer is 200 with \`status\` \`degraded\` and the reason in \`checks\`, and the replica serves on its own.`,
+      response: { 200: success('Ready: every required check passed (`status` `ready`, or `degraded` when a check that is not required failed).', Ready), ...problemResponses([P.NotReady]) }
     }
   }, async (): Promise<StatusBody> => {
-    const results = await Promise.all(opts.checks.map(async ({ name, check }) => ({ name, failure: await failureOf(check, timeoutMs) })))
-    const failed = results.filter(r => r.failure !== undefined)
+    const results = await Promise.all(opts.checks.map(async ({ name, check, required }) => ({ name, required: required !== false, failure: await failureOf(check, timeoutMs) })))
+    const failed = results.filter(r => r.failure !== undefined && r.required)
     if (failed.length > 0) throw new NotReady(failed.map(r => `${r.name}: ${r.failure ?? ''}`).join('; '))
-    return { status: 'ready', checks: Object.fromEntries(results.map(r => [r.name, 'ok'])) }
+    return {
+      status: results.some(r => r.failure !== undefined) ? 'degraded' : 'ready',
+      checks: Object.fromEntries(results.map(r => [r.name, r.failure ?? 'ok']))
+    }
   })
 }
 

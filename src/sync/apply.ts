@@ -47,6 +47,8 @@ export interface SyncApplierOptions {
   concurrency?: number
   /** Caches to forget on the other replicas too (set by the fleet when several share Redis). */
   onForget?: (tenantId: string, ids: { principals: string[], groups: string[] }) => void
+  /** After a gap in the feed: everything cached for the tenant is forgotten here, and through this elsewhere. */
+  onForgetTenant?: (tenantId: string) => void
   /** How long a throttled change waits and how often it is tried again (defaults: THROTTLE_PATIENCE). */
   patience?: Partial<RetryPolicy>
   /** Injected for tests: how to wait. */
@@ -94,6 +96,7 @@ export class SyncApplier implements ChangeApplier {
     const count = (what: string): void => { counts[what] = (counts[what] ?? 0) + 1 }
     // Nothing cached can be vouched for after a gap in the feed.
     resolver.forgetTenant(tenantId)
+    this.options.onForgetTenant?.(tenantId)
     if (target === undefined) return counts
     const limit = pLimit(this.options.concurrency ?? 8)
     const work: Array<Promise<void>> = []

@@ -35,6 +35,8 @@ export interface BuildSyncOptions {
   onNotification?: (outcome: 'accepted' | 'forged') => void
   /** Other caches to forget when Entra changes these objects (the account's group names, for permission answers). */
   onForget?: (tenantId: string, ids: { principals: string[], groups: string[] }) => void
+  /** Told when everything cached for a tenant is forgotten (a gap in the feed). */
+  onForgetTenant?: (tenantId: string) => void
 }
 
 export function buildSync (options: BuildSyncOptions): Sync {
@@ -55,7 +57,8 @@ export function buildSync (options: BuildSyncOptions): Sync {
       ...(options.target !== undefined ? { target: options.target } : {}),
       ...(options.materializer !== undefined ? { materializer: options.materializer } : {}),
       writeNesting: options.writeNesting,
-      ...(options.onForget !== undefined ? { onForget: options.onForget } : {})
+      ...(options.onForget !== undefined ? { onForget: options.onForget } : {}),
+      ...(options.onForgetTenant !== undefined ? { onForgetTenant: options.onForgetTenant } : {})
     }),
     clock: options.clock,
     intervalSeconds: config.SYNC_INTERVAL_SECONDS,

@@ -60,6 +60,8 @@ export interface WorkspaceObjectsOptions {
   /** Entries kept, per kind (default 10,000). */
   maxEntries?: number
   clock?: Clock
+  /** After a grant changed an ACL (and this cache holds the new one): the other replicas forget theirs. Awaited. */
+  onAclChanged?: (workspaceId: string, objectType: ObjectType, objectId: string) => Promise<void>
 }
 
 /**
@@ -109,9 +111,11 @@ export class WorkspaceObjects {
   // The fetch context is an ACL a grant answered with: stored instead of reading (see store()).
   private readonly acls: LRUCache<string, ObjectAcl, unknown>
   private readonly publications: LRUCache<string, DashboardPublication>
+  private readonly onAclChanged: WorkspaceObjectsOptions['onAclChanged']
 
   constructor (options: WorkspaceObjectsOptions) {
     this.client = options.client
+    this.onAclChanged = options.onAclChanged
     const clock = options.clock
     const common = {
       max: options.maxEntries ?? 10_000,
@@ -170,7 +174,20 @@ export class WorkspaceObjects {
       throw this.mapError(err, ref, true)
     }
     await this.store(ref.key, acl)
+    await this.onAclChanged?.(ref.workspaceId, ref.objectType, ref.objectId)
     return acl
+  }
+
+  /** Forgets an object's cached ACL (another replica changed it): the next question reads it again. */
+  forgetAcl (workspaceId: string, objectType: string, objectId: string): void {
+    const key = cacheKey(workspaceId, objectType, objectId)
+    if (key !== undefined) this.acls.delete(key)
+  }
+
+  /** Forgets every cached ACL and publication. */
+  clear (): void {
+    this.acls.clear()
+    this.publications.clear()
   }
 
   /**

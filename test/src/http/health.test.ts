@@ -16,12 +16,20 @@ t.test('healthz and readyz answer when every check passes', async t => {
 })
 
 t.test('readyz is a 503 problem naming the failing check', async t => {
-  const app = await buildApp({ config, readinessChecks: [{ name: 'redis', check: async () => { throw new Error('connection refused') } }] })
+  const app = await buildApp({ config, readinessChecks: [{ name: 'entra-signing-keys', check: async () => { throw new Error('connection refused') } }, { name: 'redis', required: false, check: () => {} }] })
   t.teardown(async () => await app.close())
   const res = await app.inject('/readyz')
   t.equal(res.statusCode, 503)
   t.match(res.headers['content-type'], /^application\/problem\+json/)
-  t.match(res.json(), { status: 503, code: 'NOT_READY', detail: /redis: connection refused/ })
+  t.match(res.json(), { status: 503, code: 'NOT_READY', detail: /: entra-signing-keys: connection refused$/ })
+})
+
+t.test('a check that is not required reports its failure and leaves the replica ready (degraded)', async t => {
+  const app = await buildApp({ config, readinessChecks: [{ name: 'entra-signing-keys', check: () => {} }, { name: 'redis', required: false, check: async () => { throw new Error('unreachable for 3 s (ECONNREFUSED)') } }] })
+  t.teardown(async () => await app.close())
+  const res = await app.inject('/readyz')
+  t.equal(res.statusCode, 200)
+  t.same(res.json(), { status: 'degraded', checks: { 'entra-signing-keys': 'ok', redis: 'unreachable for 3 s (ECONNREFUSED)' } })
 })
 
 t.test('unknown routes and bad bodies are problem+json with stable codes', async t => {

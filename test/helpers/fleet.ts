@@ -1,0 +1,88 @@
+// Several replicas of the service, each a child process running src/server.ts as an operator runs it,
+// sharing one Redis under a key prefix of the test's own (not a test itself). Each replica listens on a
+// free port and is stopped by its own handle; the prefix's keys are deleted when the test ends.
+import type { Test } from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { randomUUID } from 'node:crypto'
+import { Redis } from 'ioredis'
+import type { Emulator } from '../../emulators/server.ts'
+import { childEnv } from './child-env.ts'
+import { T } from './tenant.ts'
+
+export const REDIS_URL = 'redis://127.0.0.1:6379'
+const serverPath = new URL('../../src/server.ts', import.meta.url).pathname
+
+export interface Replica {
+  name: string
+  url: string
+  child: ChildProcess
+  /** Everything the replica printed (its log lines). */
+  output: () => string
+  /** SIGKILL, and its exit. */
+  kill: () => Promise<void>
+}
+
+export interface Fleet {
+  prefix: string
+  redis: Redis
+  replicas: Replica[]
+}
+
+/** `count` replicas of one deployment (one Redis, one prefix), with `env` on top of the Entra settings. */
+export async function startFleet (t: Test, emulator: Emulator, count: number, env: Record<string, string> = {}): Promise<Fleet> {
+  const prefix = `jir-test:${randomUUID()}:`
+  const redis = new Redis(REDIS_URL)
+  // Teardowns run last-registered first: the replicas stop before their keys go.
+  t.teardown(async () => {
+    const keys = await redis.keys(`${prefix}*`)
+    if (keys.length > 0) await redis.del(...keys)
+    redis.disconnect()
+  })
+  const replicas = await Promise.all(Array.from({ length: count }, async (_, i) => await startReplica(t, emulator, String.fromCharCode(65 + i), { REDIS_URL, REDIS_KEY_PREFIX: prefix, ...env })))
+  return { prefix, redis, replicas }
+}
+
+async function startReplica (t: Test, emulator: Emulator, name: string, env: Record<string, string>): Promise<Replica> {
+  const child = spawn(process.execPath, ['--import', 'tsx', serverPath], {
+    env: childEnv({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      ENTRA_TENANT_ID: T.tenantId,
+      ENTRA_CLIENT_ID: T.resolverAppId,
+      ENTRA_CLIENT_SECRET: T.resolverSecret,
+      ENTRA_AUTHORITY_HOST: emulator.origin,
+      GRAPH_BASE_URL: `${emulator.origin}/v1.0`,
+      UPSTREAM_CA_FILE: emulator.caPath,
+      SYNC_ENABLED: 'false',
+      // A loaded machine must not turn a slow correct answer into a 503 (deadline tests set their own).
+      REQUEST_TIMEOUT_MS: '60000',
+      UPSTREAM_TIMEOUT_MS: '10000',
+      ...env
+    }),
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let output = ''
+  child.stdout.on('data', (d: Buffer) => { output += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { output += d.toString() })
+  const exited = once(child, 'exit')
+  const kill = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    await exited
+  }
+  t.teardown(kill)
+  const url = await until(`replica ${name} to listen`, () => /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1], () => output)
+  return { name, url, child, output: () => output, kill }
+}
+
+/** Polls until `check` answers something other than undefined (a generous bound: a loaded machine). */
+export async function until<V> (what: string, check: () => V | undefined | Promise<V | undefined>, context?: () => string, ms = 120_000): Promise<V> {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    const value = await check()
+    if (value !== undefined) return value
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  throw new Error(`timed out waiting for ${what}${context !== undefined ? `:\n${context().slice(-4000)}` : ''}`)
+}
