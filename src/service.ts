@@ -27,6 +27,7 @@ import { supportsSync } from './target/port.ts'
 import { buildSync } from './sync/build.ts'
 import type { Sync } from './sync/sync.ts'
 import { FleetBus } from './fleet/bus.ts'
+import { FleetWritePermits } from './fleet/write-permits.ts'
 import { forgetChanged, forgetEverything, type FleetCaches } from './fleet/coherence.ts'
 
 export interface Service {
@@ -139,6 +140,16 @@ export async function buildService (config: Config, options: ServiceOptions = {}
     })
 
   // Databricks, when configured: every login also materializes the caller in the account.
+  const writeBudgets = { patch: config.DATABRICKS_SCIM_PATCHES_PER_SECOND, write: config.DATABRICKS_SCIM_WRITES_PER_SECOND }
+  // With replicas, the write budgets hold for all of them together (fleet/write-permits.ts).
+  const writePermits = config.REDIS_URL === undefined || config.DATABRICKS_HOST === undefined
+    ? undefined
+    : new FleetWritePermits({
+      url: config.REDIS_URL,
+      prefix: `${options.fleetKeyPrefix ?? config.REDIS_KEY_PREFIX}bull`,
+      budgets: writeBudgets,
+      log: { warn: (obj, msg) => { logs.log?.warn(obj, msg) } }
+    })
   const databricksHttp = config.DATABRICKS_HOST !== undefined ? new UpstreamClient({ name: 'databricks', ca, observer, concurrency: 4, timeoutMs }) : undefined
   const databricks = databricksHttp !== undefined && config.DATABRICKS_HOST !== undefined && config.DATABRICKS_ACCOUNT_ID !== undefined
     ? new DatabricksClient({
@@ -150,7 +161,8 @@ export async function buildService (config: Config, options: ServiceOptions = {}
         : { entra: { tenantId, clientId, authorityHost: config.ENTRA_AUTHORITY_HOST, sts: entra, ...credential } }),
       ca,
       observer,
-      writeBudgets: { patch: config.DATABRICKS_SCIM_PATCHES_PER_SECOND, write: config.DATABRICKS_SCIM_WRITES_PER_SECOND },
+      writeBudgets,
+      ...(writePermits !== undefined ? { writeFleet: { permits: writePermits.families, replicas: config.REPLICAS } } : {}),
       writeObserver: metrics.writeObserver,
       workspaceUrls: parseWorkspaceUrls(config.DATABRICKS_WORKSPACE_URLS).urls
     })
@@ -304,6 +316,7 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       await verifier.close()
       await directory.close()
       await databricks?.close()
+      await writePermits?.close()
       await Promise.all([entra.close(), graph.close(), databricksHttp?.close()])
     }
   }

@@ -21,7 +21,7 @@
 // - Errors: both Databricks error bodies are parsed; 400/404/409 become typed DatabricksErrors, 401/403
 //   TargetConfigurationError, unavailable upstreams (after retries) and other 5xx TargetUnavailableError.
 import { TargetUnavailableError } from './port.ts'
-import { WriteScheduler, familyOf, type LaneObserver, type WriteContext } from './write-scheduler.ts'
+import { WriteScheduler, familyOf, type LaneObserver, type PermitSource, type WriteContext, type WriteFamily } from './write-scheduler.ts'
 import { DatabricksBadRequestError, DatabricksConflictError, DatabricksError, DatabricksNotFoundError, TargetConfigurationError, type DatabricksErrorDetails } from './errors.ts'
 import { AppTokens, appCredential } from '../directory/app-token.ts'
 import { DirectoryUnavailableError } from '../directory/port.ts'
@@ -79,6 +79,8 @@ export interface DatabricksClientOptions {
   maxQueuedWrites?: number
   /** Hears each write granted by the scheduler (metrics). */
   writeObserver?: LaneObserver
+  /** Replicas sharing the write budgets (REDIS_URL): the fleet's permits per family, and how many replicas share them. */
+  writeFleet?: { permits: Partial<Record<WriteFamily, PermitSource>>, replicas: number }
   /** Retries of a throttled request (429 on a non-repeatable call, 500 REQUEST_LIMIT_EXCEEDED). Default: the client's maxRetries, at least 6. */
   maxThrottleRetries?: number
   /** Workspace id → its origin (`https://adb-123.4.azuredatabricks.net`). A workspace not listed is reached on `host`. */
@@ -177,7 +179,8 @@ export class DatabricksClient {
     this.writes = new WriteScheduler({
       budgets,
       ...options.maxQueuedWrites !== undefined ? { maxQueued: options.maxQueuedWrites } : {},
-      ...options.writeObserver !== undefined ? { observer: options.writeObserver } : {}
+      ...options.writeObserver !== undefined ? { observer: options.writeObserver } : {},
+      ...options.writeFleet !== undefined ? { fleet: options.writeFleet } : {}
     })
     this.maxThrottleRetries = options.maxThrottleRetries ?? Math.max(this.http.policy.maxRetries, 6)
   }

@@ -15,6 +15,9 @@
 // - A wait estimate per ticket ((tickets granted before it + 1) / rate), which a request past its deadline
 //   turns into its Retry-After (`retryAfterSeconds`), so a caller learns its place in the queue.
 // - `pause`: a 429 with Retry-After from Databricks empties the family's bucket until then, for everyone.
+// - Several replicas (REDIS_URL): the tokens come from the fleet instead (`PermitSource`, one permit per
+//   write, paced for all replicas together, src/fleet/write-permits.ts); everything above stays the lane's.
+//   While the fleet cannot be asked, the lane paces itself at its share (`fallbackRatePerSecond`).
 //
 // Pure scheduling: no I/O, injected clock and timers, so tests and benches see every decision.
 import { TargetUnavailableError } from './port.ts'
@@ -97,9 +100,22 @@ export interface LaneObserver {
   onGranted?: (family: WriteFamily, priority: WritePriority, waitedMs: number) => void
 }
 
+/** Where a lane gets permission to write when replicas share the budget: one permit per write. */
+export interface PermitSource {
+  /** Whether permits can be asked for now (false: the lane paces itself). */
+  readonly available: boolean
+  /** Resolves when this replica may make one write; rejects when the fleet cannot be asked. */
+  request: (priority: WritePriority) => Promise<void>
+  /** No permit of the family for `seconds`, on every replica (Databricks' Retry-After). */
+  pause: (seconds: number) => void
+}
+
 export interface WriteLaneOptions {
   family: WriteFamily
   ratePerSecond: number
+  /** The fleet's permits; the lane's own bucket then paces only what the fleet cannot, at `fallbackRatePerSecond`. */
+  permits?: PermitSource
+  fallbackRatePerSecond?: number
   /** Waiting tickets at most (default 10,000). */
   maxQueued?: number
   now?: () => number
@@ -126,14 +142,24 @@ export class WriteLane {
   private grants = 0
   private seq = 0
   private timer: NodeJS.Timeout | undefined
+  private readonly permits: PermitSource | undefined
+  /** The lane's own bucket's rate: the budget, or with permits the replica's share when the fleet can't be asked. */
+  private readonly localRate: number
+  /** Permits the fleet gave that no ticket has taken yet. */
+  private permitted = 0
+  /** Tickets to be paced by the lane's own bucket (their permit could not be asked for). */
+  private ownPaced = 0
 
   constructor (options: WriteLaneOptions) {
     if (!(options.ratePerSecond > 0 && Number.isFinite(options.ratePerSecond))) throw new TypeError(`${options.family}: ratePerSecond must be a positive number.`)
     this.family = options.family
     this.rate = options.ratePerSecond
+    this.permits = options.permits
+    this.localRate = options.permits !== undefined ? Math.min(options.fallbackRatePerSecond ?? options.ratePerSecond, options.ratePerSecond) : options.ratePerSecond
+    if (!(this.localRate > 0)) throw new TypeError(`${options.family}: fallbackRatePerSecond must be a positive number.`)
     // Half a second's burst, not Databricks' whole second: a lane that spent a full burst would pace at
     // exactly the limit with Databricks' bucket empty, and every bit of network jitter would be a 429.
-    this.burst = Math.max(1, Math.floor(options.ratePerSecond / 2))
+    this.burst = Math.max(1, Math.floor(this.localRate / 2))
     this.maxQueued = options.maxQueued ?? 10_000
     this.now = options.now ?? Date.now
     this.observer = options.observer
@@ -145,7 +171,7 @@ export class WriteLane {
   async take (ctx?: WriteContext): Promise<void> {
     const priority = ctx?.priority ?? 'interactive'
     this.refill()
-    if (this.queue.length === 0 && this.tokens >= 1 && this.now() >= this.pausedUntil) {
+    if (this.permits === undefined && this.queue.length === 0 && this.tokens >= 1 && this.now() >= this.pausedUntil) {
       this.tokens -= 1
       this.observer?.onGranted?.(this.family, priority, 0)
       return
@@ -167,8 +193,17 @@ export class WriteLane {
       this.enqueuedAt.set(ticket, this.now())
       this.queue.push(ticket)
       ctx?.waiting?.tickets.add(ticket)
-      this.schedule()
+      if (this.permits !== undefined) this.askFleet(priority)
+      else this.schedule()
     })
+  }
+
+  /** One permit from the fleet for one waiting ticket (the lane's best when it comes); paced here if the fleet can't be asked. */
+  private askFleet (priority: WritePriority): void {
+    const permits = this.permits as PermitSource
+    const ownPace = (): void => { this.ownPaced += 1; this.schedule() }
+    if (!permits.available) { ownPace(); return }
+    permits.request(priority).then(() => { this.permitted += 1; this.drain() }, ownPace)
   }
 
   /** Moves a waiting ticket up to interactive (an interactive request joined the work it is for). */
@@ -182,6 +217,7 @@ export class WriteLane {
     this.pausedUntil = Math.max(this.pausedUntil, this.now() + seconds * 1000)
     this.tokens = 0
     this.refilledAt = this.now()
+    this.permits?.pause(seconds)
     this.schedule()
   }
 
@@ -216,30 +252,46 @@ export class WriteLane {
     const now = this.now()
     if (now < this.pausedUntil) return
     const from = Math.max(this.refilledAt, this.pausedUntil)
-    this.tokens = Math.min(this.burst, this.tokens + ((now - from) / 1000) * this.rate)
+    this.tokens = Math.min(this.burst, this.tokens + ((now - from) / 1000) * this.localRate)
     this.refilledAt = now
   }
 
+  /** Tickets the lane's own bucket may grant: all of them, or with permits those the fleet could not pace. */
+  private get ownPacedWaiting (): number {
+    return this.permits === undefined ? this.queue.length : Math.min(this.ownPaced, this.queue.length)
+  }
+
   private schedule (): void {
-    if (this.timer !== undefined || this.queue.length === 0) return
+    if (this.timer !== undefined || this.ownPacedWaiting === 0) return
     this.refill()
     const now = this.now()
-    const delay = now < this.pausedUntil ? this.pausedUntil - now : this.tokens >= 1 ? 0 : ((1 - this.tokens) / this.rate) * 1000
+    const delay = now < this.pausedUntil ? this.pausedUntil - now : this.tokens >= 1 ? 0 : ((1 - this.tokens) / this.localRate) * 1000
     this.timer = setTimeout(() => { this.timer = undefined; this.drain() }, Math.ceil(delay))
   }
 
   private drain (): void {
-    this.refill()
-    while (this.queue.length > 0 && this.tokens >= 1 && this.now() >= this.pausedUntil) {
-      const index = this.pick()
-      const [ticket] = this.queue.splice(index, 1) as [Ticket]
-      this.tokens -= 1
-      this.served.set(ticket.owner, ++this.grants)
-      if (this.served.size > 4 * this.maxQueued) this.served.clear()
-      this.observer?.onGranted?.(this.family, ticket.priority, this.now() - (this.enqueuedAt.get(ticket) ?? this.now()))
-      ticket.grant()
+    // The fleet's permits first (already paced for every replica), then the lane's own bucket.
+    while (this.queue.length > 0 && this.permitted > 0) {
+      this.permitted -= 1
+      this.grantNext()
     }
+    this.refill()
+    while (this.ownPacedWaiting > 0 && this.tokens >= 1 && this.now() >= this.pausedUntil) {
+      this.tokens -= 1
+      if (this.permits !== undefined) this.ownPaced -= 1
+      this.grantNext()
+    }
+    // A permit or a pacing credit nobody waits for any more (its ticket was refused) is not kept for later.
+    if (this.queue.length === 0) { this.permitted = 0; this.ownPaced = 0 }
     this.schedule()
+  }
+
+  private grantNext (): void {
+    const [ticket] = this.queue.splice(this.pick(), 1) as [Ticket]
+    this.served.set(ticket.owner, ++this.grants)
+    if (this.served.size > 4 * this.maxQueued) this.served.clear()
+    this.observer?.onGranted?.(this.family, ticket.priority, this.now() - (this.enqueuedAt.get(ticket) ?? this.now()))
+    ticket.grant()
   }
 
   /** The next ticket: highest priority, then the owner served least recently, then FIFO. */
@@ -262,11 +314,20 @@ export class WriteLane {
 export class WriteScheduler {
   readonly lanes: Partial<Record<WriteFamily, WriteLane>>
 
-  constructor (options: { budgets: Partial<Record<WriteFamily, number>>, maxQueued?: number, now?: () => number, observer?: LaneObserver }) {
+  constructor (options: { budgets: Partial<Record<WriteFamily, number>>, maxQueued?: number, now?: () => number, observer?: LaneObserver, fleet?: { permits: Partial<Record<WriteFamily, PermitSource>>, replicas: number } }) {
     const lanes: Partial<Record<WriteFamily, WriteLane>> = {}
     for (const family of ['patch', 'write'] as const) {
       const rate = options.budgets[family]
-      if (rate !== undefined) lanes[family] = new WriteLane({ family, ratePerSecond: rate, ...options.maxQueued !== undefined ? { maxQueued: options.maxQueued } : {}, ...options.now !== undefined ? { now: options.now } : {}, ...options.observer !== undefined ? { observer: options.observer } : {} })
+      if (rate === undefined) continue
+      const permits = options.fleet?.permits[family]
+      lanes[family] = new WriteLane({
+        family,
+        ratePerSecond: rate,
+        ...permits !== undefined ? { permits, fallbackRatePerSecond: rate / Math.max(1, options.fleet?.replicas ?? 1) } : {},
+        ...options.maxQueued !== undefined ? { maxQueued: options.maxQueued } : {},
+        ...options.now !== undefined ? { now: options.now } : {},
+        ...options.observer !== undefined ? { observer: options.observer } : {}
+      })
     }
     this.lanes = lanes
   }

@@ -1,0 +1,127 @@
+// Databricks' write budgets for the whole fleet (REDIS_URL): account SCIM allows about 2 PATCHes and 5
+// other writes a second per account, however many replicas write. Each family is a BullMQ queue of
+// permits: a replica that wants to write adds a permit job and writes once a worker (any replica's) has
+// taken it. The queue's global rate limit (one job per 1/rate seconds) paces the fleet; BullMQ's
+// priorities put interactive permits before background ones across replicas; `rateLimit()` on a 429's
+// Retry-After pauses the family on every replica at once. Everything else about a write (who goes next
+// within a replica, coalescing, the bounded queue, the wait estimate) stays in the replica's WriteLane.
+//
+// Why permits on a queue rather than a token bucket of our own in Redis: the pacing, the priorities, the
+// pause and the recovery of a dead replica's work are what BullMQ already does, on the Redis we have.
+// A permit costs a few Redis commands and milliseconds; writes are a handful a second.
+//
+// Redis away: request() rejects at once (no offline queue), and the lane falls back to a local bucket of
+// the budget divided by the configured replica count (REPLICAS), so the fleet stays within the limit.
+import { Queue, QueueEvents, Worker, type ConnectionOptions } from 'bullmq'
+import { Redis } from 'ioredis'
+import type { PermitSource, WriteFamily, WritePriority } from '../target/write-scheduler.ts'
+
+export interface FleetWritePermitsOptions {
+  url: string
+  /** Prefix of the queues' keys (REDIS_KEY_PREFIX + `bull`). */
+  prefix: string
+  budgets: Partial<Record<WriteFamily, number>>
+  log?: { warn: (obj: object, msg: string) => void }
+}
+
+const RANK: Record<WritePriority, number> = { interactive: 1, background: 2 }
+
+class FamilyPermits implements PermitSource {
+  private readonly name: string
+  private readonly queue: Queue
+  private events: QueueEvents | undefined
+  private readonly worker: Worker
+
+  constructor (private readonly family: WriteFamily, ratePerSecond: number, private readonly fleet: FleetWritePermits, commands: Redis, private readonly blocking: ConnectionOptions, private readonly prefix: string) {
+    this.name = `databricks-${family}-permits`
+    this.queue = new Queue(this.name, { connection: commands, prefix, defaultJobOptions: { removeOnComplete: { age: 60 }, removeOnFail: { age: 60 } } })
+    // The worker's blocking reads on connections of its own (BullMQ makes them from options). The permit is
+    // the job being taken: there is nothing to do. One at a time, at the fleet's pace.
+    this.worker = new Worker(this.name, async () => {}, { connection: blocking, prefix, concurrency: 1, autorun: false, limiter: { max: 1, duration: Math.ceil(1000 / ratePerSecond) } })
+    // Connection trouble is reported by /readyz; without listeners BullMQ would print it raw.
+    this.queue.on('error', () => {})
+    this.worker.on('error', () => {})
+    this.worker.run().catch(() => { /* closed */ })
+  }
+
+  /**
+   * Where permits are heard of, made at the first request (Redis answering then): BullMQ's QueueEvents
+   * cannot be closed until it has connected once, so one made while Redis is away would hold shutdown.
+   */
+  private heard (): QueueEvents {
+    if (this.events === undefined) {
+      this.events = new QueueEvents(this.name, { connection: this.blocking, prefix: this.prefix })
+      this.events.on('error', () => {})
+    }
+    return this.events
+  }
+
+  get available (): boolean { return this.fleet.connected }
+
+  async request (priority: WritePriority): Promise<void> {
+    if (!this.available) throw new Error('Redis is not connected')
+    const job = await this.queue.add('permit', {}, { priority: RANK[priority] })
+    // A wait in a storm may be long and legitimate; a wait whose connection was lost ends at once.
+    await new Promise<void>((resolve, reject) => {
+      const lost = (): void => { reject(new Error('the connection to Redis was lost')) }
+      this.fleet.lostWaiters.add(lost)
+      job.waitUntilFinished(this.heard()).then(() => { resolve() }, reject).finally(() => { this.fleet.lostWaiters.delete(lost) })
+    })
+  }
+
+  pause (seconds: number): void {
+    this.queue.rateLimit(Math.ceil(seconds * 1000)).catch((err: unknown) => {
+      this.fleet.log?.warn({ component: 'fleet', family: this.family, err: err instanceof Error ? err.message : String(err) }, 'Databricks\' Retry-After could not be shared with the other replicas; this replica pauses alone')
+    })
+  }
+
+  async close (): Promise<void> {
+    await this.worker.close(true)
+    await Promise.all([this.events?.close(), this.queue.close()])
+  }
+}
+
+export class FleetWritePermits {
+  readonly families: Partial<Record<WriteFamily, PermitSource>> = {}
+  readonly log: FleetWritePermitsOptions['log']
+  /** Permit waits to end when the connection is lost (their lanes then pace those writes themselves). */
+  readonly lostWaiters = new Set<() => void>()
+  private readonly commands: Redis
+  private readonly owned: FamilyPermits[] = []
+
+  constructor (options: FleetWritePermitsOptions) {
+    this.log = options.log
+    // Commands fail at once while Redis is away (the lane then paces itself), instead of queueing.
+    this.commands = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 })
+    this.commands.on('error', () => {})
+    this.commands.on('close', () => { for (const lost of [...this.lostWaiters]) lost() })
+    for (const family of ['patch', 'write'] as const) {
+      const rate = options.budgets[family]
+      if (rate === undefined) continue
+      const permits = new FamilyPermits(family, rate, this, this.commands, connectionOptionsOf(options.url), options.prefix)
+      this.owned.push(permits)
+      this.families[family] = permits
+    }
+  }
+
+  get connected (): boolean { return this.commands.status === 'ready' }
+
+  async close (): Promise<void> {
+    await Promise.all(this.owned.map(async p => { await p.close() }))
+    this.commands.disconnect()
+  }
+}
+
+/** A redis:// or rediss:// URL as the connection options BullMQ makes its own connections from. */
+export function connectionOptionsOf (url: string): ConnectionOptions {
+  const u = new URL(url)
+  const db = Number(u.pathname.slice(1) || 0)
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, ''),
+    port: Number(u.port || 6379),
+    ...(u.username !== '' ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password !== '' ? { password: decodeURIComponent(u.password) } : {}),
+    ...(Number.isInteger(db) && db > 0 ? { db } : {}),
+    ...(u.protocol === 'rediss:' ? { tls: { servername: u.hostname } } : {})
+  }
+}
