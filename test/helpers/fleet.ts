@@ -72,7 +72,10 @@ async function startReplica (t: Test, emulator: Emulator, name: string, env: Rec
     await exited
   }
   t.teardown(kill)
-  const url = await until(`replica ${name} to listen`, () => /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1], () => output)
+  const url = await until(`replica ${name} to listen`, () => {
+    if (child.exitCode !== null) throw new Error(`replica ${name} exited with ${child.exitCode}:\n${output.slice(-4000)}`)
+    return /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1]
+  }, () => output)
   return { name, url, child, output: () => output, kill }
 }
 

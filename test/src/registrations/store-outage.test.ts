@@ -6,13 +6,14 @@
 // which a group registration finishes with every member registered once.
 import t from 'tap'
 import type { Test } from 'tap'
-import { createServer, connect, type Server, type Socket } from 'node:net'
+import { createServer } from 'node:net'
 import { once } from 'node:events'
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { DATABRICKS_ADMIN_PAT, DEFAULT_ACCOUNT_ID } from '../../../emulators/databricks/account.ts'
 import { startTestEmulator } from '../../helpers/emulator.ts'
 import { startService } from '../../helpers/service.ts'
+import { TcpProxy } from '../../helpers/tcp-proxy.ts'
 import { QUICK } from '../../helpers/target.ts'
 import { T } from '../../helpers/tenant.ts'
 import { accountState, adminToken, bigGroupTenant, callsMatching, control, getRegistration, occurrences, postRegistration, waitFor } from '../../helpers/registrations.ts'
@@ -145,38 +146,6 @@ t.test('resume() at start waits for a store that is away', async t => {
 })
 
 /** Redis on 127.0.0.1:6379 behind a proxy the test stops (connections cut, port closed) and starts again. */
-class TcpProxy {
-  port = 0
-  private server: Server | undefined
-  private readonly sockets = new Set<Socket>()
-
-  async start (): Promise<void> {
-    const server = createServer(client => {
-      const upstream = connect(REDIS.port, REDIS.host)
-      for (const s of [client, upstream]) {
-        this.sockets.add(s)
-        s.on('close', () => { this.sockets.delete(s) })
-        s.on('error', () => { client.destroy(); upstream.destroy() })
-      }
-      client.pipe(upstream).pipe(client)
-    })
-    server.listen(this.port, '127.0.0.1')
-    await once(server, 'listening')
-    const address = server.address()
-    this.port = typeof address === 'object' && address !== null ? address.port : 0
-    this.server = server
-  }
-
-  async stop (): Promise<void> {
-    const server = this.server
-    this.server = undefined
-    if (server === undefined) return
-    const closed = new Promise(resolve => server.close(resolve))
-    for (const s of this.sockets) s.destroy()
-    await closed
-  }
-}
-
 async function freePort (): Promise<number> {
   const server = createServer().listen(0, '127.0.0.1')
   await once(server, 'listening')
