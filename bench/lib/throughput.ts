@@ -1,14 +1,17 @@
 // A warm route against a bare fastify route answering the same body as a constant through the same
-// response schema, in two layouts:
+// response schema, in three layouts:
 // - shared: both servers in one child process (`server`, with the emulators), autocannon in this one;
 // - separate processes (deployed.ts): emulators, service (src/server.ts, production defaults) and baseline
-//   each in a process of its own, autocannon in this one — as a user deploys the service.
+//   each in a process of its own, autocannon in this one — as a user deploys the service;
+// - redis: the same with REDIS_URL set (the local Redis, a key prefix of its own), as one of several
+//   replicas runs: the coordination between replicas must cost the warm path nothing measurable.
 // Each target gets two interleaved rounds (the better counts), so drift on a shared machine affects both
 // alike. Besides requests a second, the CPU time each server's process spent per request (Linux
 // /proc/<pid>/stat, all its threads): less sensitive to what else runs on the machine than throughput,
 // which the machine's load (recorded with the results) moves a lot.
-//   npx tsx bench/<name>-throughput.ts [seconds] [--layout=shared|separate|both] [--log-level=info]
+//   npx tsx bench/<name>-throughput.ts [seconds] [--layout=shared|separate|redis|all] [--log-level=info]
 import { execFileSync, spawn } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { createInterface } from 'node:readline'
@@ -27,27 +30,30 @@ export interface ThroughputTargets {
   path: string
 }
 
-type Layout = 'shared' | 'separate'
+type Layout = 'shared' | 'separate' | 'redis'
+const LAYOUTS: Layout[] = ['shared', 'separate', 'redis']
+/** The Redis the `redis` layout's service uses (BENCH_REDIS_URL, else the local one). */
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 interface Load { requestsPerSecond: number, p50Ms: number, p99Ms: number, errors: number, non2xx: number, cpuMicrosPerRequest?: number }
 interface Compared { bare: Load, service: Load, ratio: number, cpuRatio?: number }
 
 const CONNECTIONS = 50
 
 /**
- * `[seconds] [--layout=shared|separate|both] [--log-level=info]` (default: 10 s, both layouts, the
- * separate service logging at its default level, info: one line per request).
+ * `[seconds] [--layout=shared|separate|redis|all] [--log-level=info]` (default: 10 s, every layout, the
+ * separate services logging at their default level, info: one line per request).
  */
 export function throughputArgs (argv = process.argv.slice(2)): { seconds: number, layouts: Layout[], logLevel: string } {
   let seconds = 10
-  let layouts: Layout[] = ['shared', 'separate']
+  let layouts: Layout[] = LAYOUTS
   let logLevel = 'info'
   for (const arg of argv) {
-    const layout = /^--layout=(shared|separate|both)$/.exec(arg)?.[1]
+    const layout = /^--layout=(shared|separate|redis|all)$/.exec(arg)?.[1]
     const level = /^--log-level=(fatal|error|warn|info|debug|trace|silent)$/.exec(arg)?.[1]
-    if (layout !== undefined) layouts = layout === 'both' ? ['shared', 'separate'] : [layout as Layout]
+    if (layout !== undefined) layouts = layout === 'all' ? LAYOUTS : [layout as Layout]
     else if (level !== undefined) logLevel = level
     else if (/^\d+$/.test(arg)) seconds = Number(arg)
-    else throw new Error(`unknown argument ${arg}: [seconds] [--layout=shared|separate|both] [--log-level=info]`)
+    else throw new Error(`unknown argument ${arg}: [seconds] [--layout=shared|separate|redis|all] [--log-level=info]`)
   }
   return { seconds, layouts, logLevel }
 }
@@ -70,13 +76,16 @@ export async function compareThroughput (options: { name: string, label: string,
       child.kill('SIGTERM')
     }
   }
-  if (options.layouts.includes('separate')) {
-    const deployed = await startDeployed({ ...options.deployed, serviceEnv: origin => ({ LOG_LEVEL: options.logLevel, ...options.deployed.serviceEnv?.(origin) }) })
+  for (const layout of (['separate', 'redis'] as const).filter(l => options.layouts.includes(l))) {
+    const prefix = `jir-bench:${randomUUID()}:`
+    const redis: Record<string, string> = layout === 'redis' ? { REDIS_URL, REDIS_KEY_PREFIX: prefix } : {}
+    const deployed = await startDeployed({ ...options.deployed, serviceEnv: origin => ({ LOG_LEVEL: options.logLevel, ...redis, ...options.deployed.serviceEnv?.(origin) }) })
     try {
-      if (sharedBody !== undefined && !isDeepStrictEqual(sharedBody, deployed.body)) throw new Error('the two layouts answer different bodies: they would not measure the same question')
-      results.separate = await compare({ ...deployed, method: options.deployed.method, path: options.deployed.path }, deployed.pids, options.seconds)
+      if (sharedBody !== undefined && !isDeepStrictEqual(sharedBody, deployed.body)) throw new Error('the layouts answer different bodies: they would not measure the same question')
+      results[layout] = await compare({ ...deployed, method: options.deployed.method, path: options.deployed.path }, deployed.pids, options.seconds)
     } finally {
       await deployed.close()
+      if (layout === 'redis') await dropKeys(prefix)
     }
   }
   const load2 = loadavg()[0] as number
@@ -91,7 +100,12 @@ export async function compareThroughput (options: { name: string, label: string,
     )
   }
   if (results.shared !== undefined) describe('', results.shared)
-  if (results.separate !== undefined) describe(`separate processes${options.logLevel === 'info' ? '' : ` (LOG_LEVEL ${options.logLevel})`}: `, results.separate)
+  const level = options.logLevel === 'info' ? '' : `, LOG_LEVEL ${options.logLevel}`
+  if (results.separate !== undefined) describe(`separate processes${level === '' ? '' : ` (${level.slice(2)})`}: `, results.separate)
+  if (results.redis !== undefined) {
+    describe(`separate processes, REDIS_URL set${level}: `, results.redis)
+    if (results.separate !== undefined) rows.push(['REDIS_URL set vs unset (warm requests a second; CPU per request)', `${round2(results.redis.service.requestsPerSecond / results.separate.service.requestsPerSecond)}×; ${results.redis.service.cpuMicrosPerRequest ?? '?'} µs vs ${results.separate.service.cpuMicrosPerRequest ?? '?'} µs`])
+  }
   rows.push(['machine load (1-minute average, start → end)', `${load1.toFixed(2)} → ${load2.toFixed(2)}`])
 
   writeResult(options.name, {
@@ -101,14 +115,15 @@ export async function compareThroughput (options: { name: string, label: string,
       pipelining: 1,
       layouts: {
         shared: 'both servers (and the emulators) in one child process, autocannon in the parent',
-        separate: `emulators, service (src/server.ts, production defaults${options.logLevel === 'info' ? ' — LOG_LEVEL info' : ` but LOG_LEVEL ${options.logLevel}`} — its log lines to /dev/null) and bare route each in its own process, autocannon in the parent`
+        separate: `emulators, service (src/server.ts, production defaults${options.logLevel === 'info' ? ' — LOG_LEVEL info' : ` but LOG_LEVEL ${options.logLevel}`} — its log lines to /dev/null) and bare route each in its own process, autocannon in the parent`,
+        redis: 'as separate, the service with REDIS_URL set (a replica of a fleet: its channel, write permits and job store in Redis)'
       },
       baseline: `bare fastify route returning the warm ${options.label}'s body as a constant, same response schema`,
       cpu: 'CPU time (user + system, all threads) of the server\'s process per request, from /proc/<pid>/stat; the ratio is bare ÷ service',
       loadAverage1m: { start: load1, end: load2 }
     },
     ...results,
-    ...(options.goal !== undefined ? { goal: { ratio: options.goal, met: met(results.shared) && met(results.separate) } } : {})
+    ...(options.goal !== undefined ? { goal: { ratio: options.goal, met: met(results.shared) && met(results.separate) && met(results.redis) } } : {})
   }, rows)
 }
 
@@ -150,6 +165,18 @@ async function load (targets: ThroughputTargets, url: string, pid: number | unde
     errors: result.errors,
     non2xx: result.non2xx,
     ...(before !== undefined && after !== undefined && requests > 0 ? { cpuMicrosPerRequest: Math.round((after - before) / requests * 10) / 10 } : {})
+  }
+}
+
+/** The keys the `redis` layout's service made. */
+async function dropKeys (prefix: string): Promise<void> {
+  const { Redis } = await import('ioredis')
+  const redis = new Redis(REDIS_URL)
+  try {
+    const keys = await redis.keys(`${prefix}*`)
+    if (keys.length > 0) await redis.del(...keys)
+  } finally {
+    redis.disconnect()
   }
 }
 

@@ -12,8 +12,8 @@ import { smallTenant } from '../../helpers/tenant.ts'
 import { tokenFor } from '../../helpers/service.ts'
 import { accountState, control, occurrences } from '../../helpers/registrations.ts'
 
-const USERS = 20
-const GROUPS = 4
+const USERS = 12
+const GROUPS = 3
 const hex = (n: number, width: number): string => n.toString(16).padStart(width, '0')
 const userIds = Array.from({ length: USERS }, (_, i) => `f7000000-0000-4000-8000-${hex(i, 12)}`)
 const groupIds = Array.from({ length: GROUPS }, (_, g) => `f8000000-0000-4000-8000-${hex(g, 12)}`)
