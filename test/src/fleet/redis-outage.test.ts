@@ -13,7 +13,7 @@ import { tokenFor } from '../../helpers/service.ts'
 import { TcpProxy } from '../../helpers/tcp-proxy.ts'
 import { accountState, control, occurrences } from '../../helpers/registrations.ts'
 
-const USERS = 15
+const USERS = 9
 const hex = (n: number, width: number): string => n.toString(16).padStart(width, '0')
 const userIds = Array.from({ length: USERS }, (_, i) => `f9000000-0000-4000-8000-${hex(i, 12)}`)
 const groupIds = Array.from({ length: 3 }, (_, g) => `fa000000-0000-4000-8000-${hex(g, 12)}`)
