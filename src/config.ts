@@ -26,7 +26,7 @@ export const ConfigSchema = Type.Object({
   ENTRA_KEYS_MIN_REFRESH_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 10, description: 'A token signed with a key not yet seen refetches the keys at once, but at most once per this many seconds (many unknown keys cost one fetch).' }),
   GRAPH_BASE_URL: Type.String({ pattern: '^https://[^/\\s]+', default: 'https://graph.microsoft.com/v1.0', description: 'Microsoft Graph base URL.' }),
   UPSTREAM_CA_FILE: Type.Optional(Type.String({ minLength: 1, description: 'Extra CA certificate (PEM) trusted for outbound HTTPS, e.g. a TLS-inspecting proxy. Local mode sets it to the emulators\' CA.' })),
-  GRAPH_MAX_REQUESTS_PER_SECOND: Type.Number({ exclusiveMinimum: 0, default: 100, description: 'Rate budget for Microsoft Graph (Graph itself allows about 800 light reads a second per app in a large tenant).' }),
+  GRAPH_MAX_REQUESTS_PER_SECOND: Type.Number({ exclusiveMinimum: 0, default: 100, description: 'Rate budget for Microsoft Graph (Graph itself allows about 800 light reads a second per app in a large tenant). Each request of a $batch counts, as Graph throttles. With REDIS_URL it holds for all replicas together.' }),
   GRAPH_MAX_CONCURRENCY: Type.Integer({ minimum: 1, default: 16, description: 'Microsoft Graph requests in flight at once.' }),
   DATABRICKS_HOST: Type.Optional(Type.String({ pattern: '^https://[^/\\s]+/?$', description: 'Databricks accounts host (https://accounts.azuredatabricks.net, or the AWS/GCP one). Unset: nothing is materialized.' })),
   DATABRICKS_ACCOUNT_ID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]{1,64}$', description: 'The Databricks account id.' })),

@@ -27,7 +27,7 @@ import { supportsSync } from './target/port.ts'
 import { buildSync } from './sync/build.ts'
 import type { Sync } from './sync/sync.ts'
 import { FleetBus } from './fleet/bus.ts'
-import { FleetWritePermits } from './fleet/write-permits.ts'
+import { FleetPermits } from './fleet/permits.ts'
 import { forgetChanged, forgetEverything, type FleetCaches } from './fleet/coherence.ts'
 
 export interface Service {
@@ -70,6 +70,12 @@ export async function buildService (config: Config, options: ServiceOptions = {}
 
   // One attempt of an outbound call fits in a request's deadline (REQUEST_TIMEOUT_MS), with room for a retry.
   const timeoutMs = upstreamTimeoutMs(config)
+  // With replicas (REDIS_URL), the Graph budget and Databricks' write budgets hold for all of them together
+  // (fleet/permits.ts); each replica's own pacing, at its share, covers the time Redis is away.
+  const permits = config.REDIS_URL === undefined
+    ? undefined
+    : new FleetPermits({ url: config.REDIS_URL, prefix: `${options.fleetKeyPrefix ?? config.REDIS_KEY_PREFIX}bull`, log: { warn: (obj, msg) => { logs.log?.warn(obj, msg) } } })
+  const share = permits === undefined ? 1 : config.REPLICAS
   const entra = new UpstreamClient({ name: 'entra', ca, observer, concurrency: 8, timeoutMs })
   const graph = new UpstreamClient({
     name: 'graph',
@@ -77,8 +83,9 @@ export async function buildService (config: Config, options: ServiceOptions = {}
     observer,
     timeoutMs,
     concurrency: config.GRAPH_MAX_CONCURRENCY,
-    ratePerSecond: config.GRAPH_MAX_REQUESTS_PER_SECOND,
-    burst: Math.max(1, Math.ceil(config.GRAPH_MAX_REQUESTS_PER_SECOND))
+    ratePerSecond: config.GRAPH_MAX_REQUESTS_PER_SECOND / share,
+    burst: Math.max(1, Math.ceil(config.GRAPH_MAX_REQUESTS_PER_SECOND / share)),
+    ...(permits !== undefined ? { permits: permits.budget('graph', config.GRAPH_MAX_REQUESTS_PER_SECOND) } : {})
   })
 
   const verifier = await createTokenVerifier({
@@ -141,15 +148,6 @@ export async function buildService (config: Config, options: ServiceOptions = {}
 
   // Databricks, when configured: every login also materializes the caller in the account.
   const writeBudgets = { patch: config.DATABRICKS_SCIM_PATCHES_PER_SECOND, write: config.DATABRICKS_SCIM_WRITES_PER_SECOND }
-  // With replicas, the write budgets hold for all of them together (fleet/write-permits.ts).
-  const writePermits = config.REDIS_URL === undefined || config.DATABRICKS_HOST === undefined
-    ? undefined
-    : new FleetWritePermits({
-      url: config.REDIS_URL,
-      prefix: `${options.fleetKeyPrefix ?? config.REDIS_KEY_PREFIX}bull`,
-      budgets: writeBudgets,
-      log: { warn: (obj, msg) => { logs.log?.warn(obj, msg) } }
-    })
   const databricksHttp = config.DATABRICKS_HOST !== undefined ? new UpstreamClient({ name: 'databricks', ca, observer, concurrency: 4, timeoutMs }) : undefined
   const databricks = databricksHttp !== undefined && config.DATABRICKS_HOST !== undefined && config.DATABRICKS_ACCOUNT_ID !== undefined
     ? new DatabricksClient({
@@ -162,7 +160,9 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       ca,
       observer,
       writeBudgets,
-      ...(writePermits !== undefined ? { writeFleet: { permits: writePermits.families, replicas: config.REPLICAS } } : {}),
+      ...(permits !== undefined
+        ? { writeFleet: { permits: { patch: permits.budget('databricks-patch', writeBudgets.patch), write: permits.budget('databricks-write', writeBudgets.write) }, replicas: config.REPLICAS } }
+        : {}),
       writeObserver: metrics.writeObserver,
       workspaceUrls: parseWorkspaceUrls(config.DATABRICKS_WORKSPACE_URLS).urls
     })
@@ -316,7 +316,7 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       await verifier.close()
       await directory.close()
       await databricks?.close()
-      await writePermits?.close()
+      await permits?.close()
       await Promise.all([entra.close(), graph.close(), databricksHttp?.close()])
     }
   }

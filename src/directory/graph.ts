@@ -403,12 +403,13 @@ export class GraphDirectory implements Directory, DirectoryChanges, DirectorySub
    * One Graph call with the tenant's token; a 401 is retried once with a token fresh from the STS.
    * Graph's POSTs used here ($batch of reads) are safe to repeat. Returns the token that was used.
    */
-  private async send (tenantId: string, method: 'GET' | 'POST' | 'PATCH', url: string, body?: string, idempotent = true): Promise<{ res: UpstreamResponse, token: string }> {
+  /** One Graph call; `cost`: the requests Graph counts it as (a $batch: its items), for the rate budget. */
+  private async send (tenantId: string, method: 'GET' | 'POST' | 'PATCH', url: string, body?: string, idempotent = true, cost = 1): Promise<{ res: UpstreamResponse, token: string }> {
     let token = await this.tokens.get(tenantId)
     for (let attempt = 1; ; attempt++) {
       let res: UpstreamResponse
       try {
-        res = await this.graph.request({ method, url, headers: this.headers(token, body !== undefined), ...(body !== undefined ? { body, idempotent } : {}) })
+        res = await this.graph.request({ method, url, headers: this.headers(token, body !== undefined), background: this.priority === 'low', cost, ...(body !== undefined ? { body, idempotent } : {}) })
       } catch (err) {
         throw toUnavailable(err, tenantId)
       }
@@ -515,7 +516,7 @@ export class GraphDirectory implements Directory, DirectoryChanges, DirectorySub
       url: job.url,
       ...(this.priority !== undefined ? { headers: { 'x-ms-throttle-priority': this.priority } } : {})
     }))
-    const { res, token } = await this.send(tenantId, 'POST', `${this.base}/$batch`, JSON.stringify({ requests }))
+    const { res, token } = await this.send(tenantId, 'POST', `${this.base}/$batch`, JSON.stringify({ requests }), true, requests.length)
     const body = this.ok(tenantId, res, PERMISSION.membership)
     const out = new Map<string, BatchItemResult>()
     for (const r of Array.isArray(body.responses) ? body.responses as GraphObject[] : []) {

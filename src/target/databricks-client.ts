@@ -21,7 +21,8 @@
 // - Errors: both Databricks error bodies are parsed; 400/404/409 become typed DatabricksErrors, 401/403
 //   TargetConfigurationError, unavailable upstreams (after retries) and other 5xx TargetUnavailableError.
 import { TargetUnavailableError } from './port.ts'
-import { WriteScheduler, familyOf, type LaneObserver, type PermitSource, type WriteContext, type WriteFamily } from './write-scheduler.ts'
+import { WriteScheduler, familyOf, type LaneObserver, type WriteContext, type WriteFamily } from './write-scheduler.ts'
+import type { PermitSource } from '../upstream/permits.ts'
 import { DatabricksBadRequestError, DatabricksConflictError, DatabricksError, DatabricksNotFoundError, TargetConfigurationError, type DatabricksErrorDetails } from './errors.ts'
 import { AppTokens, appCredential } from '../directory/app-token.ts'
 import { DirectoryUnavailableError } from '../directory/port.ts'

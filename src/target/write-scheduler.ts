@@ -16,13 +16,14 @@
 //   turns into its Retry-After (`retryAfterSeconds`), so a caller learns its place in the queue.
 // - `pause`: a 429 with Retry-After from Databricks empties the family's bucket until then, for everyone.
 // - Several replicas (REDIS_URL): the tokens come from the fleet instead (`PermitSource`, one permit per
-//   write, paced for all replicas together, src/fleet/write-permits.ts); everything above stays the lane's.
+//   write, paced for all replicas together, src/fleet/permits.ts); everything above stays the lane's.
 //   While the fleet cannot be asked, the lane paces itself at its share (`fallbackRatePerSecond`).
 //
 // Pure scheduling: no I/O, injected clock and timers, so tests and benches see every decision.
 import { TargetUnavailableError } from './port.ts'
+import type { PermitPriority, PermitSource } from '../upstream/permits.ts'
 
-export type WritePriority = 'interactive' | 'background'
+export type WritePriority = PermitPriority
 export type WriteFamily = 'patch' | 'write'
 
 /** Who a write is for and how urgent it is, passed down with the work that makes it. */
@@ -98,16 +99,6 @@ export interface Ticket {
 export interface LaneObserver {
   /** A ticket was granted after waiting `waitedMs` (0: at once). */
   onGranted?: (family: WriteFamily, priority: WritePriority, waitedMs: number) => void
-}
-
-/** Where a lane gets permission to write when replicas share the budget: one permit per write. */
-export interface PermitSource {
-  /** Whether permits can be asked for now (false: the lane paces itself). */
-  readonly available: boolean
-  /** Resolves when this replica may make one write; rejects when the fleet cannot be asked. */
-  request: (priority: WritePriority) => Promise<void>
-  /** No permit of the family for `seconds`, on every replica (Databricks' Retry-After). */
-  pause: (seconds: number) => void
 }
 
 export interface WriteLaneOptions {

@@ -17,6 +17,7 @@ import { TokenBucket } from 'limiter'
 import { UpstreamError, UpstreamResponseError, UpstreamUnavailableError } from './errors.ts'
 import { DEFAULT_RETRY_POLICY, decideRetry, parseRetryAfter, type RetryPolicy } from './retry-policy.ts'
 import { routeLabel as defaultRouteLabel } from './route-label.ts'
+import type { PermitSource } from './permits.ts'
 
 export type HttpMethod = 'GET' | 'HEAD' | 'OPTIONS' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
 
@@ -74,6 +75,12 @@ export interface UpstreamClientOptions {
   ratePerSecond?: number
   /** Bucket size: requests that may start at once after a quiet spell (default `ratePerSecond`). */
   burst?: number
+  /**
+   * The fleet's budget (REDIS_URL, src/fleet/permits.ts): each attempt takes a permit from it while it can
+   * be asked, and the client's Retry-Afters pause it for every replica; the own bucket (`ratePerSecond`,
+   * then this replica's share) paces what it cannot.
+   */
+  permits?: PermitSource
   /** Per attempt, from sending to the end of the body (default 15 s). */
   timeoutMs?: number
   /** Retry bounds (defaults in DEFAULT_RETRY_POLICY). */
@@ -109,6 +116,10 @@ export interface UpstreamRequest {
   maxRetries?: number
   /** Statuses handed back as they are instead of retried here (a caller that paces its own retries, e.g. under a write budget). */
   passThrough?: readonly number[]
+  /** Background work (the change feed): under a fleet budget its permits come after interactive ones. */
+  background?: boolean
+  /** What the call costs of the rate budget: the requests the upstream counts it as (Graph: a $batch's items). Default 1. */
+  cost?: number
   signal?: AbortSignal
 }
 
@@ -157,6 +168,7 @@ export class UpstreamClient {
   private readonly ownsDispatcher: boolean
   private readonly limit: LimitFunction
   private readonly bucket: TokenBucket | undefined
+  private readonly permits: PermitSource | undefined
   private readonly timeoutMs: number
   private readonly retryStatuses: ReadonlySet<number>
   private readonly observer: UpstreamObserver | undefined
@@ -188,6 +200,7 @@ export class UpstreamClient {
       this.ownsDispatcher = true
     }
     this.limit = pLimit(concurrency)
+    this.permits = options.permits
     if (options.ratePerSecond !== undefined) {
       const burst = options.burst ?? Math.max(1, options.ratePerSecond)
       this.bucket = new TokenBucket({ bucketSize: burst, tokensPerInterval: options.ratePerSecond, interval: 1000 })
@@ -233,6 +246,7 @@ export class UpstreamClient {
         const retryAfterSeconds = parseRetryAfter(response.headers['retry-after'], this.now())
         if (response.status === 429 || (response.status === 503 && retryAfterSeconds !== undefined)) {
           this.emit('onThrottled', { upstream: this.name, method, route, status: response.status, ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}) })
+          if (retryAfterSeconds !== undefined) this.permits?.pause(retryAfterSeconds)
         }
         const details = { status: response.status, attempts: attempt, ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}) }
         if (!idempotent) {
@@ -293,9 +307,25 @@ export class UpstreamClient {
     if (this.ownsDispatcher) await this.dispatcher.close()
   }
 
+  /** Waits for this request's share of the rate budget: the fleet's permits, or the own bucket. */
+  private async pace (req: UpstreamRequest): Promise<void> {
+    const cost = Math.max(1, Math.floor(req.cost ?? 1))
+    if (this.permits?.available === true) {
+      const permits = this.permits
+      try {
+        await Promise.all(Array.from({ length: cost }, async () => { await permits.request(req.background === true ? 'background' : 'interactive') }))
+        return
+      } catch {
+        // The fleet could not be asked (Redis went away): paced here.
+      }
+    }
+    // A call costing more than the bucket holds waits for a full bucket (limiter refuses more than its size).
+    if (this.bucket !== undefined) await this.bucket.removeTokens(Math.min(cost, this.bucket.bucketSize))
+  }
+
   private async attempt (url: URL, req: UpstreamRequest, route: string, attempt: number): Promise<UpstreamResponse> {
     return await this.limit(async () => {
-      if (this.bucket !== undefined) await this.bucket.removeTokens(1)
+      await this.pace(req)
       const started = performance.now()
       const controller = new AbortController()
       const timeoutMs = req.timeoutMs ?? this.timeoutMs

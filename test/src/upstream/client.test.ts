@@ -289,6 +289,17 @@ t.test('the rate budget spaces requests out after the burst', async t => {
   t.equal(ctx.calls.snapshot().routes['GET /:tenant/v2.0/.well-known/openid-configuration'], 6)
 })
 
+t.test('a call that counts as several requests (a $batch) takes as many from the budget', async t => {
+  const rec = recorder()
+  const c = client(t, rec, { ratePerSecond: 20, burst: 2 })
+  const started = performance.now()
+  await c.request({ method: 'GET', url: DISCOVERY, cost: 2 })
+  await Promise.all(Array.from({ length: 4 }, async () => await c.request({ method: 'GET', url: DISCOVERY })))
+  const total = performance.now() - started
+  // The first takes the whole burst: the next four start one per 50 ms, the fourth ~200 ms in.
+  t.ok(total >= 190, `a call of cost 2 then four at 20/s with a burst of 2 take ≥ 200 ms (${total.toFixed(0)} ms)`)
+})
+
 t.test('an observer that throws never breaks a request', async t => {
   const c = client(t, recorder(), { observer: { onResponse: () => { throw new Error('metrics bug') } } })
   t.equal((await c.request({ method: 'GET', url: DISCOVERY })).status, 200)

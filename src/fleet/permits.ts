@@ -1,39 +1,40 @@
-// Databricks' write budgets for the whole fleet (REDIS_URL): account SCIM allows about 2 PATCHes and 5
-// other writes a second per account, however many replicas write. Each family is a BullMQ queue of
-// permits: a replica that wants to write adds a permit job and writes once a worker (any replica's) has
-// taken it. The queue's global rate limit (one job per 1/rate seconds) paces the fleet; BullMQ's
-// priorities put interactive permits before background ones across replicas; `rateLimit()` on a 429's
-// Retry-After pauses the family on every replica at once. Everything else about a write (who goes next
-// within a replica, coalescing, the bounded queue, the wait estimate) stays in the replica's WriteLane.
+// Rate budgets for the whole fleet (REDIS_URL): Databricks allows about 2 account SCIM PATCHes and 5 other
+// writes a second per account, and Graph throttles per app, however many replicas send them. Each budget
+// is a BullMQ queue of permits: a replica that wants to send a request adds a permit job and sends once a
+// worker (any replica's) has taken it. The queue's global rate limit (one job per 1/rate seconds) paces
+// the fleet; BullMQ's priorities put interactive permits before background ones across replicas;
+// `rateLimit()` on a Retry-After pauses the budget on every replica at once. Everything else about a
+// request (for writes: who goes next within a replica, coalescing, the bounded queue, the wait estimate)
+// stays in the replica.
 //
 // Why permits on a queue rather than a token bucket of our own in Redis: the pacing, the priorities, the
 // pause and the recovery of a dead replica's work are what BullMQ already does, on the Redis we have.
-// A permit costs a few Redis commands and milliseconds; writes are a handful a second.
+// A permit costs a few Redis commands and milliseconds: nothing on the warm path, which sends nothing.
 //
-// Redis away: request() rejects at once (no offline queue), and the lane falls back to a local bucket of
-// the budget divided by the configured replica count (REPLICAS), so the fleet stays within the limit.
+// Redis away: request() rejects at once (no offline queue), and the client falls back to a local bucket
+// of the budget divided by the configured replica count (REPLICAS), so the fleet stays within the limit.
 import { Queue, QueueEvents, Worker, type ConnectionOptions } from 'bullmq'
 import { Redis } from 'ioredis'
-import type { PermitSource, WriteFamily, WritePriority } from '../target/write-scheduler.ts'
+import type { PermitPriority, PermitSource } from '../upstream/permits.ts'
 
-export interface FleetWritePermitsOptions {
+export interface FleetPermitsOptions {
   url: string
   /** Prefix of the queues' keys (REDIS_KEY_PREFIX + `bull`). */
   prefix: string
-  budgets: Partial<Record<WriteFamily, number>>
   log?: { warn: (obj: object, msg: string) => void }
 }
 
-const RANK: Record<WritePriority, number> = { interactive: 1, background: 2 }
+const RANK: Record<PermitPriority, number> = { interactive: 1, background: 2 }
 
-class FamilyPermits implements PermitSource {
+/** One budget: its queue of permits and this replica's worker for it. */
+class QueuePermits implements PermitSource {
   private readonly name: string
   private readonly queue: Queue
   private events: QueueEvents | undefined
   private readonly worker: Worker
 
-  constructor (private readonly family: WriteFamily, ratePerSecond: number, private readonly fleet: FleetWritePermits, commands: Redis, private readonly blocking: ConnectionOptions, private readonly prefix: string) {
-    this.name = `databricks-${family}-permits`
+  constructor (private readonly budget: string, ratePerSecond: number, private readonly fleet: FleetPermits, commands: Redis, private readonly blocking: ConnectionOptions, private readonly prefix: string) {
+    this.name = `${budget}-permits`
     this.queue = new Queue(this.name, { connection: commands, prefix, defaultJobOptions: { removeOnComplete: { age: 60 }, removeOnFail: { age: 60 } } })
     // The worker's blocking reads on connections of its own (BullMQ makes them from options). The permit is
     // the job being taken: there is nothing to do. One at a time, at the fleet's pace.
@@ -58,7 +59,7 @@ class FamilyPermits implements PermitSource {
 
   get available (): boolean { return this.fleet.connected }
 
-  async request (priority: WritePriority): Promise<void> {
+  async request (priority: PermitPriority): Promise<void> {
     if (!this.available) throw new Error('Redis is not connected')
     const job = await this.queue.add('permit', {}, { priority: RANK[priority] })
     // A wait in a storm may be long and legitimate; a wait whose connection was lost ends at once.
@@ -71,7 +72,7 @@ class FamilyPermits implements PermitSource {
 
   pause (seconds: number): void {
     this.queue.rateLimit(Math.ceil(seconds * 1000)).catch((err: unknown) => {
-      this.fleet.log?.warn({ component: 'fleet', family: this.family, err: err instanceof Error ? err.message : String(err) }, 'Databricks\' Retry-After could not be shared with the other replicas; this replica pauses alone')
+      this.fleet.log?.warn({ component: 'fleet', budget: this.budget, err: err instanceof Error ? err.message : String(err) }, 'a Retry-After could not be shared with the other replicas; this replica pauses alone')
     })
   }
 
@@ -81,27 +82,27 @@ class FamilyPermits implements PermitSource {
   }
 }
 
-export class FleetWritePermits {
-  readonly families: Partial<Record<WriteFamily, PermitSource>> = {}
-  readonly log: FleetWritePermitsOptions['log']
+/** The fleet's budgets, one queue each, over one command connection. */
+export class FleetPermits {
+  readonly log: FleetPermitsOptions['log']
   /** Permit waits to end when the connection is lost (their lanes then pace those writes themselves). */
   readonly lostWaiters = new Set<() => void>()
   private readonly commands: Redis
-  private readonly owned: FamilyPermits[] = []
+  private readonly owned: QueuePermits[] = []
 
-  constructor (options: FleetWritePermitsOptions) {
+  constructor (private readonly options: FleetPermitsOptions) {
     this.log = options.log
-    // Commands fail at once while Redis is away (the lane then paces itself), instead of queueing.
+    // Commands fail at once while Redis is away (the client then paces itself), instead of queueing.
     this.commands = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 })
     this.commands.on('error', () => {})
     this.commands.on('close', () => { for (const lost of [...this.lostWaiters]) lost() })
-    for (const family of ['patch', 'write'] as const) {
-      const rate = options.budgets[family]
-      if (rate === undefined) continue
-      const permits = new FamilyPermits(family, rate, this, this.commands, connectionOptionsOf(options.url), options.prefix)
-      this.owned.push(permits)
-      this.families[family] = permits
-    }
+  }
+
+  /** The fleet's budget named `budget` (its queue: `<budget>-permits`), `ratePerSecond` for all replicas together. */
+  budget (budget: string, ratePerSecond: number): PermitSource {
+    const permits = new QueuePermits(budget, ratePerSecond, this, this.commands, connectionOptionsOf(this.options.url), this.options.prefix)
+    this.owned.push(permits)
+    return permits
   }
 
   get connected (): boolean { return this.commands.status === 'ready' }

@@ -1,4 +1,4 @@
-// The fleet's write permits (src/fleet/write-permits.ts) on the real Redis, as two replicas' lanes use them:
+// The fleet's permits (src/fleet/permits.ts) on the real Redis, as two replicas' write lanes use them:
 // priorities and a Retry-After pause hold across replicas, and a lane whose Redis is away paces its writes
 // itself instead of waiting for it. Order only: no assertion on how long anything took.
 import t from 'tap'
@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto'
 import { createServer } from 'node:net'
 import { once } from 'node:events'
 import { Redis } from 'ioredis'
-import { FleetWritePermits, connectionOptionsOf } from '../../../src/fleet/write-permits.ts'
+import { FleetPermits, connectionOptionsOf } from '../../../src/fleet/permits.ts'
 import { BACKGROUND, WriteLane } from '../../../src/target/write-scheduler.ts'
 import { REDIS_URL } from '../../helpers/fleet.ts'
 
@@ -19,9 +19,9 @@ t.teardown(async () => {
 })
 
 /** A replica's PATCH lane, its permits from the fleet (20 a second). */
-async function replica (url = REDIS_URL): Promise<{ lane: WriteLane, permits: FleetWritePermits }> {
-  const permits = new FleetWritePermits({ url, prefix, budgets: { patch: 20 } })
-  const lane = new WriteLane({ family: 'patch', ratePerSecond: 20, permits: permits.families.patch, fallbackRatePerSecond: 10 })
+async function replica (url = REDIS_URL): Promise<{ lane: WriteLane, permits: FleetPermits }> {
+  const permits = new FleetPermits({ url, prefix })
+  const lane = new WriteLane({ family: 'patch', ratePerSecond: 20, permits: permits.budget('databricks-patch', 20), fallbackRatePerSecond: 10 })
   t.teardown(async () => { lane.close(); await permits.close() })
   return { lane, permits }
 }

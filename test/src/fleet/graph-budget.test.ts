@@ -1,0 +1,52 @@
+// Issue 14, the Graph budget holds for the fleet: three replicas (child processes running src/server.ts,
+// sharing the real Redis) with a budget of 4 Graph requests a second take cold logins of new users, each
+// sent to every replica. Within any second the fleet's Graph requests stay within what one replica's budget
+// allows (4 a second, a burst of 4), as Graph counts them (a $batch's items each count); without the
+// shared budget three replicas would send three times as many.
+import t from 'tap'
+import { startTestEmulator } from '../../helpers/emulator.ts'
+import { startFleet } from '../../helpers/fleet.ts'
+import { smallTenant } from '../../helpers/tenant.ts'
+import { tokenFor } from '../../helpers/service.ts'
+
+const USERS = 6
+const BUDGET = 4
+const hex = (n: number, width: number): string => n.toString(16).padStart(width, '0')
+const userIds = Array.from({ length: USERS }, (_, i) => `fb000000-0000-4000-8000-${hex(i, 12)}`)
+const base = smallTenant()
+const emulator = await startTestEmulator(t, {
+  tenants: [{
+    ...base,
+    users: [...base.users, ...userIds.map((id, i) => ({ id, userPrincipalName: `graph${i}@contoso-test.onmicrosoft.com`, displayName: `Graph ${i}` }))],
+    groups: [...base.groups, { id: 'fc000000-0000-4000-8000-000000000000', displayName: 'Graph team', members: userIds }]
+  }]
+})
+
+// Every Graph request the emulator answers, with when it came (the test's own emulator, read in process),
+// as Graph's throttling counts them: each item of a $batch, not the envelope.
+const graphCalls: number[] = []
+const count = emulator.ctx.calls.count.bind(emulator.ctx.calls)
+emulator.ctx.calls.count = (route: string) => {
+  if (/^\S+ \/v1\.0\//.test(route) && !route.startsWith('POST /v1.0/$batch')) graphCalls.push(performance.now())
+  count(route)
+}
+
+t.test(`three replicas, ${BUDGET} Graph requests a second for the fleet`, async t => {
+  const { replicas } = await startFleet(t, emulator, 3, { GRAPH_MAX_REQUESTS_PER_SECOND: String(BUDGET), REPLICAS: '3' })
+  const tokens = await Promise.all(userIds.map(async id => await tokenFor(emulator, id)))
+  graphCalls.length = 0
+  const statuses = await Promise.all(tokens.flatMap(token => replicas.map(async r => {
+    const res = await fetch(`${r.url}/v1/login`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })
+    await res.arrayBuffer()
+    return res.status
+  })))
+  t.same([...new Set(statuses)], [200], `all ${statuses.length} cold logins get in`)
+  const times = [...graphCalls].sort((a, b) => a - b)
+  let most = 0
+  for (let i = 0, j = 0; i < times.length; i++) {
+    while ((times[i] as number) - (times[j] as number) >= 1000) j++
+    most = Math.max(most, i - j + 1)
+  }
+  t.ok(times.length >= USERS, `Graph was asked (${times.length} requests)`)
+  t.ok(most <= 2 * BUDGET, `at most ${most} Graph requests within any second (budget ${BUDGET}/s for the fleet, a burst of ${BUDGET})`)
+})
