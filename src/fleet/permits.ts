@@ -14,6 +14,7 @@
 // Redis away: request() rejects at once (no offline queue), and the client falls back to a local bucket
 // of the budget divided by the configured replica count (REPLICAS), so the fleet stays within the limit.
 import { Queue, QueueEvents, Worker, type ConnectionOptions } from 'bullmq'
+import type { EventEmitter } from 'node:events'
 import { Redis } from 'ioredis'
 import type { PermitPriority, PermitSource } from '../upstream/permits.ts'
 
@@ -66,23 +67,31 @@ class QueuePermits implements PermitSource {
     if (!this.available) throw new Error('Redis is not connected')
     const job = await this.queue.add('permit', {}, { priority: RANK[priority] })
     // A wait in a storm may be long and legitimate; a wait whose connection was lost ends at once. The
-    // completion is heard as an event, and also looked for every second: an event can be missed (a
+    // completion is heard as the job's event, and also looked for every second: an event can be missed (a
     // QueueEvents that has not read its first batch yet, a reconnection), and a missed one must not leave a
-    // request waiting forever.
+    // request waiting forever. (Not BullMQ's waitUntilFinished(): with Redis gone, the check it makes inside
+    // an async promise executor fails as an unhandled rejection, which ends the process.)
+    // The job's own event, which BullMQ emits beside the queue-wide one but does not type.
+    const events = this.heard() as unknown as EventEmitter
+    const completed = `completed:${job.id ?? ''}`
     await new Promise<void>((resolve, reject) => {
       let settled = false
-      const settle = (err?: unknown): void => {
+      const settle = (err?: Error): void => {
         if (settled) return
         settled = true
         clearInterval(poll)
+        events.off(completed, onCompleted)
         this.fleet.lostWaiters.delete(lost)
         if (err === undefined) resolve()
-        else reject(err instanceof Error ? err : new Error(String(err)))
+        else reject(err)
       }
+      const onCompleted = (): void => { settle() }
       const lost = (): void => { settle(new Error('the connection to Redis was lost')) }
-      const poll = setInterval(() => { job.isCompleted().then(done => { if (done) settle() }, () => {}) }, 1000)
+      const poll = setInterval(() => { job.isCompleted().then(done => { if (done) settle() }, () => {}) }, 1000).unref()
+      events.on(completed, onCompleted)
       this.fleet.lostWaiters.add(lost)
-      job.waitUntilFinished(this.heard()).then(() => { settle() }, settle)
+      // It may have completed before anyone listened.
+      job.isCompleted().then(done => { if (done) settle() }, () => {})
     })
   }
 
@@ -101,7 +110,7 @@ class QueuePermits implements PermitSource {
 /** The fleet's budgets, one queue each, over one command connection. */
 export class FleetPermits {
   readonly log: FleetPermitsOptions['log']
-  /** Permit waits to end when the connection is lost (their lanes then pace those writes themselves). */
+  /** Permit waits to end when the connection is lost or the fleet closes (their clients then pace those requests themselves). */
   readonly lostWaiters = new Set<() => void>()
   private readonly commands: Redis
   private readonly owned: QueuePermits[] = []
@@ -124,6 +133,8 @@ export class FleetPermits {
   get connected (): boolean { return this.commands.status === 'ready' }
 
   async close (): Promise<void> {
+    // Nobody waits for a permit past shutdown.
+    for (const lost of [...this.lostWaiters]) lost()
     await Promise.all(this.owned.map(async p => { await p.close() }))
     this.commands.disconnect()
   }

@@ -67,11 +67,18 @@ async function startReplica (t: Test, emulator: Emulator, name: string, env: Rec
   child.stdout.on('data', (d: Buffer) => { output += d.toString() })
   child.stderr.on('data', (d: Buffer) => { output += d.toString() })
   const exited = once(child, 'exit')
+  let killed = false
   const kill = async (): Promise<void> => {
+    killed = true
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
     await exited
   }
-  t.teardown(kill)
+  // A replica that ended by itself crashed: the test fails with what it printed.
+  t.teardown(async () => {
+    const crashed = !killed && (child.exitCode !== null || child.signalCode !== null)
+    await kill()
+    if (crashed) throw new Error(`replica ${name} ended by itself (${String(child.exitCode ?? child.signalCode)}):\n${output.slice(-4000)}`)
+  })
   const url = await until(`replica ${name} to listen`, () => {
     if (child.exitCode !== null) throw new Error(`replica ${name} exited with ${child.exitCode}:\n${output.slice(-4000)}`)
     return /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1]
