@@ -96,3 +96,29 @@ export async function until<V> (what: string, check: () => V | undefined | Promi
   }
   throw new Error(`timed out waiting for ${what}${context !== undefined ? `:\n${context().slice(-4000)}` : ''}`)
 }
+
+/**
+ * When each request the emulator answers whose "METHOD route" `matches` arrived (the test's own emulator,
+ * read in process), as it counts calls. Clear the array to start again.
+ */
+export function recordCalls (emulator: Emulator, matches: (route: string) => boolean): number[] {
+  const times: number[] = []
+  const calls = emulator.ctx.calls
+  const count = calls.count.bind(calls)
+  calls.count = (route: string) => {
+    if (matches(route)) times.push(performance.now())
+    count(route)
+  }
+  return times
+}
+
+/** The most of these times within any one second. */
+export function busiestSecond (times: readonly number[]): number {
+  const sorted = [...times].sort((a, b) => a - b)
+  let most = 0
+  for (let i = 0, j = 0; i < sorted.length; i++) {
+    while ((sorted[i] as number) - (sorted[j] as number) >= 1000) j++
+    most = Math.max(most, i - j + 1)
+  }
+  return most
+}
