@@ -5,6 +5,7 @@ import { pino, destination, type DestinationStream } from 'pino'
 import type { Config } from './config.ts'
 import type { Resolver } from './resolver/resolver.ts'
 import type { Materializer } from './resolver/materializer.ts'
+import { SignIns } from './resolver/sign-in.ts'
 import type { Metrics } from './observability/metrics.ts'
 import { MAX_HEADER_BYTES, MAX_URL_LENGTH, clientErrorHandler, frameworkErrors, registerProblemHandlers } from './http/problems.ts'
 import { registerRequestIds, requestIdOf } from './http/request-id.ts'
@@ -37,6 +38,8 @@ export interface AppDeps {
   resolver?: Resolver
   /** With a Databricks account configured: logins also materialize the caller there. */
   materializer?: Materializer
+  /** How logins sign the caller in (default: in this process); with replicas, cold ones once for the fleet. */
+  signIns?: SignIns
   /** With a Databricks account configured: effective permissions and sharing. */
   access?: ObjectAccess
   /** The Entra change feed (SYNC_ENABLED): GET /v1/sync reports it. */
@@ -101,7 +104,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   if (deps.authenticator !== undefined && deps.resolver !== undefined) {
     registerAuthentication(app, deps.authenticator)
     await app.register(registrationRoutes, { resolver: deps.resolver, runner: deps.registrations })
-    await app.register(identityRoutes, { resolver: deps.resolver, materializer: deps.materializer })
+    await app.register(identityRoutes, { resolver: deps.resolver, signIns: deps.signIns ?? (deps.materializer !== undefined ? new SignIns(deps.resolver, deps.materializer) : undefined) })
     await app.register(accessRoutes, { access: deps.access })
     await app.register(syncRoutes, { sync: deps.sync, intervalSeconds: deps.config.SYNC_INTERVAL_SECONDS })
   }

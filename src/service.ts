@@ -16,7 +16,7 @@ import { RegistrationRunner } from './registrations/runner.ts'
 import { FileJobStore } from './registrations/store.ts'
 import { RedisJobStore, type RedisStateChange } from './registrations/redis-store.ts'
 import { DatabricksClient } from './target/databricks-client.ts'
-import { DatabricksScimTarget, type ScimTargetObserver } from './target/scim.ts'
+import { DatabricksScimTarget, type ScimObject, type ScimTargetObserver, type SharedGroupCreate } from './target/scim.ts'
 import { DatabricksAimTarget } from './target/aim.ts'
 import { WorkspaceAssignments } from './target/assignments.ts'
 import { WorkspaceObjects } from './target/workspace-objects.ts'
@@ -28,6 +28,9 @@ import { buildSync } from './sync/build.ts'
 import type { Sync } from './sync/sync.ts'
 import { FleetBus } from './fleet/bus.ts'
 import { FleetPermits } from './fleet/permits.ts'
+import { FleetFlights } from './fleet/flights.ts'
+import { SignIns, type SignInTransfer } from './resolver/sign-in.ts'
+import type { Caller } from './auth/caller.ts'
 import { forgetChanged, forgetEverything, type FleetCaches } from './fleet/coherence.ts'
 
 export interface Service {
@@ -56,6 +59,20 @@ export interface ServiceOptions {
   /** Prefix of the replicas' shared channel and budgets (default: REDIS_KEY_PREFIX). */
   fleetKeyPrefix?: string
 }
+
+/**
+ * Sign-ins one replica runs for the fleet at once: each mostly waits for Databricks' write budget, so as
+ * many as a storm of new users needs, for their writes to be batched together (target/write-scheduler.ts).
+ */
+const SIGN_INS_PER_REPLICA = 500
+/**
+ * The share of Databricks' write limits the fleet's permits pace at. Paced at exactly the limit, requests
+ * that leave different processes with different delays (a busy event loop) bunch up and drain Databricks'
+ * one-second bucket into 429s over a long storm; a little below it, the bucket refills between bunches.
+ */
+const FLEET_WRITE_HEADROOM = 0.95
+/** Group creates one replica runs for the fleet at once (each waits for the create budget). */
+const GROUP_CREATES_PER_REPLICA = 50
 
 export async function buildService (config: Config, options: ServiceOptions = {}): Promise<Service> {
   const tenantId = config.ENTRA_TENANT_ID
@@ -161,7 +178,7 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       observer,
       writeBudgets,
       ...(permits !== undefined
-        ? { writeFleet: { permits: { patch: permits.budget('databricks-patch', writeBudgets.patch), write: permits.budget('databricks-write', writeBudgets.write) }, replicas: config.REPLICAS } }
+        ? { writeFleet: { permits: { patch: permits.budget('databricks-patch', writeBudgets.patch * FLEET_WRITE_HEADROOM), write: permits.budget('databricks-write', writeBudgets.write * FLEET_WRITE_HEADROOM) }, replicas: config.REPLICAS } }
         : {}),
       writeObserver: metrics.writeObserver,
       workspaceUrls: parseWorkspaceUrls(config.DATABRICKS_WORKSPACE_URLS).urls
@@ -199,6 +216,25 @@ export async function buildService (config: Config, options: ServiceOptions = {}
   const materializer = databricks === undefined || target === undefined
     ? undefined
     : new Materializer(resolver, target, new WorkspaceAssignments({ client: databricks, clock }), groupFilter)
+  // With replicas, work several of them may be asked for at once runs once for the fleet (fleet/flights.ts):
+  // a cold sign-in, and a new group's create.
+  const flights: Array<FleetFlights<object, unknown>> = []
+  const shared = <D extends object, R>(name: string, concurrency: number, run: (data: D, progress: (data: unknown) => void) => Promise<R>): FleetFlights<D, R> | undefined => {
+    if (config.REDIS_URL === undefined) return undefined
+    const f = new FleetFlights<D, R>({
+      url: config.REDIS_URL,
+      prefix: `${options.fleetKeyPrefix ?? config.REDIS_KEY_PREFIX}bull`,
+      name,
+      concurrency,
+      run,
+      log: { error: (obj, msg) => { logs.log?.error(obj, msg) } }
+    })
+    flights.push(f as unknown as FleetFlights<object, unknown>)
+    return f
+  }
+  if (target instanceof DatabricksScimTarget) target.sharedGroupCreates = shared<SharedGroupCreate, ScimObject>('group-creates', GROUP_CREATES_PER_REPLICA, async data => await target.createGroupForFleet(data))
+  const signIns = materializer === undefined ? undefined : new SignIns(resolver, materializer)
+  if (signIns !== undefined) signIns.shared = shared<Caller, SignInTransfer>('sign-ins', SIGN_INS_PER_REPLICA, async (caller, progress) => await signIns.forFleet(caller, progress))
   const objects = databricks === undefined
     ? undefined
     : new WorkspaceObjects({
@@ -277,6 +313,7 @@ export async function buildService (config: Config, options: ServiceOptions = {}
     resolver,
     registrations,
     materializer,
+    signIns,
     access,
     sync,
     // Ready once the signing keys are loaded: without them no request can be served. Redis away is reported
@@ -310,6 +347,8 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       // Before the upstream clients close: a round in flight finishes (its cursor stored, or replayed next time).
       await sync?.close()
       await fleet?.close()
+      // Runs this replica makes for others are left to the fleet (another replica takes them over).
+      await Promise.all(flights.map(async f => { await f.close() }))
       // Before the upstream clients close: in-flight items finish and the jobs are checkpointed.
       await registrations?.close()
       await registrations?.store.close()

@@ -14,9 +14,9 @@
 // Redis away: request() rejects at once (no offline queue), and the client falls back to a local bucket
 // of the budget divided by the configured replica count (REPLICAS), so the fleet stays within the limit.
 import { Queue, QueueEvents, Worker, type ConnectionOptions } from 'bullmq'
-import type { EventEmitter } from 'node:events'
 import { Redis } from 'ioredis'
 import type { PermitPriority, PermitSource } from '../upstream/permits.ts'
+import { completionOf } from './job-completion.ts'
 
 export interface FleetPermitsOptions {
   url: string
@@ -66,33 +66,8 @@ class QueuePermits implements PermitSource {
   async request (priority: PermitPriority): Promise<void> {
     if (!this.available) throw new Error('Redis is not connected')
     const job = await this.queue.add('permit', {}, { priority: RANK[priority] })
-    // A wait in a storm may be long and legitimate; a wait whose connection was lost ends at once. The
-    // completion is heard as the job's event, and also looked for every second: an event can be missed (a
-    // QueueEvents that has not read its first batch yet, a reconnection), and a missed one must not leave a
-    // request waiting forever. (Not BullMQ's waitUntilFinished(): with Redis gone, the check it makes inside
-    // an async promise executor fails as an unhandled rejection, which ends the process.)
-    // The job's own event, which BullMQ emits beside the queue-wide one but does not type.
-    const events = this.heard() as unknown as EventEmitter
-    const completed = `completed:${job.id ?? ''}`
-    await new Promise<void>((resolve, reject) => {
-      let settled = false
-      const settle = (err?: Error): void => {
-        if (settled) return
-        settled = true
-        clearInterval(poll)
-        events.off(completed, onCompleted)
-        this.fleet.lostWaiters.delete(lost)
-        if (err === undefined) resolve()
-        else reject(err)
-      }
-      const onCompleted = (): void => { settle() }
-      const lost = (): void => { settle(new Error('the connection to Redis was lost')) }
-      const poll = setInterval(() => { job.isCompleted().then(done => { if (done) settle() }, () => {}) }, 1000).unref()
-      events.on(completed, onCompleted)
-      this.fleet.lostWaiters.add(lost)
-      // It may have completed before anyone listened.
-      job.isCompleted().then(done => { if (done) settle() }, () => {})
-    })
+    // A wait in a storm may be long and legitimate; a wait whose connection was lost ends at once.
+    await completionOf(job, { queue: this.queue, events: this.heard(), lost: this.fleet.lostWaiters })
   }
 
   pause (seconds: number): void {

@@ -5,7 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Resolver } from '../resolver/resolver.ts'
 import { By, EXAMPLE, LoginResult, Name, Resolution, Strict, WorkspaceId, success } from './schemas.ts'
 import { databricksBody, principalQuery, resolutionBody } from './resolution.ts'
-import type { Materializer } from '../resolver/materializer.ts'
+import type { SignIns } from '../resolver/sign-in.ts'
 import { DatabricksNotConfigured, PrincipalDisabled } from '../resolver/errors.ts'
 import { requireRole } from './authenticate.ts'
 import { ADMIN, BEARER, CALLER, DATABRICKS, JSON_BODY, LOOKUP, PARAMETERS, Problems as P, V1, problemResponses } from './problem-catalogue.ts'
@@ -16,7 +16,7 @@ const LOGIN_PROBLEMS = [...V1, ...BEARER, ...JSON_BODY, ...CALLER, P.DatabricksN
 /** Every problem GET /v1/principals/{id} may answer with. */
 const PRINCIPAL_PROBLEMS = [...V1, ...BEARER, ...ADMIN, ...PARAMETERS, ...LOOKUP]
 
-export async function identityRoutes (parent: FastifyInstance, { resolver, materializer }: { resolver: Resolver, materializer?: Materializer }): Promise<void> {
+export async function identityRoutes (parent: FastifyInstance, { resolver, signIns }: { resolver: Resolver, signIns?: SignIns }): Promise<void> {
   const app = parent.withTypeProvider<TypeBoxTypeProvider>()
 
   app.post('/v1/login', {
@@ -41,13 +41,12 @@ export async function identityRoutes (parent: FastifyInstance, { resolver, mater
     const caller = request.caller
     if (caller === undefined) throw new Error('authenticate did not set the caller')
     const workspaceId = request.body.workspaceId
-    if (materializer === undefined) {
+    if (signIns === undefined) {
       if (workspaceId !== undefined) throw new DatabricksNotConfigured()
       return resolutionBody(await resolver.resolveCaller(caller))
     }
     // A disabled principal is still materialized, so Databricks deactivates it too, and then refused.
-    const resolution = await resolver.resolveCaller(caller, { includeDisabled: true, groupNames: true })
-    const materialized = await materializer.materialize(resolution, writesOf(request))
+    const { resolution, materialized } = await signIns.signIn(caller, writesOf(request))
     if (!resolution.principal.accountEnabled) throw new PrincipalDisabled(resolution.principal.id)
     const { principal, groups, groupCount, groupsSource } = resolutionBody(resolution)
     // One shape (an absent workspace decision undefined, left out by the serializer), not spreads: such
@@ -58,7 +57,7 @@ export async function identityRoutes (parent: FastifyInstance, { resolver, mater
       groupCount,
       groupsSource,
       databricks: databricksBody(resolution, materialized),
-      workspace: workspaceId !== undefined ? await materializer.workspaceAccess(workspaceId, resolution, materialized) : undefined
+      workspace: workspaceId !== undefined ? await signIns.workspaceAccess(workspaceId, resolution, materialized) : undefined
     }
   })
 

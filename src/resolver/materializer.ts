@@ -1,11 +1,11 @@
 // Materialization: what the resolver knows of a principal (its direct groups and the nesting of its
 // transitive closure), handed to the Target so the Databricks account agrees with Entra.
-import type { Resolution, Resolver } from './resolver.ts'
-import { TargetUnavailableError, type Materialized, type Target } from '../target/port.ts'
+import type { Resolution, ResolutionFacts, Resolver } from './resolver.ts'
+import { TargetUnavailableError, type MaterializeRequest, type Materialized, type Target } from '../target/port.ts'
 import { DatabricksError, ObjectNotFoundError, TargetConfigurationError } from '../target/errors.ts'
 import { WorkspaceNotFoundError, type WorkspaceAssignments } from '../target/assignments.ts'
 import { ObjectNotFound, TargetMisconfigured, TargetRejected, WorkspaceNotFound, upstreamUnavailable } from './errors.ts'
-import type { GroupRef } from '../directory/port.ts'
+import type { DirectoryPrincipal, GroupRef } from '../directory/port.ts'
 import { ALL_GROUPS, filterClosure, type GroupFilter } from './group-filter.ts'
 import type { WriteContext } from '../target/write-scheduler.ts'
 
@@ -63,22 +63,59 @@ export class Materializer {
     return this.target.mirrorsMemberships === false
   }
 
+  private get needsNesting (): boolean {
+    return !this.learnsMembershipsItself || this.groupFilter.parents.size > 0
+  }
+
   /** `writes`: whose writes these are and how urgent (default interactive); the sync and registrations pass BACKGROUND. */
-  async materialize ({ principal, groups }: Resolution, writes?: WriteContext): Promise<Materialized> {
+  async materialize (resolution: Resolution, writes?: WriteContext): Promise<Materialized> {
+    return await this.guard(this.target.materialize({ ...await this.requestOf(resolution), writes }))
+  }
+
+  /** What the target is asked to hold for the principal: its closure as the group filter admits it. */
+  private async requestOf ({ principal, groups }: Resolution): Promise<MaterializeRequest> {
     const inClosure = new Set(groups.map(g => g.id))
-    // A target that mirrors no membership (AIM) is spared two directory reads per principal, unless the
-    // group filter needs the nesting.
-    const needsNesting = !this.learnsMembershipsItself || this.groupFilter.parents.size > 0
-    const [direct, parents] = !needsNesting
-      ? [[], new Map<string, string[]>()]
-      : await Promise.all([
-        this.resolver.directGroups(principal),
-        this.resolver.directParents(principal.tenantId, [...inClosure])
-      ])
+    const { direct, parents } = await this.nestingOf(principal, groups)
     // Only edges inside the closure: the principal's view of Entra, nothing about unrelated groups.
     const edges = new Map([...parents].map(([id, ps]) => [id, ps.filter(p => inClosure.has(p))]))
     const admitted = filterClosure(this.groupFilter, { groups, directGroupIds: direct.map(g => g.id).filter(id => inClosure.has(id)), parents: edges })
-    return await this.guard(this.target.materialize({ tenantId: principal.tenantId, principal, ...admitted, writes }))
+    return { tenantId: principal.tenantId, principal, ...admitted }
+  }
+
+  /**
+   * The principal's direct groups and each group's direct parents, when the target mirrors nesting or the
+   * group filter needs it; a target that mirrors no membership (AIM) is spared these two directory reads.
+   */
+  private async nestingOf (principal: DirectoryPrincipal, groups: GroupRef[]): Promise<{ direct: GroupRef[], parents: Map<string, string[]> }> {
+    if (!this.needsNesting) return { direct: [], parents: new Map() }
+    const [direct, parents] = await Promise.all([this.resolver.directGroups(principal), this.resolver.directParents(principal.tenantId, groups.map(g => g.id))])
+    return { direct, parents }
+  }
+
+  /**
+   * What a materialization was made from and what the target remembers of it, for another replica to adopt
+   * (fleet/flights.ts): read from the caches the materialization just filled.
+   */
+  async transferOf (resolution: Resolution): Promise<{ facts: ResolutionFacts, remembrance: unknown }> {
+    const { principal, groups } = resolution
+    const nesting = this.needsNesting ? await this.nestingOf(principal, groups) : undefined
+    const facts: ResolutionFacts = { principal, groups, ...(nesting !== undefined ? { direct: nesting.direct, parents: [...nesting.parents] } : {}) }
+    return { facts, remembrance: this.target.remembrance?.(await this.requestOf(resolution)) }
+  }
+
+  /** Where the resolver's and the target's forgets stand, before another replica materializes for us. */
+  mark (): { resolver: number, target: number } {
+    return { resolver: this.resolver.mark(), target: this.target.mark?.() ?? 0 }
+  }
+
+  /**
+   * Another replica's materialization, remembered here (the resolver's facts, the target's memory), unless
+   * something was forgotten since `mark`: the next sign-in of the principal on this replica makes no call.
+   */
+  async adopt (facts: ResolutionFacts, materialized: Materialized, remembrance: unknown, mark: { resolver: number, target: number }): Promise<void> {
+    if (!await this.resolver.adopt(facts, mark.resolver)) return
+    const request = await this.requestOf({ principal: facts.principal, groups: facts.groups, groupsSource: 'graph' })
+    this.target.adopt?.(request, materialized, remembrance, mark.target)
   }
 
   /**

@@ -27,6 +27,17 @@ export interface ResolverOptions {
   observer?: CacheObserver
 }
 
+/**
+ * What a principal's sign-in read from Entra, as JSON another replica can adopt: the principal, its
+ * transitive groups and, when the target mirrors nesting, its direct groups and each group's direct parents.
+ */
+export interface ResolutionFacts {
+  principal: DirectoryPrincipal
+  groups: GroupRef[]
+  direct?: GroupRef[]
+  parents?: Array<[string, string[]]>
+}
+
 export interface Resolution {
   principal: DirectoryPrincipal
   groups: GroupRef[]
@@ -68,6 +79,8 @@ export class Resolver {
   private readonly groupRefs: LRUCache<string, GroupRef>
   /** Keyed by the cached array of the principal's transitive groups: lives as long as that entry does. */
   private readonly pathMemos = new WeakMap<GroupRef[], PathsMemo>()
+  /** Bumped by every forget: what another replica read is not adopted across one (mark(), adopt()). */
+  private forgets = 0
 
   constructor (private readonly options: ResolverOptions) {
     this.directory = options.directory
@@ -145,10 +158,11 @@ export class Resolver {
   /**
    * resolveCaller() from the caches alone, without a promise: the caller and its groups when both are
    * cached fresh, it may sign in (an enabled user or service principal) and its groups come from Graph;
-   * undefined otherwise (resolveCaller() then decides, loads or refuses).
+   * undefined otherwise (resolveCaller() then decides, loads or refuses). `signIn`: the groups with their
+   * names (a token's `groups` claim does not stand in).
    */
-  warmCaller (caller: Caller): Resolution | undefined {
-    if (this.options.useGroupsClaim && caller.groupsClaim !== undefined) return undefined
+  warmCaller (caller: Caller, options: { signIn?: boolean } = {}): Resolution | undefined {
+    if (options.signIn !== true && this.options.useGroupsClaim && caller.groupsClaim !== undefined) return undefined
     const principal = this.principals.getFresh(callerKey(caller))
     if (principal === undefined || isNotFound(principal) || !principal.accountEnabled) return undefined
     if (principal.kind !== 'user' && principal.kind !== 'servicePrincipal') return undefined
@@ -264,8 +278,28 @@ export class Resolver {
     return result
   }
 
+  /** Where the forgets stand now: adopt() stores nothing if one happens after. */
+  mark (): number { return this.forgets }
+
+  /**
+   * What another replica read from Entra for a principal (its sign-in, fleet/flights.ts), stored as if read
+   * here, unless something was forgotten since `mark` (an Entra change heard meanwhile may make it stale).
+   * Entries already fresh here stay. false: nothing was stored.
+   */
+  async adopt (facts: ResolutionFacts, mark: number): Promise<boolean> {
+    if (mark !== this.forgets) return false
+    const { principal } = facts
+    const tenant = principal.tenantId.toLowerCase()
+    await this.principals.get(principalKey(principal.tenantId, { id: principal.id }), principal)
+    await this.groups.get(groupsKey(principal), facts.groups.map(g => this.intern(principal.tenantId, g)))
+    if (facts.direct !== undefined) await this.directGroupsCache.get(groupsKey(principal), facts.direct.map(g => this.intern(principal.tenantId, g)))
+    for (const [id, parents] of facts.parents ?? []) await this.parents.get(`${tenant}|${id.toLowerCase()}`, parents)
+    return true
+  }
+
   /** Forget what is cached about a principal (an invalidation from Entra or an operator). */
   invalidate (tenantId: string, principal: Pick<DirectoryPrincipal, 'kind' | 'id'>): void {
+    this.forgets += 1
     this.principals.delete(principalKey(tenantId, { id: principal.id }))
     this.groups.delete(groupsKey({ ...principal, tenantId }))
     this.directGroupsCache.delete(groupsKey({ ...principal, tenantId }))
@@ -277,6 +311,7 @@ export class Resolver {
    * Entra again, so a disabled principal is refused at once.
    */
   forgetPrincipal (tenantId: string, id: string): void {
+    this.forgets += 1
     const tenant = tenantId.toLowerCase()
     const lower = id.toLowerCase()
     this.principals.deleteWhere((key, value) => key.startsWith(`${tenant}|`) && (key === `${tenant}|id|${lower}` || (!isNotFound(value) && value.id.toLowerCase() === lower)))
@@ -300,6 +335,7 @@ export class Resolver {
 
   /** Forget everything cached for a tenant (after a gap in the change feed nothing cached can be vouched for). */
   forgetTenant (tenantId: string): void {
+    this.forgets += 1
     const prefix = `${tenantId.toLowerCase()}|`
     for (const cache of [this.principals, this.groups, this.directGroupsCache, this.parents] as Array<FreshCache<object>>) cache.deleteWhere(key => key.startsWith(prefix))
   }

@@ -283,6 +283,23 @@ export class DatabricksAimTarget implements Target, TargetSync {
     }
   }
 
+  mark (): number { return this.epoch }
+
+  /** Nothing beyond `Materialized`: the principal's and the groups' ids are all this adapter remembers. */
+  remembrance (): undefined { return undefined }
+
+  adopt (request: MaterializeRequest, materialized: Materialized, _remembrance: unknown, mark: number): void {
+    if (mark !== this.epoch) return
+    const p = request.principal
+    const tenant = request.tenantId.toLowerCase()
+    const key = `${tenant}|${p.id.toLowerCase()}`
+    if (!this.principals.has(key)) this.principals.set(key, { id: materialized.principalId, active: materialized.active, accountEnabled: p.accountEnabled, name: materialized.principalName })
+    for (const [entraId, id] of materialized.groupIds) {
+      const groupKey = `${tenant}|${entraId.toLowerCase()}`
+      if (!this.groups.has(groupKey)) this.groups.set(groupKey, { id })
+    }
+  }
+
   /**
    * Makes the account hold one Entra group (`groups/resolve-by-external-id`; Entra keeps its members) and
    * names it as the account does (a second Entra group with a taken name gets a disambiguated one). Known

@@ -53,6 +53,15 @@ export interface Target {
    * has one; a target whose account names groups (AIM) answers the account's name whatever it is.
    */
   materializeGroup: (tenantId: string, group: GroupRef, options?: { avoidNames?: ReadonlySet<string>, writes?: WriteContext }) => Promise<MaterializedGroup>
+  /**
+   * Replicas (src/fleet/flights.ts): one of them materializes a principal, the others adopt what it
+   * remembers, so their next call for it makes none. `mark()` is taken before the run starts elsewhere;
+   * `adopt()` remembers nothing if anything the request names was forgotten since (an Entra change heard
+   * meanwhile). `remembrance()` is what the adapter remembers beyond `Materialized`, as JSON.
+   */
+  mark?: () => number
+  remembrance?: (request: MaterializeRequest) => unknown
+  adopt?: (request: MaterializeRequest, materialized: Materialized, remembrance: unknown, mark: number) => void
 }
 
 /** Thrown when the target cannot answer now (throttled, down): callers answer 503 with Retry-After. */

@@ -63,6 +63,7 @@ import { BACKGROUND, SharedWork, type WriteContext } from './write-scheduler.ts'
 import { DatabricksBadRequestError, DatabricksConflictError, DatabricksNotFoundError } from './errors.ts'
 import { groupNameCandidates, isReservedGroupName, scimString, type GroupNamePolicy } from './names.ts'
 import { ScimSync, type ScimSyncHost } from './scim-sync.ts'
+import type { SharedRuns } from '../fleet/shared-runs.ts'
 
 export const SCIM_SCHEMA = {
   user: 'urn:ietf:params:scim:schemas:core:2.0:User',
@@ -159,6 +160,34 @@ const RESOURCE: Record<PrincipalKind | 'group', string> = { user: 'Users', servi
 /** The key invalidate() stamps for a principal (per tenant, like the materializations) and for a group. */
 const principalKey = (tenantId: string, id: string): string => `p|${tenantId.toLowerCase()}|${id.toLowerCase()}`
 const groupKey = (id: string): string => `g|${id.toLowerCase()}`
+
+/** The forgettable keys a materialization depends on: its principal and every group of the request. */
+const requestKeys = (request: MaterializeRequest): string[] => [principalKey(request.tenantId, request.principal.id), ...request.groups.map(g => groupKey(g.id))]
+
+/** A principal's materializations: one at a time, remembered under this key. */
+const principalLaneKey = (request: MaterializeRequest): string => `${request.tenantId.toLowerCase()}|${request.principal.id.toLowerCase()}`
+
+/** Where a missing group is created: once for the fleet, here (names to avoid: a share's), or here as the fleet's run. */
+type CreateWhere = 'fleet' | 'here' | 'for-fleet'
+
+/** A group's create one replica asks the fleet for (createGroupForFleet runs it). */
+export interface SharedGroupCreate {
+  group: GroupRef
+  priority: WriteContext['priority']
+}
+
+/** What remembrance() hands another replica. */
+interface RemembranceJson {
+  fingerprint: string
+  fields: PrincipalFields
+  edges: Array<[string, string[]]>
+}
+
+function isRemembrance (value: unknown): value is RemembranceJson {
+  const r = value as Partial<RemembranceJson> | undefined
+  return typeof r?.fingerprint === 'string' && typeof r.fields === 'object' && r.fields !== null && Array.isArray(r.edges) &&
+    r.edges.every(e => Array.isArray(e) && typeof e[0] === 'string' && Array.isArray(e[1]) && e[1].every(x => typeof x === 'string'))
+}
 
 /** Why a group did not get the name it would have had. */
 export interface GroupNameCollision {
@@ -292,6 +321,8 @@ export class DatabricksScimTarget implements Target, TargetSync {
   private readonly namesHeldLocally: (names: string[]) => Promise<Set<string>>
   private readonly observer: ScimTargetObserver
   private readonly batches: MembershipBatches<DatabricksBadRequestError>
+  /** Replicas (REDIS_URL): a group's create runs once for the fleet (createInFleet); set by the service. */
+  sharedGroupCreates: SharedRuns<SharedGroupCreate, ScimObject> | undefined
   /** Entra group id → its account group's create in flight (createGroupOnce). */
   private readonly creating = new Map<string, { promise: Promise<ScimObject>, work: SharedWork }>()
 
@@ -322,7 +353,7 @@ export class DatabricksScimTarget implements Target, TargetSync {
     if (p.kind !== 'user' && p.kind !== 'servicePrincipal') throw new TypeError(`Only users and service principals are materialized, not a ${p.kind}.`)
     if (p.kind === 'user' && (p.userPrincipalName === undefined || p.userPrincipalName === '')) throw new TypeError(`User ${p.id} has no userPrincipalName.`)
     if (p.kind === 'servicePrincipal' && (p.appId === undefined || p.appId === '')) throw new TypeError(`Service principal ${p.id} has no appId.`)
-    const key = `${request.tenantId.toLowerCase()}|${p.id.toLowerCase()}`
+    const key = principalLaneKey(request)
     const fingerprint = fingerprintOf(request)
     const running = this.lanes.get(key)
     // The same request in flight: share its outcome (and its place in the write queue).
@@ -374,9 +405,31 @@ export class DatabricksScimTarget implements Target, TargetSync {
     }
   }
 
+  mark (): number { return this.generation }
+
+  /** The principal's last materialization of exactly this request, as JSON (its result travels apart). */
+  remembrance (request: MaterializeRequest): RemembranceJson | undefined {
+    const remembered = this.remembered.get(principalLaneKey(request))
+    if (remembered === undefined || remembered.fingerprint !== fingerprintOf(request)) return undefined
+    if (!this.trusted(remembered.since, requestKeys(request))) return undefined
+    return { fingerprint: remembered.fingerprint, fields: remembered.fields, edges: [...remembered.edges].map(([child, parents]) => [child, [...parents]]) }
+  }
+
+  /** Another replica's materialization of this request, remembered as this adapter's own (see Target.adopt). */
+  adopt (request: MaterializeRequest, materialized: Materialized, remembrance: unknown, mark: number): void {
+    if (!isRemembrance(remembrance) || remembrance.fingerprint !== fingerprintOf(request)) return
+    if (!this.trusted(mark, requestKeys(request))) return
+    const key = principalLaneKey(request)
+    if (this.remembered.get(key)?.fingerprint === remembrance.fingerprint) return
+    const edges = new Map(remembrance.edges.map(([child, parents]) => [child, new Set(parents)]))
+    this.remembered.set(key, { fingerprint: remembrance.fingerprint, result: cloneResult(materialized), fields: remembrance.fields, edges, since: mark })
+  }
+
   /** Forgets everything the adapter remembers (the next calls read Databricks again). */
   clear (): void {
     this.epoch += 1
+    // Nothing remembered elsewhere before now is adopted either (adopt()'s mark).
+    this.forgottenFloor = ++this.generation
     this.remembered.clear()
     this.groups.clear()
     this.sourced.clear()
@@ -462,7 +515,7 @@ export class DatabricksScimTarget implements Target, TargetSync {
   private async run (key: string, fingerprint: string, request: MaterializeRequest): Promise<Materialized> {
     const remembered = this.remembered.get(key)
     // Trusted only if neither the principal nor any group of its request was forgotten since (invalidate()).
-    const previous = remembered !== undefined && this.trusted(remembered.since, [principalKey(request.tenantId, request.principal.id), ...request.groups.map(g => groupKey(g.id))])
+    const previous = remembered !== undefined && this.trusted(remembered.since, requestKeys(request))
       ? remembered
       : undefined
     if (previous?.fingerprint === fingerprint) return previous.result
@@ -684,7 +737,7 @@ export class DatabricksScimTarget implements Target, TargetSync {
    * Entra group id → the account's group, created where missing (a group Databricks refuses to create is
    * left out of the answer and reported). Groups found under a name they must not have are renamed.
    */
-  private async ensureGroups (groups: GroupRef[], avoid: ReadonlySet<string> = new Set(), ctx?: WriteContext): Promise<Map<string, ScimObject>> {
+  private async ensureGroups (groups: GroupRef[], avoid: ReadonlySet<string> = new Set(), ctx?: WriteContext, where: CreateWhere = 'fleet'): Promise<Map<string, ScimObject>> {
     const out = new Map<string, ScimObject>()
     const taken = new Set<string>()
     const missing: GroupRef[] = []
@@ -723,7 +776,7 @@ export class DatabricksScimTarget implements Target, TargetSync {
     await Promise.all([...byName.values()].map(async same => {
       for (const g of same) {
         try {
-          out.set(g.id, await this.createGroupOnce(g, taken, blocked, ctx))
+          out.set(g.id, await this.createGroupOnce(g, taken, blocked, ctx, where === 'fleet' && avoid.size > 0 ? 'here' : where))
         } catch (err) {
           // A name Databricks cannot take (it refuses the create): this group is left out, not the login.
           if (!(err instanceof DatabricksBadRequestError)) throw err
@@ -744,7 +797,10 @@ export class DatabricksScimTarget implements Target, TargetSync {
    * the same moment (a new team signing in together): the others wait for that create instead of each
    * sending its own and adopting the group after a 409, which would spend the write budget many times over.
    */
-  private async createGroupOnce (group: GroupRef, taken: Set<string>, blocked: (name: string) => GroupNameCollision['reason'] | undefined, ctx?: WriteContext): Promise<ScimObject> {
+  private async createGroupOnce (group: GroupRef, taken: Set<string>, blocked: (name: string) => GroupNameCollision['reason'] | undefined, ctx?: WriteContext, where: CreateWhere = 'fleet'): Promise<ScimObject> {
+    // The run the fleet asked this replica for: not joined to this replica's own creates, one of which may
+    // be waiting for this very run.
+    if (where === 'for-fleet') return await this.nameGroup(group, taken, blocked, undefined, ctx)
     const flying = this.creating.get(group.id)
     if (flying !== undefined) {
       // Waiting on another principal's create: it counts for this caller's Retry-After, and lifts it.
@@ -752,13 +808,40 @@ export class DatabricksScimTarget implements Target, TargetSync {
       return { ...await flying.promise }
     }
     const work = new SharedWork(`group:${group.id}`, ctx)
-    const promise = this.nameGroup(group, taken, blocked, undefined, work.ctx)
+    const promise = where === 'here' ? this.nameGroup(group, taken, blocked, undefined, work.ctx) : this.createInFleet(group, taken, blocked, work.ctx)
     this.creating.set(group.id, { promise, work })
     try {
       return { ...await promise }
     } finally {
       if (this.creating.get(group.id)?.promise === promise) this.creating.delete(group.id)
     }
+  }
+
+  /**
+   * With replicas, the create runs once for the fleet (`sharedGroupCreates`): two replicas signing in two
+   * members of a new group at the same moment make one create, not a create and a 409. The fleet being
+   * away, or the shared run failing, the create is made here (a refusal then reads as Databricks' own).
+   */
+  private async createInFleet (group: GroupRef, taken: Set<string>, blocked: (name: string) => GroupNameCollision['reason'] | undefined, ctx: WriteContext): Promise<ScimObject> {
+    const shared = this.sharedGroupCreates
+    if (shared?.available === true) {
+      try {
+        const made = await shared.run(`group|${group.id.toLowerCase()}`, { group: { id: group.id, displayName: group.displayName, securityEnabled: group.securityEnabled }, priority: ctx.priority })
+        if (made.displayName !== undefined) taken.add(made.displayName.toLowerCase())
+        this.sourced.set(made.id, { externalId: group.id })
+        return made
+      } catch {
+        // made here instead
+      }
+    }
+    return await this.nameGroup(group, taken, blocked, undefined, ctx)
+  }
+
+  /** A group's create another replica asked the fleet for, made here: found by externalId, or created. */
+  async createGroupForFleet ({ group, priority }: SharedGroupCreate): Promise<ScimObject> {
+    const made = (await this.ensureGroups([group], new Set(), { priority, owner: `group:${group.id}` }, 'for-fleet')).get(group.id)
+    if (made === undefined) throw new Error(`Databricks refused every name for Entra group ${group.id}.`)
+    return made
   }
 
   private async nameGroup (group: Pick<GroupRef, 'id' | 'displayName'>, taken: Set<string>, blocked: (name: string) => GroupNameCollision['reason'] | undefined, existing?: ScimObject, ctx?: WriteContext): Promise<ScimObject> {

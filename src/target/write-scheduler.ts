@@ -39,10 +39,17 @@ export interface WriteContext {
 export class Waits {
   readonly tickets = new Set<Ticket>()
   readonly joined = new Set<Waits>()
+  /** Work run by another replica (fleet/flights.ts): its last estimate, and when it came. */
+  private elsewhere: { seconds: number, at: number } | undefined
+
+  /** The estimate of work another replica runs for this caller (its latest report). */
+  expectElsewhere (seconds: number): void {
+    this.elsewhere = { seconds, at: performance.now() }
+  }
 
   /** Seconds until everything waited on is expected to be granted (0: nothing waits). */
   etaSeconds (depth = 0): number {
-    let seconds = 0
+    let seconds = this.elsewhere === undefined ? 0 : Math.max(0, this.elsewhere.seconds - (performance.now() - this.elsewhere.at) / 1000)
     for (const t of this.tickets) if (!t.settled) seconds = Math.max(seconds, t.lane.etaSeconds(t))
     if (depth < 8) for (const w of this.joined) seconds = Math.max(seconds, w.etaSeconds(depth + 1))
     return seconds
