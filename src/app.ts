@@ -24,7 +24,7 @@ import { syncRoutes } from './http/sync-routes.ts'
 import type { Sync } from './sync/sync.ts'
 import { registerOpenApi } from './http/openapi.ts'
 import { registrationRoutes } from './http/registration-routes.ts'
-import type { RegistrationRunner } from './registrations/runner.ts'
+import type { Registrations } from './registrations/runner.ts'
 
 export interface AppDeps {
   config: Config
@@ -32,7 +32,7 @@ export interface AppDeps {
   readinessChecks?: ReadinessCheck[]
   metrics?: Metrics
   /** Bulk registration jobs (with a Databricks account). */
-  registrations?: RegistrationRunner
+  registrations?: Registrations
   /** The identity API: without these, only health (and metrics) are served. */
   authenticator?: Authenticator
   resolver?: Resolver

@@ -12,7 +12,8 @@ import { createTokenVerifier } from './auth/verifier.ts'
 import { GraphDirectory } from './directory/graph.ts'
 import { Resolver } from './resolver/resolver.ts'
 import { Materializer } from './resolver/materializer.ts'
-import { RegistrationRunner } from './registrations/runner.ts'
+import { RegistrationRunner, type Registrations } from './registrations/runner.ts'
+import { FleetRegistrationRunner } from './registrations/fleet-runner.ts'
 import { FileJobStore } from './registrations/store.ts'
 import { RedisJobStore, type RedisStateChange } from './registrations/redis-store.ts'
 import { DatabricksClient } from './target/databricks-client.ts'
@@ -38,7 +39,7 @@ export interface Service {
   resolver: Resolver
   metrics: Metrics
   /** Bulk registration jobs, with a Databricks account. */
-  registrations?: RegistrationRunner
+  registrations?: Registrations
   /** The Entra change feed (SYNC_ENABLED). */
   sync?: Sync
   close: () => Promise<void>
@@ -254,21 +255,22 @@ export async function buildService (config: Config, options: ServiceOptions = {}
       observer: metrics.cacheObserver
     })
 
-  // Bulk registration jobs, in Redis when configured (shared by replicas), else in files.
+  // Bulk registration jobs: with Redis, kept there and their items spread over the replicas
+  // (registrations/fleet-runner.ts); else in files, run by this process.
+  const registrationsPrefix = options.registrationsKeyPrefix ?? `${config.REDIS_KEY_PREFIX}registrations:`
   const redis = materializer === undefined || config.REDIS_URL === undefined
     ? undefined
-    : new RedisJobStore({ url: config.REDIS_URL, prefix: options.registrationsKeyPrefix ?? `${config.REDIS_KEY_PREFIX}registrations:` })
+    : new RedisJobStore({ url: config.REDIS_URL, prefix: registrationsPrefix })
   // One line per change of the connection, never one per reconnection attempt.
   redis?.onStateChange(change => { logRedis(logs.log, change) })
-  const registrations = materializer === undefined
+  const registrationWork = materializer === undefined
     ? undefined
-    : new RegistrationRunner({
-      store: redis ?? new FileJobStore(config.REGISTRATIONS_DIR),
-      resolver,
-      materializer,
-      clock,
-      concurrency: config.REGISTRATIONS_CONCURRENCY
-    })
+    : { resolver, materializer, clock, concurrency: config.REGISTRATIONS_CONCURRENCY, onItemSettled: (state: 'registered' | 'failed') => { metrics.registrationItem(state) } }
+  const registrations: Registrations | undefined = registrationWork === undefined
+    ? undefined
+    : redis !== undefined && config.REDIS_URL !== undefined
+      ? new FleetRegistrationRunner({ store: redis, url: config.REDIS_URL, prefix: `${registrationsPrefix}bull`, ...registrationWork })
+      : new RegistrationRunner({ store: new FileJobStore(config.REGISTRATIONS_DIR), ...registrationWork })
 
   // The Entra change feed: Databricks and the caches follow what changes in Entra, within a round.
   const sync = !config.SYNC_ENABLED

@@ -4,7 +4,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Resolver } from '../resolver/resolver.ts'
 import type { PrincipalQuery } from '../directory/port.ts'
-import type { RegistrationRunner } from '../registrations/runner.ts'
+import type { Registrations } from '../registrations/runner.ts'
 import { MAX_PRINCIPALS, countsOf, labelOf, type RegistrationJob } from '../registrations/job.ts'
 import { AmbiguousSource, GroupNotFound, NoPrincipals, NotAGroup, RegistrationNotFound, RegistrationsNotConfigured, TooManyPrincipals } from '../registrations/errors.ts'
 import { EXAMPLE, Guid, Name, Strict, success } from './schemas.ts'
@@ -150,7 +150,7 @@ function queryOf (ref: Static<typeof PrincipalRef>): { query: PrincipalQuery, al
   return { query: { userPrincipalName: value }, alternate: { mail: value } }
 }
 
-export async function registrationRoutes (parent: FastifyInstance, { runner, resolver }: { runner?: RegistrationRunner, resolver: Resolver }): Promise<void> {
+export async function registrationRoutes (parent: FastifyInstance, { runner, resolver }: { runner?: Registrations, resolver: Resolver }): Promise<void> {
   const app = parent.withTypeProvider<TypeBoxTypeProvider>()
 
   app.post('/v1/registrations', {

@@ -237,6 +237,17 @@ export class Metrics {
     this.membershipBatches.observe(members)
   }
 
+  private readonly registrationItems = new Counter({
+    name: 'registration_items_total',
+    help: 'Registration items this replica settled, by state: registered or failed (with REDIS_URL the items of one job are spread over the replicas).',
+    labelNames: ['state'] as const,
+    registers: [this.registry]
+  })
+
+  registrationItem (state: 'registered' | 'failed'): void {
+    this.registrationItems.inc({ state })
+  }
+
   readonly cacheObserver: CacheObserver = {
     onLookup: (cache: string, result: CacheResult) => {
       let counts = this.pendingLookups.get(cache)

@@ -49,6 +49,35 @@ export interface RegistrationJob {
   error?: ItemFailure
 }
 
+/** What a caller asks for (POST /v1/registrations). */
+export interface SubmitInput {
+  tenantId: string
+  requestedBy: string
+  source: JobSource
+  /** The principals of a `principals` job. */
+  items?: Array<{ query: PrincipalQuery, alternate?: PrincipalQuery }>
+}
+
+/** The job a submission makes: `queued`, with its principals pending (a group job lists them later). */
+export function submittedJob (input: SubmitInput, now: number): RegistrationJob {
+  const job = newJob({ tenantId: input.tenantId, requestedBy: input.requestedBy, now, source: input.source })
+  job.items = (input.items ?? []).map(({ query, alternate }) => ({ query, ...(alternate !== undefined ? { alternate } : {}), state: 'pending', attempts: 0 }))
+  return job
+}
+
+/** Marks the job changed now. */
+export function touch (job: RegistrationJob, now: number): void {
+  job.updatedAt = new Date(now).toISOString()
+}
+
+/** Ends the job: completed, or failed with why. */
+export function finish (job: RegistrationJob, status: 'completed' | 'failed', now: number, error?: ItemFailure): void {
+  job.status = status
+  if (error !== undefined) job.error = error
+  touch(job, now)
+  job.finishedAt = job.updatedAt
+}
+
 export const isFinished = (status: JobStatus): boolean => status === 'completed' || status === 'failed'
 
 export function newJob (input: { tenantId: string, requestedBy: string, now: number, source: JobSource }): RegistrationJob {

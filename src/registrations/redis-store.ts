@@ -1,5 +1,6 @@
 // The Redis job store (REDIS_URL): a key per job holding its JSON, and a set of the unfinished jobs' ids,
-// both written in one MULTI so the set never disagrees with the documents. Finished jobs expire after
+// both written in one MULTI so the set never disagrees with the documents. While a job runs on several
+// replicas, each records its items' outcomes in a hash beside the document (recordItems), merged on read. Finished jobs expire after
 // FINISHED_TTL_SECONDS; unfinished ones never do (they wait for a service to resume them).
 //
 // Redis going away is an expected condition, not an error to print on every reconnection attempt: the
@@ -8,7 +9,7 @@
 // REGISTRATIONS_UNAVAILABLE), tells the runner when it may write again (`available`), and answers the
 // readiness probe (`check`).
 import { Redis, ReplyError } from 'ioredis'
-import { isFinished, type RegistrationJob } from './job.ts'
+import { isFinished, type ItemFailure, type JobItem, type RegistrationJob } from './job.ts'
 import type { JobStore } from './store.ts'
 import { storeUnavailable } from './errors.ts'
 
@@ -68,7 +69,8 @@ export class RedisJobStore implements JobStore {
     await this.call(async () => {
       const multi = this.redis.multi()
       if (isFinished(job.status)) {
-        multi.set(key, JSON.stringify(job), 'EX', FINISHED_TTL_SECONDS).srem(this.unfinishedKey, job.id)
+        // Its items' outcomes are in the document now (get() merged them).
+        multi.set(key, JSON.stringify(job), 'EX', FINISHED_TTL_SECONDS).srem(this.unfinishedKey, job.id).del(this.itemsKey(job.id), this.fatalKey(job.id))
       } else {
         multi.set(key, JSON.stringify(job)).sadd(this.unfinishedKey, job.id)
       }
@@ -78,9 +80,36 @@ export class RedisJobStore implements JobStore {
     })
   }
 
+  /** The job with the outcomes of its items recorded since its last save (recordItems). */
   async get (id: string): Promise<RegistrationJob | undefined> {
-    const text = await this.call(async () => await this.redis.get(this.key(id)))
-    return text === null ? undefined : JSON.parse(text) as RegistrationJob
+    const [text, recorded] = await this.call(async () => await Promise.all([this.redis.get(this.key(id)), this.redis.hgetall(this.itemsKey(id))]))
+    if (text === null) return undefined
+    const job = JSON.parse(text) as RegistrationJob
+    for (const [index, item] of Object.entries(recorded)) {
+      const i = Number(index)
+      if (Number.isInteger(i) && i >= 0 && i < job.items.length) job.items[i] = JSON.parse(item) as JobItem
+    }
+    return job
+  }
+
+  /**
+   * Records items' outcomes by their place in the job, without rewriting the job: replicas registering
+   * parts of one job (fleet-runner.ts) each record theirs. Idempotent: an item done again records the same.
+   */
+  async recordItems (id: string, items: Array<[number, JobItem]>): Promise<void> {
+    if (items.length === 0) return
+    await this.call(async () => await this.redis.hset(this.itemsKey(id), Object.fromEntries(items.map(([i, item]) => [String(i), JSON.stringify(item)]))))
+  }
+
+  /** Records the refusal that fails the whole job (the first one stays). */
+  async markFatal (id: string, failure: ItemFailure): Promise<void> {
+    await this.call(async () => await this.redis.set(this.fatalKey(id), JSON.stringify(failure), 'NX'))
+  }
+
+  /** The refusal that fails the job, if one was recorded. */
+  async fatalOf (id: string): Promise<ItemFailure | undefined> {
+    const text = await this.call(async () => await this.redis.get(this.fatalKey(id)))
+    return text === null ? undefined : JSON.parse(text) as ItemFailure
   }
 
   async unfinished (): Promise<string[]> {
@@ -133,6 +162,10 @@ export class RedisJobStore implements JobStore {
   private get unfinishedKey (): string { return `${this.prefix}unfinished` }
 
   private key (id: string): string { return `${this.prefix}job:${id.toLowerCase()}` }
+
+  private itemsKey (id: string): string { return `${this.prefix}items:${id.toLowerCase()}` }
+
+  private fatalKey (id: string): string { return `${this.prefix}fatal:${id.toLowerCase()}` }
 
   private connect (): void {
     if (this.redis.status === 'wait') this.redis.connect().catch(() => { /* reported through the 'error' listener */ })

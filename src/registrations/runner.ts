@@ -1,13 +1,9 @@
-// The registration runner: takes jobs, lists a group's members, registers every item (resolve it from
-// Entra, then materialize it in Databricks) and checkpoints the job into the store.
+// The registration runner of a single process: takes jobs, lists a group's members, registers every item
+// (items.ts: resolve it from Entra, then materialize it in Databricks) and checkpoints the job into the
+// store. With replicas (REDIS_URL) fleet-runner.ts spreads the items over them instead.
 //
 // - Bounded concurrency, one limit for the whole runner: two jobs do not double the load on Graph or
 //   Databricks. The upstream clients keep their own rate budgets and honour Retry-After below this.
-// - An item that meets an outage or throttling (a 503 problem: UPSTREAM_UNAVAILABLE / UPSTREAM_THROTTLED)
-//   goes back to wait max(Retry-After, exponential backoff with jitter) without holding a slot; after
-//   `maxAttempts` such attempts it is recorded as failed with UPSTREAM_UNAVAILABLE. Never dropped.
-// - Per-principal outcomes (not found, disabled, refused by Databricks) are failures of that item only. A
-//   refusal that concerns every item (the service's own Graph or Databricks credentials) fails the job.
 // - Checkpoints every `checkpointItems` finished items or `checkpointMs`, and at the end, never per item.
 //   Materialization is idempotent, so items in flight at a crash are simply done again after a restart.
 // - close(): no new item starts, waits are cut short, in-flight items finish, the job is checkpointed
@@ -18,18 +14,27 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import pLimit, { type LimitFunction } from 'p-limit'
 import type { Clock } from '../clock.ts'
-import type { DirectoryPrincipal, PrincipalQuery } from '../directory/port.ts'
-import type { Resolution, Resolver } from '../resolver/resolver.ts'
+import type { Resolver } from '../resolver/resolver.ts'
 import type { Materializer } from '../resolver/materializer.ts'
-import { BACKGROUND } from '../target/write-scheduler.ts'
-import { MAX_PRINCIPALS, countsOf, isFinished, newJob, type ItemFailure, type JobItem, type JobSource, type RegistrationJob } from './job.ts'
+import { countsOf, finish, isFinished, submittedJob, touch, type ItemFailure, type JobItem, type RegistrationJob, type SubmitInput } from './job.ts'
 import type { JobStore } from './store.ts'
 import { ShuttingDown, isStoreUnavailable } from './errors.ts'
+import { ItemRegistrar, type RunnerLog } from './items.ts'
 
-export interface RunnerLog {
-  info: (obj: object, msg: string) => void
-  warn: (obj: object, msg: string) => void
-  error: (obj: object, msg: string) => void
+export type { RunnerLog } from './items.ts'
+
+/** What the routes and the service see of a runner, single-process or the fleet's. */
+export interface Registrations {
+  /** The app's logger, once it exists (the runner is built before the app). */
+  log: RunnerLog
+  readonly store: JobStore
+  /** Creates the job, stores it, and starts it. Returns the job as it was accepted (status `queued`). */
+  submit: (input: SubmitInput) => Promise<RegistrationJob>
+  /** The job as it is now. */
+  get: (id: string) => Promise<RegistrationJob | undefined>
+  /** Starts (or makes sure the fleet runs) every unfinished job of the store; how many. */
+  resume: () => Promise<number>
+  close: () => Promise<void>
 }
 
 export interface RegistrationRunnerOptions {
@@ -44,26 +49,15 @@ export interface RegistrationRunnerOptions {
   /** First backoff after an outage (doubles per attempt, default 1 s) and the cap (default 30 s). */
   backoffBaseMs?: number
   backoffMaxMs?: number
+  /** An item registered or failed (metrics). */
+  onItemSettled?: (state: 'registered' | 'failed') => void
   /** Checkpoint after this many finished items (default 100) or this long (default 1 s), whichever first. */
   checkpointItems?: number
   checkpointMs?: number
   log?: RunnerLog
 }
 
-export interface SubmitInput {
-  tenantId: string
-  requestedBy: string
-  source: JobSource
-  /** The principals of a `principals` job. */
-  items?: Array<{ query: PrincipalQuery, alternate?: PrincipalQuery }>
-}
-
-/** Codes that say the service itself cannot work (its credentials, its permissions): no item can succeed. */
-const FATAL = new Set(['DIRECTORY_MISCONFIGURED', 'TARGET_MISCONFIGURED'])
-
-type Outcome = { kind: 'done' } | { kind: 'stopped' } | { kind: 'retry', afterMs: number } | { kind: 'fail', failure: ItemFailure } | { kind: 'fatal', failure: ItemFailure }
-
-const silent: RunnerLog = { info: () => {}, warn: () => {}, error: () => {} }
+export const silent: RunnerLog = { info: () => {}, warn: () => {}, error: () => {} }
 
 /** One job being run: the live document, its checkpointing, and whether it must stop. */
 class Run {
@@ -76,17 +70,14 @@ class Run {
   constructor (readonly job: RegistrationJob) {}
 }
 
-export class RegistrationRunner {
-  /** The app's logger, once it exists (the runner is built before the app). */
+export class RegistrationRunner implements Registrations {
   log: RunnerLog
   private readonly limit: LimitFunction
   private readonly runs = new Map<string, { run: Run, done: Promise<void> }>()
   private readonly stop = new AbortController()
   private closing = false
   private resuming: Promise<void> = Promise.resolve()
-  private readonly maxAttempts: number
-  private readonly backoffBaseMs: number
-  private readonly backoffMaxMs: number
+  private readonly registrar: ItemRegistrar
   private readonly checkpointItems: number
   private readonly checkpointMs: number
 
@@ -95,9 +86,7 @@ export class RegistrationRunner {
   constructor (private readonly options: RegistrationRunnerOptions) {
     this.limit = pLimit(options.concurrency)
     this.log = options.log ?? silent
-    this.maxAttempts = options.maxAttempts ?? 8
-    this.backoffBaseMs = options.backoffBaseMs ?? 1000
-    this.backoffMaxMs = options.backoffMaxMs ?? 30_000
+    this.registrar = registrarFor(options, () => this.log)
     this.checkpointItems = options.checkpointItems ?? 100
     this.checkpointMs = options.checkpointMs ?? 1000
   }
@@ -105,8 +94,7 @@ export class RegistrationRunner {
   /** Creates the job, stores it, and starts it. Returns the job as it was accepted (status `queued`). */
   async submit (input: SubmitInput): Promise<RegistrationJob> {
     if (this.closing) throw new ShuttingDown()
-    const job = newJob({ tenantId: input.tenantId, requestedBy: input.requestedBy, now: this.options.clock.now(), source: input.source })
-    job.items = (input.items ?? []).map(({ query, alternate }) => ({ query, ...(alternate !== undefined ? { alternate } : {}), state: 'pending', attempts: 0 }))
+    const job = submittedJob(input, this.options.clock.now())
     await this.options.store.save(job)
     const accepted = structuredClone(job)
     // Closed meanwhile: the job is stored as queued, and the next start resumes it.
@@ -143,7 +131,7 @@ export class RegistrationRunner {
         } catch (err) {
           // Away again between the check and the reads: the jobs are still there, read them when it is back.
           if (!isStoreUnavailable(err)) throw err
-          await this.wait(this.delay(attempt, 0))
+          await this.wait(this.registrar.delay(attempt, 0))
         }
       }
     })()
@@ -195,7 +183,7 @@ export class RegistrationRunner {
   private async lastCheckpoint (run: Run): Promise<void> {
     for (let attempt = 1; !await this.checkpoint(run) && !this.closing; attempt++) {
       if (!await this.storeAvailable()) return
-      await this.wait(this.delay(attempt, 0))
+      await this.wait(this.registrar.delay(attempt, 0))
     }
   }
 
@@ -205,128 +193,26 @@ export class RegistrationRunner {
     job.status = 'listing'
     this.touch(job)
     await this.checkpoint(run)
-    for (let attempt = 1; ; attempt++) {
-      if (this.closing) return false
-      let members: DirectoryPrincipal[] | null
-      try {
-        members = await this.options.resolver.groupMembers(job.tenantId, groupId)
-      } catch (err) {
-        const outcome = this.classify(err, job)
-        if (outcome.kind === 'retry' && attempt < this.maxAttempts) {
-          await this.wait(this.delay(attempt, outcome.afterMs))
-          continue
-        }
-        const failure = outcome.kind === 'fail' || outcome.kind === 'fatal' ? outcome.failure : unavailable(attempt)
-        this.finish(job, 'failed', failure)
-        await this.lastCheckpoint(run)
-        return false
-      }
-      if (members === null || members.length > MAX_PRINCIPALS) {
-        this.finish(job, 'failed', members === null
-          ? { code: 'GROUP_NOT_FOUND', message: `No group ${groupId} exists in tenant ${job.tenantId} (any more).` }
-          : { code: 'GROUP_TOO_LARGE', message: `Group ${groupId} has ${members.length} users and service principals; a registration takes at most ${MAX_PRINCIPALS}. Register its subgroups separately.` })
-        await this.lastCheckpoint(run)
-        return false
-      }
-      job.items = members.map(principal => ({ query: { id: principal.id }, principal, state: 'pending', attempts: 0 }))
-      return true
+    const listed = await this.registrar.members(job, groupId, { stopped: () => this.closing, wait: async (ms: number) => { await this.wait(ms) } })
+    if (listed.kind === 'stopped') return false
+    if (listed.kind === 'failed') {
+      this.finish(job, 'failed', listed.failure)
+      await this.lastCheckpoint(run)
+      return false
     }
+    job.items = listed.items
+    return true
   }
 
-  /** One item, through its retries, until it is registered, failed, or the runner stops. */
+  /** One item, through its retries; settled ones count towards the next checkpoint. */
   private async item (run: Run, item: JobItem): Promise<void> {
-    for (;;) {
-      const outcome = await this.limit(async (): Promise<Outcome> => {
-        // Paused while the store is away: progress that cannot be checkpointed is not made.
-        if (!await this.storeAvailable()) return { kind: 'stopped' }
-        if (this.closing || run.fatal !== undefined) return { kind: 'stopped' }
-        try {
-          return await this.register(run.job, item)
-        } catch (err) {
-          return this.classify(err, run.job)
-        }
-      })
-      switch (outcome.kind) {
-        case 'stopped':
-          return
-        case 'done':
-          this.settled(run)
-          return
-        case 'fail':
-          item.state = 'failed'
-          item.failure = outcome.failure
-          this.settled(run)
-          return
-        case 'fatal':
-          // Reported once for the job; the item stays pending for a resubmission after the fix.
-          run.fatal ??= outcome.failure
-          return
-        case 'retry':
-          item.attempts++
-          if (item.attempts >= this.maxAttempts) {
-            item.state = 'failed'
-            item.failure = unavailable(item.attempts)
-            this.settled(run)
-            return
-          }
-          await this.wait(this.delay(item.attempts, outcome.afterMs))
-      }
-    }
-  }
-
-  private async register (job: RegistrationJob, item: JobItem): Promise<Outcome> {
-    const { resolver, materializer } = this.options
-    // Under automatic identity management the account learns groups and memberships from Entra itself:
-    // registering the principal is enough, and spares a Graph read per principal.
-    const groups = !materializer.learnsMembershipsItself
-    let principal = item.principal
-    if (principal !== undefined && !principal.accountEnabled) return disabled(principal)
-    let resolution: Resolution
-    if (principal !== undefined) {
-      resolution = groups ? await resolver.resolveLoaded(principal) : { principal, groups: [], groupsSource: 'graph' }
-    } else {
-      try {
-        resolution = await resolver.resolve(job.tenantId, item.query, { groups })
-      } catch (err) {
-        // A string that named nobody as an object id (or UPN) may be an appId (or a mail address).
-        if (!isNotFound(err) || item.alternate === undefined) throw err
-        resolution = await resolver.resolve(job.tenantId, item.alternate, { groups })
-      }
-      principal = resolution.principal
-    }
-    if (principal.kind === 'group') {
-      return { kind: 'fail', failure: { code: 'NOT_A_PRINCIPAL', message: `${principal.id} is a group ('${principal.displayName}'): register its members with \`group\` instead.` } }
-    }
-    if (!principal.accountEnabled) return disabled(principal)
-    // Background work: a login or a share takes the Databricks write budget first.
-    const materialized = await materializer.materialize(resolution, BACKGROUND)
-    item.state = 'registered'
-    item.databricksId = materialized.principalId
-    delete item.failure
-    return { kind: 'done' }
-  }
-
-  /** What an error means for the item: wait and retry, fail it, or fail the job. */
-  private classify (err: unknown, job: RegistrationJob): Outcome {
-    const e = err as { code?: unknown, statusCode?: unknown, message?: unknown, headers?: Record<string, string> }
-    const code = typeof e.code === 'string' ? e.code : undefined
-    const status = typeof e.statusCode === 'number' ? e.statusCode : undefined
-    if (status === 503 && code !== undefined) {
-      const retryAfter = Number(e.headers?.['retry-after'])
-      return { kind: 'retry', afterMs: Number.isFinite(retryAfter) ? retryAfter * 1000 : 0 }
-    }
-    if (code !== undefined && status !== undefined && status >= 400 && typeof e.message === 'string') {
-      const failure = { code, message: e.message }
-      return FATAL.has(code) ? { kind: 'fatal', failure } : { kind: 'fail', failure }
-    }
-    this.log.error({ err, registration: job.id }, 'registration item failed unexpectedly')
-    return { kind: 'fail', failure: { code: 'INTERNAL', message: 'An unexpected error occurred; it has been logged. Register this principal again later or contact the operator.' } }
-  }
-
-  /** Exponential backoff with jitter, never shorter than what the upstream asked for. */
-  private delay (attempt: number, retryAfterMs: number): number {
-    const backoff = Math.min(this.backoffMaxMs, this.backoffBaseMs * 2 ** (attempt - 1))
-    return Math.max(retryAfterMs, backoff) * (1 + 0.2 * Math.random())
+    const end = await this.registrar.run(run.job, item, {
+      limit: this.limit,
+      go: async () => await this.storeAvailable() && !this.closing && run.fatal === undefined,
+      wait: async (ms: number) => { await this.wait(ms) }
+    })
+    if (end.kind === 'settled') this.settled(run)
+    else if (end.kind === 'fatal') run.fatal ??= end.failure
   }
 
   /** Waits while the store is away; false when the runner closes meanwhile. */
@@ -352,14 +238,11 @@ export class RegistrationRunner {
   }
 
   private touch (job: RegistrationJob): void {
-    job.updatedAt = new Date(this.options.clock.now()).toISOString()
+    touch(job, this.options.clock.now())
   }
 
   private finish (job: RegistrationJob, status: 'completed' | 'failed', error?: ItemFailure): void {
-    job.status = status
-    if (error !== undefined) job.error = error
-    this.touch(job)
-    job.finishedAt = job.updatedAt
+    finish(job, status, this.options.clock.now(), error)
   }
 
   /**
@@ -397,14 +280,15 @@ export class RegistrationRunner {
   }
 }
 
-function isNotFound (err: unknown): boolean {
-  return (err as { code?: unknown }).code === 'PRINCIPAL_NOT_FOUND'
-}
-
-function disabled (principal: DirectoryPrincipal): Outcome {
-  return { kind: 'fail', failure: { code: 'PRINCIPAL_DISABLED', message: `${principal.id} ('${principal.displayName}') is disabled in Entra (accountEnabled=false); it was not registered. Enable it, then register it again.` } }
-}
-
-function unavailable (attempts: number): ItemFailure {
-  return { code: 'UPSTREAM_UNAVAILABLE', message: `Microsoft Graph or Databricks stayed unavailable or throttling through ${attempts} attempts; register this principal again later.` }
+/** The item logic both runners share, with the options' defaults. */
+export function registrarFor (options: Pick<RegistrationRunnerOptions, 'resolver' | 'materializer' | 'maxAttempts' | 'backoffBaseMs' | 'backoffMaxMs' | 'onItemSettled'>, log: () => RunnerLog): ItemRegistrar {
+  return new ItemRegistrar({
+    ...(options.onItemSettled !== undefined ? { onSettled: options.onItemSettled } : {}),
+    resolver: options.resolver,
+    materializer: options.materializer,
+    maxAttempts: options.maxAttempts ?? 8,
+    backoffBaseMs: options.backoffBaseMs ?? 1000,
+    backoffMaxMs: options.backoffMaxMs ?? 30_000,
+    log
+  })
 }
