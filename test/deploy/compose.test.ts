@@ -37,7 +37,9 @@ interface ComposeService {
   build?: unknown
   image?: string
   command?: string | string[]
+  deploy?: { replicas?: number }
   ports?: string[]
+  expose?: string[]
   environment?: Record<string, string | number | boolean | null> | string[]
   volumes?: string[]
   healthcheck?: Healthcheck
@@ -94,6 +96,9 @@ function environmentOf (service: ComposeService): Record<string, string> {
 /** Container ports a service publishes ("ip:host:container", "host:container" or "container"). */
 const containerPorts = (service: ComposeService): number[] => (service.ports ?? []).map(p => Number(String(p).split(':').at(-1)?.split('/')[0]))
 
+/** The port a service listens on in its container: published, or only exposed to the compose network. */
+const listenPort = (service: ComposeService): number | undefined => containerPorts(service)[0] ?? (service.expose?.[0] !== undefined ? Number(service.expose[0]) : undefined)
+
 /** Named volumes a service mounts: volume → { path in the container, read-only }. */
 function volumesOf (service: ComposeService): Map<string, { path: string, readOnly: boolean }> {
   return new Map((service.volumes ?? []).map(v => {
@@ -144,14 +149,24 @@ const composeWalkthrough = (c: Pick<WalkthroughContext, 'serviceUrl' | 'emulator
 
 // ---- the file itself -------------------------------------------------------------------------------
 
-t.test('compose has the resolver, the emulators and Redis; only the first two publish a port, on loopback', async t => {
-  t.same(Object.keys(compose.services).sort(), ['emulators', 'redis', 'resolver'])
-  const { resolver, emulators, redis } = compose.services
+t.test('compose has three resolver replicas behind a load balancer, the emulators and Redis; only the balancer and the emulators publish a port, on loopback', async t => {
+  t.same(Object.keys(compose.services).sort(), ['emulators', 'lb', 'redis', 'resolver'])
+  const { resolver, emulators, redis, lb } = compose.services as Record<'resolver' | 'emulators' | 'redis' | 'lb', ComposeService>
   t.equal(resolver.build, '.')
-  t.same(containerPorts(resolver), [3000])
+  t.equal(resolver.deploy?.replicas, 3, 'three replicas')
+  t.same(resolver.ports ?? [], [], 'the replicas publish nothing: they are reached through the balancer')
+  t.equal(listenPort(resolver), 3000)
+  t.equal(environmentOf(resolved({}).services.resolver as ComposeService).REPLICAS, '3', 'each replica knows its share of the budgets while Redis is away')
+  t.match(lb.image, /^nginx:/)
+  t.same(lb.ports, ['127.0.0.1:3000:8080'], 'the service is http://localhost:3000, through the balancer')
+  t.same(dependenciesOf(lb), { resolver: 'service_healthy' }, 'the balancer starts once the replicas are healthy')
+  const nginx = await readFile(new URL('deploy/nginx/nginx.conf', root), 'utf8')
+  t.ok(volumesOf(lb).get('./deploy/nginx/nginx.conf')?.readOnly, 'the balancer reads deploy/nginx/nginx.conf')
+  t.match(nginx, /server resolver:3000 resolve;/, 'its upstream is every replica of the resolver service, looked up again as they change')
+  t.match(nginx, /listen 8080;/)
   t.same(containerPorts(emulators), [8443])
   t.same(redis.ports ?? [], [], 'Redis is reachable only inside the compose network')
-  for (const p of [...resolver.ports ?? [], ...emulators.ports ?? []]) t.match(p, /^127\.0\.0\.1:/, `${p}: published on the host's loopback only`)
+  for (const p of [...lb.ports ?? [], ...emulators.ports ?? []]) t.match(p, /^127\.0\.0\.1:/, `${p}: published on the host's loopback only`)
   t.match(redis.image, /^redis:7-alpine$/)
   t.ok(emulators.build !== undefined || emulators.image === resolver.image, 'the emulators run from the same image')
   t.same(([] as string[]).concat(emulators.command ?? []).join(' ').replace(/^npm run /, ''), 'emulators')
@@ -255,7 +270,7 @@ t.test('the Dockerfile runs npm start on a supported Node LTS, as a non-root use
   t.same(imageCommand, ['npm', 'start'])
   t.match(instruction('USER'), /^(?!root\b|0\b)\S+/)
   const exposed = (instruction('EXPOSE') ?? '').split(/\s+/).map(p => Number(p.split('/')[0]))
-  for (const port of containerPorts(compose.services.resolver)) t.ok(exposed.includes(port), `EXPOSE ${port}`)
+  t.ok(exposed.includes(listenPort(compose.services.resolver as ComposeService) ?? 0), 'EXPOSE the port the resolver listens on')
   for (const port of containerPorts(compose.services.emulators)) t.ok(exposed.includes(port), `EXPOSE ${port}`)
   t.equal(imageEnv.HOST, '0.0.0.0')
   t.equal(imageEnv.NODE_ENV, 'production', 'an image started with no configuration names what is missing instead of running local mode')
@@ -277,7 +292,7 @@ t.test('docs/containers.md shows the walk-through at the published addresses, as
   const doc = await readFile(new URL('docs/containers.md', root), 'utf8')
   const published = (service: ComposeService): string => String(service.ports?.[0] ?? '').split(':').slice(-2, -1)[0] ?? ''
   const steps = composeWalkthrough({
-    serviceUrl: `http://localhost:${published(compose.services.resolver)}`,
+    serviceUrl: `http://localhost:${published(compose.services.lb as ComposeService)}`,
     emulatorOrigin: `https://localhost:${published(compose.services.emulators)}`,
     caPath: 'compose-ca.pem',
     resolverAppId: demo.DEMO_RESOLVER_APP_ID
@@ -293,6 +308,24 @@ t.test('.dockerignore keeps local state and tooling out of the image', async t =
 })
 
 // ---- docker compose up, without Docker -------------------------------------------------------------
+
+const nginxConf = await readFile(new URL('deploy/nginx/nginx.conf', root), 'utf8')
+
+/** nginx's part, per request, over the upstream's replicas in turn (argv: its port, then theirs). */
+const BALANCER_STAND_IN = `
+const http = require('node:http')
+const [listen, ...backends] = process.argv.slice(1).map(Number)
+let next = 0
+http.createServer((req, res) => {
+  const port = backends[next++ % backends.length]
+  const upstream = http.request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers }, answer => {
+    res.writeHead(answer.statusCode, answer.headers)
+    answer.pipe(res)
+  })
+  upstream.on('error', () => { res.writeHead(502); res.end() })
+  req.pipe(upstream)
+}).listen(listen, '127.0.0.1')
+`
 
 /** Container ports of images not built here (what their Dockerfile EXPOSEs). */
 const IMAGE_PORTS: Record<string, number> = { 'redis:7-alpine': 6379 }
@@ -327,7 +360,9 @@ dns.promises.lookup = async (hostname, options) => hosts.has(hostname)
 }
 
 interface Plan {
+  /** The process: the service's name, or `<service>-<n>` for each of its replicas. */
   name: string
+  service: string
   argv: string[]
   cwd: string
   env: Record<string, string>
@@ -351,18 +386,21 @@ const seconds = (d: string | undefined, fallback: number): number => {
  * (already interpolated); names and ports rewritten as described at the top of the file.
  */
 async function plan (file: Compose, dirs: { volumes: Map<string, string>, home: string, preload: string }): Promise<Plan[]> {
-  const hostPorts = new Map<string, { container: number, host: number }>()
+  // One host port per replica; a name:port another service uses reaches the first (Docker's DNS would pick one).
+  const hostPorts = new Map<string, { container: number, hosts: number[] }>()
   for (const [name, s] of Object.entries(file.services)) {
-    const container = containerPorts(s)[0] ?? IMAGE_PORTS[s.image ?? ''] ?? 0
-    hostPorts.set(name, { container, host: await freePort() })
+    const container = listenPort(s) ?? IMAGE_PORTS[s.image ?? ''] ?? 0
+    const hosts: number[] = []
+    for (let i = 0; i < (s.deploy?.replicas ?? 1); i++) hosts.push(await freePort())
+    hostPorts.set(name, { container, hosts })
   }
   const rename = (value: string): string => {
     let v = value
-    for (const [name, { container, host }] of hostPorts) v = v.replace(new RegExp(`(?<![\\w.-])${name}:${container}(?!\\d)`, 'g'), `${name}:${host}`)
+    for (const [name, { container, hosts }] of hostPorts) v = v.replace(new RegExp(`(?<![\\w.-])${name}:${container}(?!\\d)`, 'g'), `${name}:${hosts[0] ?? 0}`)
     return v
   }
-  return Object.entries(file.services).map(([name, s]) => {
-    const { container, host } = hostPorts.get(name) ?? { container: 0, host: 0 }
+  return Object.entries(file.services).flatMap(([name, s]) => (hostPorts.get(name)?.hosts ?? []).map((host, replica, all) => {
+    const { container } = hostPorts.get(name) ?? { container: 0 }
     const built = s.build !== undefined
     // Paths in the container → here: each volume its temporary directory, the image's workdir this repository.
     const mounts = [...volumesOf(s)].map(([volume, m]) => [m.path, dirs.volumes.get(volume) ?? ''] as const)
@@ -383,16 +421,23 @@ async function plan (file: Compose, dirs: { volumes: Map<string, string>, home: 
       argv = [...argv, '--port', String(host), '--bind', '127.0.0.1']
       check = check?.map(a => a.replace(/\bredis-cli\b/g, `redis-cli -p ${host}`))
     }
+    if (s.image?.startsWith('nginx:') === true) {
+      // nginx is not here: a stand-in spreads requests over the replicas of its upstream, one each in turn.
+      const upstream = /server ([\w-]+):(\d+)/.exec(nginxConf)?.[1] ?? ''
+      argv = [process.execPath, '-e', BALANCER_STAND_IN, String(host), ...(hostPorts.get(upstream)?.hosts ?? []).map(String)]
+      check = [process.execPath, '-e', `require('node:net').connect(${host}, '127.0.0.1').on('connect', () => process.exit(0)).on('error', () => process.exit(1))`]
+    }
     const volumeCwd = mounts.find(([inside]) => inside === '/data')?.[1] // the redis image's WORKDIR
     return {
-      name,
+      name: all.length > 1 ? `${name}-${replica + 1}` : name,
+      service: name,
       argv,
       cwd: built ? rootPath : volumeCwd ?? dirs.home,
       env: { PATH: process.env.PATH ?? '', HOME: dirs.home, NODE_OPTIONS: `--import ${dirs.preload}`, _TAPJS_PROCESSINFO_COVERAGE_: '0', ...env },
       ...(check !== undefined ? { healthcheck: { argv: check, timeoutMs: seconds(s.healthcheck?.timeout, 30_000) } } : {}),
       hostPort: host
     }
-  })
+  }))
 }
 
 function start (p: Plan): Running {
@@ -449,32 +494,35 @@ t.test('docker compose up, without Docker: every service healthy in order, then 
   const preload = join(work, 'hosts.mjs')
   await writeFile(preload, hostsPreload(Object.keys(file.services)))
   const plans = await plan(file, { volumes, home, preload })
-  const byName = new Map(plans.map(p => [p.name, p]))
+  const byService = (service: string): Plan[] => plans.filter(p => p.service === service)
 
   // Never the repository's own PKI: other test processes trust that CA.
-  const emulatorsPlan = byName.get('emulators')
+  const emulatorsPlan = byService('emulators')[0]
   t.ok(emulatorsPlan?.env.EMULATORS_DATA_DIR?.startsWith(work), 'the emulators write their PKI into the volume')
   if (emulatorsPlan?.env.EMULATORS_DATA_DIR?.startsWith(work) !== true) return
 
-  // Start in dependency order, each once its dependencies meet their condition.
-  const running = new Map<string, Running>()
-  t.teardown(async () => { for (const r of [...running.values()].reverse()) await stop(r) })
-  const pending = new Set(plans.map(p => p.name))
+  // Start in dependency order, each service (every replica) once its dependencies meet their condition.
+  const running = new Map<string, Running[]>()
+  t.teardown(async () => { for (const r of [...running.values()].flat().reverse()) await stop(r) })
+  const pending = new Set(Object.keys(file.services))
   while (pending.size > 0) {
     const next = [...pending].find(n => Object.keys(dependenciesOf(file.services[n] as ComposeService)).every(d => running.has(d)))
     if (next === undefined) throw new Error(`a dependency cycle among ${[...pending].join(', ')}`)
     for (const [dependency, condition] of Object.entries(dependenciesOf(file.services[next] as ComposeService))) {
-      if (condition === 'service_healthy') await healthy(running.get(dependency) as Running)
+      if (condition === 'service_healthy') for (const r of running.get(dependency) ?? []) await healthy(r)
     }
-    running.set(next, start(byName.get(next) as Plan))
+    running.set(next, byService(next).map(start))
     pending.delete(next)
   }
-  for (const r of running.values()) await healthy(r)
+  for (const r of [...running.values()].flat()) await healthy(r)
   t.pass('every service is healthy')
 
-  const resolver = running.get('resolver') as Running
-  const emulators = running.get('emulators') as Running
-  const redis = running.get('redis') as Running
+  const replicas = running.get('resolver') ?? []
+  t.equal(replicas.length, 3, 'three resolver replicas')
+  const resolver = replicas[0] as Running
+  const lb = running.get('lb')?.[0] as Running
+  const emulators = running.get('emulators')?.[0] as Running
+  const redis = running.get('redis')?.[0] as Running
   t.notMatch(resolver.output(), /LOCAL MODE/, 'the resolver uses the emulators service, not emulators of its own')
   t.match(emulators.output(), new RegExp(`Demo workspace : ${DEMO_DASHBOARD.workspaceId}: dashboard '${DEMO_DASHBOARD.displayName}' ${DEMO_DASHBOARD.id}`))
 
@@ -485,7 +533,7 @@ t.test('docker compose up, without Docker: every service healthy in order, then 
   const dispatcher = new Agent({ connect: { ca } })
   t.teardown(async () => { await dispatcher.close() })
   const steps = composeWalkthrough({
-    serviceUrl: `http://localhost:${resolver.hostPort}`,
+    serviceUrl: `http://localhost:${lb.hostPort}`,
     emulatorOrigin: `https://localhost:${emulators.hostPort}`,
     caPath,
     resolverAppId: resolver.env.ENTRA_CLIENT_ID ?? ''
@@ -520,7 +568,7 @@ t.test('docker compose up, without Docker: every service healthy in order, then 
   t.match(newcomer, { level: 'CAN_READ' })
 
   // The registration job runs to its end, and it is kept in the compose Redis.
-  const jobUrl = `http://127.0.0.1:${resolver.hostPort}/v1/registrations/${String(registration?.id)}`
+  const jobUrl = `http://127.0.0.1:${lb.hostPort}/v1/registrations/${String(registration?.id)}`
   let job: Record<string, any> = {}
   for (;;) {
     job = (await call({ method: 'GET', url: jobUrl }, tokens.ADMIN_TOKEN)).body
@@ -532,4 +580,7 @@ t.test('docker compose up, without Docker: every service healthy in order, then 
   t.teardown(() => { client.disconnect() })
   await client.connect()
   t.equal(await client.exists(`jir:registrations:job:${String(registration?.id)}`), 1, 'the job is in Redis (REDIS_URL reached redis by its service name)')
+  // Through the balancer, every replica served part of the walk-through (its own access lines).
+  const served = replicas.map(r => r.output().split('\n').filter(line => line.includes('"url":"/v1/')).length)
+  t.ok(served.every(n => n > 0), `every replica answered requests: ${served.join(', ')}`)
 })
