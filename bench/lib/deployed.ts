@@ -101,7 +101,7 @@ export async function startDeployed (setup: DeployedSetup): Promise<Deployed> {
   }
 }
 
-function launch (children: ChildProcess[], args: string[], env: Record<string, string>, stdout: 'pipe' | 'ignore', stdin: 'pipe' | 'ignore' = 'ignore'): ChildProcess {
+export function launch (children: ChildProcess[], args: string[], env: Record<string, string>, stdout: 'pipe' | 'ignore', stdin: 'pipe' | 'ignore' = 'ignore'): ChildProcess {
   // BENCH_PROF_DIR: the service and the baseline write V8 CPU profiles there when they exit (where the time goes).
   const profile = process.env.BENCH_PROF_DIR !== undefined && args[0] !== 'emulators/cli.ts' ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF_DIR}`] : []
   const child = spawn(process.execPath, [...profile, '--import', 'tsx', ...args], { cwd: ROOT, env, stdio: [stdin, stdout, 'inherit'] })
@@ -123,7 +123,7 @@ async function firstLine (child: ChildProcess): Promise<string> {
 }
 
 /** Until the service answers its readiness probe (signing keys loaded), at most a minute. */
-async function ready (child: ChildProcess, url: string): Promise<void> {
+export async function ready (child: ChildProcess, url: string): Promise<void> {
   const until = Date.now() + 60_000
   while (Date.now() < until) {
     if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode} before it was ready`)
@@ -134,7 +134,7 @@ async function ready (child: ChildProcess, url: string): Promise<void> {
   throw new Error(`the service was not ready within a minute (${url})`)
 }
 
-async function stop (child: ChildProcess): Promise<void> {
+export async function stop (child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = new Promise(resolve => child.once('exit', resolve))
   child.kill('SIGTERM')
@@ -143,7 +143,7 @@ async function stop (child: ChildProcess): Promise<void> {
   clearTimeout(timer)
 }
 
-async function freePort (): Promise<number> {
+export async function freePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
     const server = createServer()
     server.once('error', reject)
