@@ -76,8 +76,6 @@ export class FleetRegistrationRunner implements Registrations {
     this.log = options.log ?? silent
     this.limit = pLimit(options.concurrency)
     this.registrar = registrarFor(options, () => this.log)
-    // This replica takes its part as soon as Redis answers.
-    this.store.available(this.stop.signal).then(up => { if (up) this.engine() }, () => {})
   }
 
   /**
@@ -127,9 +125,13 @@ export class FleetRegistrationRunner implements Registrations {
     }
   }
 
-  /** Makes sure every unfinished job has its plan on the queue (idempotent: every replica does it at start). */
+  /**
+   * At start: once Redis answers, this replica takes its part of the fleet's registrations, and makes sure
+   * every unfinished job has its plan on the queue (idempotent: every replica does it).
+   */
   async resume (): Promise<number> {
     if (!await this.store.available(this.stop.signal)) return 0
+    this.engine()
     const ids = await this.store.unfinished()
     for (const id of ids) await this.planned(id)
     return ids.length

@@ -39,7 +39,9 @@ export class SignIns {
   /** The caller resolved and materialized (a disabled principal too: the caller refuses it after). */
   async signIn (caller: Caller, writes: WriteContext): Promise<SignedIn> {
     const shared = this.shared
-    if (shared === undefined || !shared.available || this.resolver.warmCaller(caller, { signIn: true }) !== undefined) return await this.here(caller, writes)
+    if (shared === undefined || !shared.available) return await this.here(caller, writes)
+    const warm = this.resolver.warmCaller(caller, { signIn: true })
+    if (warm !== undefined) return await this.here(caller, writes, warm)
     const mark = this.materializer.mark()
     let transfer: SignInTransfer
     try {
@@ -75,8 +77,9 @@ export class SignIns {
     return await this.materializer.workspaceAccess(workspaceId, resolution, materialized)
   }
 
-  private async here (caller: Caller, writes: WriteContext): Promise<SignedIn> {
-    const resolution = await this.resolver.resolveCaller(caller, { includeDisabled: true, groupNames: true })
+  /** Signed in by this replica; `warm`: the caller as the resolver's fresh entries already have it. */
+  private async here (caller: Caller, writes: WriteContext, warm?: Resolution): Promise<SignedIn> {
+    const resolution = warm ?? await this.resolver.resolveCaller(caller, { includeDisabled: true, groupNames: true })
     return { resolution, materialized: await this.materializer.materialize(resolution, writes) }
   }
 }
