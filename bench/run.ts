@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { ensurePki } from '../emulators/pki.ts'
 import { RESULTS_DIR } from './lib/results.ts'
 
-const all = ['generator.ts', 'cold-login.ts', 'cold-login-groups.ts', 'login-throughput.ts', 'permissions-throughput.ts', 'cache-memory.ts', 'databricks.ts', 'registration.ts', 'storm-scim.ts', 'storm-aim.ts', 'healthz-under-load.ts', 'freshness.ts']
+const all = ['generator.ts', 'cold-login.ts', 'cold-login-groups.ts', 'login-throughput.ts', 'permissions-throughput.ts', 'cache-memory.ts', 'databricks.ts', 'registration.ts', 'storm-scim.ts', 'storm-aim.ts', 'fleet-storm.ts', 'healthz-under-load.ts', 'freshness.ts']
 // `--table`: only rewrite bench/README.md's table from the results already written.
 const args = process.argv.slice(2)
 const tableOnly = args.includes('--table')
