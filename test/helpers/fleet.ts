@@ -9,9 +9,9 @@ import { Redis } from 'ioredis'
 import type { Emulator } from '../../emulators/server.ts'
 import { childEnv } from './child-env.ts'
 import { T } from './tenant.ts'
+import { SERVER_BUNDLE } from './server-bundle.ts'
 
 export const REDIS_URL = 'redis://127.0.0.1:6379'
-const serverPath = new URL('../../src/server.ts', import.meta.url).pathname
 
 export interface Replica {
   name: string
@@ -44,7 +44,7 @@ export async function startFleet (t: Test, emulator: Emulator, count: number, en
 }
 
 async function startReplica (t: Test, emulator: Emulator, name: string, env: Record<string, string>): Promise<Replica> {
-  const child = spawn(process.execPath, ['--import', 'tsx', serverPath], {
+  const child = spawn(process.execPath, [SERVER_BUNDLE], {
     env: childEnv({
       PORT: '0',
       HOST: '127.0.0.1',

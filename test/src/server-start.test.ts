@@ -7,11 +7,10 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:net'
 import { childEnv } from '../helpers/child-env.ts'
-
-const serverPath = new URL('../../src/server.ts', import.meta.url).pathname
+import { SERVER_BUNDLE } from '../helpers/server-bundle.ts'
 
 function start (env: Record<string, string>): { child: ReturnType<typeof spawn>, output: () => string, stdout: () => string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', serverPath], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [SERVER_BUNDLE], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let stdout = ''
   child.stdout?.on('data', (d: Buffer) => { out += d.toString(); stdout += d.toString() })

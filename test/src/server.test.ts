@@ -5,6 +5,8 @@ import { once } from 'node:events'
 import { childEnv } from '../helpers/child-env.ts'
 import { DEMO_ALICE_UPN, DEMO_CLI_APP_ID, DEMO_PASSWORD, DEMO_RESOLVER_APP_ID, DEMO_TENANT_ID } from '../../emulators/tenant/demo.ts'
 
+// The TypeScript entry itself, as `npm start` runs it (not the tests' bundle): local mode finds the
+// emulators' PKI beside their sources.
 const serverPath = new URL('../../src/server.ts', import.meta.url).pathname
 
 function start (env: Record<string, string>): { child: ReturnType<typeof spawn>, output: () => string } {

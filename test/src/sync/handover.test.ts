@@ -16,6 +16,7 @@ import { smallTenant, T } from '../../helpers/tenant.ts'
 import { startService, tokenFor } from '../../helpers/service.ts'
 import { round, syncHarness, userOf } from '../../helpers/sync.ts'
 import type { RoundReport } from '../../../src/sync/change-feed.ts'
+import { SERVER_BUNDLE } from '../../helpers/server-bundle.ts'
 
 const REDIS_URL = 'redis://127.0.0.1:6379'
 const prefix = `jir-test:${randomUUID()}:`
@@ -32,7 +33,6 @@ const { origin } = emulator
 const { tenant, control, account, freshAccount } = syncHarness(emulator)
 await freshAccount()
 
-const serverPath = new URL('../../../src/server.ts', import.meta.url).pathname
 const cursorsKey = `${prefix}sync:cursors`
 const userCursor = `${T.tenantId}|user`
 /** BullMQ's worker name (the job's `processedBy`) of the replica running in process `pid`. */
@@ -80,7 +80,7 @@ async function calls (pattern: RegExp): Promise<number> {
 }
 
 // ---- replica A: the service as an operator runs it, in its own process ----------------------------------
-const a = spawn(process.execPath, ['--import', 'tsx', serverPath], {
+const a = spawn(process.execPath, [SERVER_BUNDLE], {
   env: childEnv({
     ...replicaEnv,
     PORT: '0',
