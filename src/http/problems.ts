@@ -157,12 +157,14 @@ export function registerProblemHandlers (app: FastifyInstance): void {
   let closing = false
   app.addHook('preClose', async () => { closing = true })
   // No request reads past a URL this long; a longer one is refused before anything else (authentication included).
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook: it runs on every request and has nothing to wait for.
+  app.addHook('onRequest', (request, reply, done) => {
     if (closing) {
       reply.header('connection', 'close')
-      throw serviceClosing()
+      done(serviceClosing())
+      return
     }
-    if (request.url.length > MAX_URL_LENGTH) throw new UriTooLong(bytes(MAX_URL_LENGTH))
+    done(request.url.length > MAX_URL_LENGTH ? new UriTooLong(bytes(MAX_URL_LENGTH)) : undefined)
   })
 
   app.setErrorHandler(async (err: FastifyError, request, reply) => {
