@@ -21,6 +21,7 @@ import { Redis } from 'ioredis'
 import { startEmulators } from '../emulators/server.ts'
 import { DATABRICKS_ADMIN_PAT, DEFAULT_ACCOUNT_ID } from '../emulators/databricks/account.ts'
 import { writeResult } from './lib/results.ts'
+import { seedAccountGroups } from './lib/service.ts'
 import { signIn, type Access } from './lib/login-hook.ts'
 import { freePort, launch, ready, stop } from './lib/deployed.ts'
 import { smallTenant, T } from '../test/helpers/tenant.ts'
@@ -53,15 +54,7 @@ const control = async (method: string, path: string, body?: unknown): Promise<an
 await control('PUT', '/graph/throttle', { disabled: true })
 await control('PUT', '/databricks/settings', { aimEnabled: false })
 // The account holds the groups (named as the service names them, linked by externalId).
-await control('PUT', '/databricks/rate-limits', { enabled: false })
-for (const [g, id] of groups.entries()) {
-  await fetch(`${origin}/api/2.0/accounts/${DEFAULT_ACCOUNT_ID}/scim/v2/Groups`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${DATABRICKS_ADMIN_PAT}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], displayName: `Fleet team ${g} (${id.slice(0, 8)})`, externalId: id })
-  })
-}
-await control('PUT', '/databricks/rate-limits', { enabled: true })
+await seedAccountGroups(origin, groups.map((id, g) => ({ id, displayName: `Fleet team ${g}` })))
 
 const prefix = `jir-bench:${randomUUID()}:`
 const children: ChildProcess[] = []

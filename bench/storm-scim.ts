@@ -15,8 +15,7 @@
 //    `--registered` (1,000) principals runs; their time to access against the same 20 without the job.
 import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { DATABRICKS_ADMIN_PAT, DEFAULT_ACCOUNT_ID } from '../emulators/databricks/account.ts'
-import { startStack } from './lib/service.ts'
+import { seedAccountGroups, startStack } from './lib/service.ts'
 import { writeResult } from './lib/results.ts'
 import { signIn as loginHook, type Access } from './lib/login-hook.ts'
 import { smallTenant, T } from '../test/helpers/tenant.ts'
@@ -71,15 +70,7 @@ const tokenOf = async (principalId: string, claims?: Record<string, unknown>): P
 const signIn = async (token: string): Promise<Access> => await loginHook(api, token)
 
 // The account holds the existing groups (named as the service would name them, linked by externalId).
-await control('PUT', '/databricks/rate-limits', { enabled: false })
-for (const [g, id] of existingGroups.entries()) {
-  await fetch(`${origin}/api/2.0/accounts/${DEFAULT_ACCOUNT_ID}/scim/v2/Groups`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${DATABRICKS_ADMIN_PAT}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], displayName: `Storm team ${g} (${id.slice(0, 8)})`, externalId: id })
-  })
-}
-await control('PUT', '/databricks/rate-limits', { enabled: true })
+await seedAccountGroups(origin, existingGroups.map((id, g) => ({ id, displayName: `Storm team ${g}` })))
 
 function writesSoFar (routes: Record<string, number>): { userCreates: number, groupCreates: number, patches: number } {
   const sum = (re: RegExp): number => Object.entries(routes).filter(([r]) => re.test(r)).reduce((n, [, c]) => n + c, 0)

@@ -67,3 +67,22 @@ export async function upstreamRequests (stack: BenchStack, upstream: string): Pr
   const counts = text.split('\n').filter(l => l.startsWith(`upstream_request_duration_seconds_count{upstream="${upstream}"`))
   return counts.reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0)
 }
+
+/**
+ * Groups the account already holds before a storm, created through account SCIM as the service names
+ * them (`Name (xxxxxxxx)`, linked by externalId), with the emulator's rate limits off for the set-up.
+ */
+export async function seedAccountGroups (origin: string, groups: Array<{ id: string, displayName: string }>): Promise<void> {
+  const limits = async (enabled: boolean): Promise<void> => {
+    await fetch(`${origin}/_emulator/databricks/rate-limits`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ enabled }) })
+  }
+  await limits(false)
+  for (const { id, displayName } of groups) {
+    await fetch(`${origin}/api/2.0/accounts/${DEFAULT_ACCOUNT_ID}/scim/v2/Groups`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${DATABRICKS_ADMIN_PAT}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], displayName: `${displayName} (${id.slice(0, 8)})`, externalId: id })
+    })
+  }
+  await limits(true)
+}

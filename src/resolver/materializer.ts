@@ -19,6 +19,9 @@ export interface WorkspaceAccess {
   reason: string
 }
 
+/** A principal's direct groups and each of its groups' direct parents (empty when not needed). */
+interface Nesting { direct: GroupRef[], parents: Map<string, string[]> }
+
 export class Materializer {
   constructor (
     private readonly resolver: Resolver,
@@ -73,9 +76,9 @@ export class Materializer {
   }
 
   /** What the target is asked to hold for the principal: its closure as the group filter admits it. */
-  private async requestOf ({ principal, groups }: Resolution): Promise<MaterializeRequest> {
+  private async requestOf ({ principal, groups }: Resolution, nesting?: Nesting): Promise<MaterializeRequest> {
     const inClosure = new Set(groups.map(g => g.id))
-    const { direct, parents } = await this.nestingOf(principal, groups)
+    const { direct, parents } = nesting ?? await this.nestingOf(principal, groups)
     // Only edges inside the closure: the principal's view of Entra, nothing about unrelated groups.
     const edges = new Map([...parents].map(([id, ps]) => [id, ps.filter(p => inClosure.has(p))]))
     const admitted = filterClosure(this.groupFilter, { groups, directGroupIds: direct.map(g => g.id).filter(id => inClosure.has(id)), parents: edges })
@@ -86,7 +89,7 @@ export class Materializer {
    * The principal's direct groups and each group's direct parents, when the target mirrors nesting or the
    * group filter needs it; a target that mirrors no membership (AIM) is spared these two directory reads.
    */
-  private async nestingOf (principal: DirectoryPrincipal, groups: GroupRef[]): Promise<{ direct: GroupRef[], parents: Map<string, string[]> }> {
+  private async nestingOf (principal: DirectoryPrincipal, groups: GroupRef[]): Promise<Nesting> {
     if (!this.needsNesting) return { direct: [], parents: new Map() }
     const [direct, parents] = await Promise.all([this.resolver.directGroups(principal), this.resolver.directParents(principal.tenantId, groups.map(g => g.id))])
     return { direct, parents }
@@ -98,9 +101,9 @@ export class Materializer {
    */
   async transferOf (resolution: Resolution): Promise<{ facts: ResolutionFacts, remembrance: unknown }> {
     const { principal, groups } = resolution
-    const nesting = this.needsNesting ? await this.nestingOf(principal, groups) : undefined
-    const facts: ResolutionFacts = { principal, groups, ...(nesting !== undefined ? { direct: nesting.direct, parents: [...nesting.parents] } : {}) }
-    return { facts, remembrance: this.target.remembrance?.(await this.requestOf(resolution)) }
+    const nesting = await this.nestingOf(principal, groups)
+    const facts: ResolutionFacts = { principal, groups, ...(this.needsNesting ? { direct: nesting.direct, parents: [...nesting.parents] } : {}) }
+    return { facts, remembrance: this.target.remembrance?.(await this.requestOf(resolution, nesting)) }
   }
 
   /** Where the resolver's and the target's forgets stand, before another replica materializes for us. */

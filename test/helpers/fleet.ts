@@ -31,16 +31,22 @@ export interface Fleet {
 
 /** `count` replicas of one deployment (one Redis, one prefix), with `env` on top of the Entra settings. */
 export async function startFleet (t: Test, emulator: Emulator, count: number, env: Record<string, string> = {}): Promise<Fleet> {
+  // Teardowns run last-registered first: the replicas stop before their keys go.
+  const { prefix, redis } = redisPrefix(t)
+  const replicas = await Promise.all(Array.from({ length: count }, async (_, i) => await startReplica(t, emulator, String.fromCharCode(65 + i), { REDIS_URL, REDIS_KEY_PREFIX: prefix, ...env })))
+  return { prefix, redis, replicas }
+}
+
+/** A key prefix of the test's own on the real Redis, and a connection to it; its keys are deleted when the test ends. */
+export function redisPrefix (t: Test): { prefix: string, redis: Redis } {
   const prefix = `jir-test:${randomUUID()}:`
   const redis = new Redis(REDIS_URL)
-  // Teardowns run last-registered first: the replicas stop before their keys go.
   t.teardown(async () => {
     const keys = await redis.keys(`${prefix}*`)
     if (keys.length > 0) await redis.del(...keys)
     redis.disconnect()
   })
-  const replicas = await Promise.all(Array.from({ length: count }, async (_, i) => await startReplica(t, emulator, String.fromCharCode(65 + i), { REDIS_URL, REDIS_KEY_PREFIX: prefix, ...env })))
-  return { prefix, redis, replicas }
+  return { prefix, redis }
 }
 
 async function startReplica (t: Test, emulator: Emulator, name: string, env: Record<string, string>): Promise<Replica> {

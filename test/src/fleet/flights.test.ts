@@ -5,21 +5,13 @@
 // requesters; with Redis unreachable a request fails at once with an error that is not a problem, so the
 // caller does the work itself.
 import t from 'tap'
-import { randomUUID } from 'node:crypto'
-import { Redis } from 'ioredis'
 import { FleetFlights } from '../../../src/fleet/flights.ts'
 import { isProblem } from '../../../src/fleet/shared-runs.ts'
 import { upstreamUnavailable } from '../../../src/resolver/errors.ts'
 import { Waits } from '../../../src/target/write-scheduler.ts'
-import { REDIS_URL, until } from '../../helpers/fleet.ts'
+import { REDIS_URL, redisPrefix, until } from '../../helpers/fleet.ts'
 
-const prefix = `jir-test:${randomUUID()}:`
-const redis = new Redis(REDIS_URL)
-t.teardown(async () => {
-  const keys = await redis.keys(`${prefix}*`)
-  if (keys.length > 0) await redis.del(...keys)
-  redis.disconnect()
-})
+const { prefix } = redisPrefix(t)
 
 interface Data { key: string, behaviour: 'answer' | 'problem' | 'crash' | 'slow' }
 const runs: string[] = []
